@@ -1,0 +1,299 @@
+"""Multipart uploads: parts are written once, as shard files under multipart/<upload>/, with the
+final object's identity already in their headers; completing renames them into the object's
+version directory and writes the manifest. No part byte is copied or buffered, and nothing of
+an upload in progress shows in object listings (uploads live in their own index key space).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import uuid
+from collections.abc import AsyncIterable, Sequence
+from typing import TYPE_CHECKING
+
+from s3free.engine.names import validate_key
+from s3free.engine.types import ObjectInfo, PartInfo, UploadInfo
+from s3free.engine.writer import PartWriter, ShardIdentity
+from s3free.errors import (
+    EntityTooSmall,
+    InvalidArgument,
+    InvalidPart,
+    InvalidPartOrder,
+    NoSuchUpload,
+)
+from s3free.format.header import MAX_PART_NUMBER
+from s3free.format.ids import bucket_hash, object_id, uuid7
+from s3free.format.manifest import PartEntry
+from s3free.storage.layout import UPLOAD_RECORD, part_path, upload_dir, upload_part_path
+
+if TYPE_CHECKING:
+    from s3free.engine.store import ObjectStore, Precondition
+
+log = logging.getLogger(__name__)
+
+
+class MultipartMixin:
+    async def create_multipart_upload(
+        self: ObjectStore,
+        bucket: str,
+        key: str,
+        *,
+        content_type: str = "",
+        user_metadata: dict[str, str] | None = None,
+        http_headers: dict[str, str] | None = None,
+        checksums: dict[str, str] | None = None,
+    ) -> str:
+        from s3free.engine.store import _record_bytes, now_ms
+
+        validate_key(key)
+        await self.head_bucket(bucket)
+        upload_id = uuid.uuid4().hex
+        oid = object_id(bucket, key)
+        placement = self.diskset.placement(oid)
+        record = {
+            "bucket": bucket,
+            "checksums": checksums or {},
+            "content_type": content_type,
+            "http_headers": http_headers or {},
+            "initiated_ms": now_ms(),
+            "key": key,
+            "object_id": oid.hex(),
+            "placement": [s.disk_id for s in placement],
+            "upload_id": upload_id,
+            "user_metadata": user_metadata or {},
+            "version_id": str(uuid7()),
+        }
+        blob = _record_bytes(record)
+        rel = f"{upload_dir(upload_id)}/{UPLOAD_RECORD}"
+        await self._on_disks(
+            [s for s in placement if s.online], lambda s: s.disk.write_file(rel, blob)
+        )
+        async with self._gates.shared(bucket):
+            await self.head_bucket(bucket)
+            await self._run(self.index.put_upload, upload_id, record)
+        return upload_id
+
+    async def _upload(self: ObjectStore, bucket: str, key: str, upload_id: str) -> dict:
+        record = await self._run(self.index.get_upload, upload_id)
+        if record is None or record["bucket"] != bucket or record["key"] != key:
+            await self.head_bucket(bucket)
+            raise NoSuchUpload(f"upload {upload_id} does not exist for {bucket}/{key}")
+        return record
+
+    async def upload_part(
+        self: ObjectStore,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        stream: AsyncIterable[bytes],
+        *,
+        expected_size: int | None = None,
+        expected_md5: bytes | None = None,
+    ) -> PartInfo:
+        from s3free.engine.store import now_ms
+
+        if not 1 <= part_number <= MAX_PART_NUMBER:
+            raise InvalidArgument(f"part number must be 1..{MAX_PART_NUMBER}, got {part_number}")
+        record = await self._upload(bucket, key, upload_id)
+        placement = [self.diskset.slot_for(d) for d in record["placement"]]
+        if any(s is None for s in placement):
+            raise NoSuchUpload(f"upload {upload_id} names disks that are not in this set")
+        vid = uuid.UUID(record["version_id"])
+        writer = PartWriter(
+            placement=placement,
+            codec=self.codec,
+            identity=ShardIdentity(
+                bytes.fromhex(record["object_id"]), bucket_hash(bucket), vid.bytes, part_number
+            ),
+            block_size=self.diskset.block_size,
+            write_quorum=self.diskset.write_quorum,
+            executor=self.executor,
+        )
+        result = await writer.write(stream, expected_size=expected_size, expected_md5=expected_md5)
+
+        async def finish() -> PartInfo:
+            async with self._key_locks.hold(("upload", upload_id)):
+                if await self._run(self.index.get_upload, upload_id) is None:
+                    writer._discard_in_background()
+                    raise NoSuchUpload(f"upload {upload_id} was completed or aborted meanwhile")
+                rel = upload_part_path(upload_id, part_number)
+                failed = await writer.commit(lambda j: rel)
+                # A shard that failed now must not leave an earlier attempt's file behind.
+                await self._on_disks(
+                    [placement[j] for j in failed if placement[j].online],
+                    lambda s: s.disk.remove(rel),
+                )
+                part = {
+                    "blocks": len(result.block_hashes),
+                    "etag": result.etag,
+                    "failed": sorted(failed),
+                    "md5": result.md5.hex(),
+                    "merkle_root": result.merkle_root,
+                    "mtime": now_ms(),
+                    "number": part_number,
+                    "size": result.size,
+                }
+                await self._run(self.index.put_part, upload_id, part_number, part)
+                return PartInfo(part_number, result.size, result.etag, part["mtime"])
+
+        return await asyncio.shield(finish())
+
+    async def complete_multipart_upload(
+        self: ObjectStore,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: Sequence[tuple[int, str]],
+        *,
+        precondition: Precondition | None = None,
+    ) -> ObjectInfo:
+        """Assemble the listed (part number, ETag) pairs into the object, ETag
+        "<md5 of the parts' md5s>-<count>" as S3 computes it."""
+        return await asyncio.shield(self._complete(bucket, key, upload_id, parts, precondition))
+
+    async def _complete(
+        self: ObjectStore,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: Sequence[tuple[int, str]],
+        precondition: Precondition | None,
+    ) -> ObjectInfo:
+        async with self._key_locks.hold(("upload", upload_id)):
+            record = await self._upload(bucket, key, upload_id)
+            if not parts:
+                raise InvalidPart("CompleteMultipartUpload needs at least one part")
+            numbers = [n for n, _ in parts]
+            if any(b <= a for a, b in itertools.pairwise(numbers)):
+                raise InvalidPartOrder("parts must be listed in ascending part-number order")
+            stored = []
+            for number, etag in parts:
+                part = await self._run(self.index.get_part, upload_id, number)
+                if part is None or part["etag"] != etag.strip('"'):
+                    raise InvalidPart(f"part {number} was not uploaded or its ETag differs")
+                stored.append(part)
+            for part in stored[:-1]:
+                if part["size"] < self.min_part_size:
+                    raise EntityTooSmall(
+                        f"part {part['number']} is {part['size']} bytes; every part but the "
+                        f"last must be at least {self.min_part_size}"
+                    )
+            placement = [self.diskset.slot_for(d) for d in record["placement"]]
+            oid, vid = record["object_id"], record["version_id"]
+            vhex = vid.replace("-", "")
+            failed: dict[int, str] = {}
+            for j, slot in enumerate(placement):
+                if not slot.online:
+                    failed[j] = f"disk offline: {slot.problem}"
+                elif any(j in p["failed"] for p in stored):
+                    failed[j] = "a part's shard was not written"
+
+            def move(j: int) -> None:
+                pairs = [
+                    (upload_part_path(upload_id, p["number"]), part_path(oid, vhex, p["number"]))
+                    for p in stored
+                ]
+                placement[j].disk.move_files(pairs)
+
+            live = [j for j in range(len(placement)) if j not in failed]
+            results = await asyncio.gather(
+                *(self._loop.run_in_executor(self.executor, move, j) for j in live),
+                return_exceptions=True,
+            )
+            for j, outcome in zip(live, results, strict=True):
+                if isinstance(outcome, BaseException):
+                    if not isinstance(outcome, OSError):
+                        raise outcome
+                    failed[j] = f"moving parts: {outcome}"
+            md5s = b"".join(bytes.fromhex(p["md5"]) for p in stored)
+            etag = f"{hashlib.md5(md5s).hexdigest()}-{len(stored)}"
+            entries = [
+                PartEntry(p["number"], p["size"], p["etag"], p["blocks"], p["merkle_root"])
+                for p in stored
+            ]
+            manifest = self._manifest(
+                bucket,
+                key,
+                oid,
+                vid,
+                entries,
+                etag,
+                placement,
+                content_type=record["content_type"],
+                user_metadata=record["user_metadata"],
+                http_headers=record["http_headers"],
+                checksums=record["checksums"],
+            )
+            info = await self._publish(manifest, placement, failed, precondition)
+            await self._drop_upload(upload_id)
+            return info
+
+    async def abort_multipart_upload(
+        self: ObjectStore, bucket: str, key: str, upload_id: str
+    ) -> None:
+        async with self._key_locks.hold(("upload", upload_id)):
+            await self._upload(bucket, key, upload_id)
+            await self._drop_upload(upload_id)
+
+    async def _drop_upload(self: ObjectStore, upload_id: str) -> None:
+        """Forget the upload in the index, then remove its staging directory everywhere."""
+        await self._run(self.index.delete_upload, upload_id)
+        rel = upload_dir(upload_id)
+        results = await self._on_disks(
+            self.diskset.online_slots(), lambda s: s.disk.remove_tree(rel)
+        )
+        for outcome in results:
+            if isinstance(outcome, BaseException):
+                log.warning("could not remove %s: %s", rel, outcome)
+
+    async def list_parts(
+        self: ObjectStore,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        *,
+        part_number_marker: int = 0,
+        max_parts: int = 1000,
+    ) -> tuple[list[PartInfo], bool, int]:
+        """(parts, is_truncated, next part number marker)."""
+        await self._upload(bucket, key, upload_id)
+
+        def page() -> tuple[list[PartInfo], bool]:
+            out: list[PartInfo] = []
+            for p in self.index.list_parts(upload_id, part_number_marker):
+                if len(out) >= max_parts:
+                    return out, True
+                out.append(PartInfo(p["number"], p["size"], p["etag"], p["mtime"]))
+            return out, False
+
+        parts, truncated = await self._run(page)
+        return parts, truncated, parts[-1].number if parts else 0
+
+    async def list_multipart_uploads(
+        self: ObjectStore,
+        bucket: str,
+        *,
+        prefix: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int = 1000,
+    ) -> tuple[list[UploadInfo], bool]:
+        await self.head_bucket(bucket)
+
+        def page() -> tuple[list[UploadInfo], bool]:
+            out: list[UploadInfo] = []
+            for key, upload_id in self.index.list_uploads(
+                bucket, prefix=prefix, key_marker=key_marker, upload_id_marker=upload_id_marker
+            ):
+                if len(out) >= max_uploads:
+                    return out, True
+                record = self.index.get_upload(upload_id)
+                if record is not None:
+                    out.append(UploadInfo(bucket, key, upload_id, record["initiated_ms"]))
+            return out, False
+
+        return await self._run(page)

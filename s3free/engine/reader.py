@@ -1,0 +1,331 @@
+"""Streams an object (or a byte range of it) back, checking every shard it touches.
+
+For each block a range needs, the reader fetches records from the data shards first (no
+decoding needed when they are all good), then from parity shards in place of any that fail a
+check: missing file, I/O error, CRC32C, length, magic/version, identity (object, version, part,
+block, shard index, k, m, block length) or a generation newer than the manifest's. The block is
+decoded from any k good shards and its BLAKE3 compared with the content hash the headers carry;
+a mismatch makes the reader prove each shard against its footer leaf and try other shards. If
+no k shards give the right block, it raises DataUnavailable: wrong bytes are never returned.
+
+Every shard found bad is reported in `faults` (and to the store's listeners) for the healer.
+Blocks are read ahead in the thread pool (`READ_AHEAD` at a time) while the caller sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import blake3
+
+from s3free.engine.types import ObjectInfo, ShardFault
+from s3free.erasure import ReedSolomon
+from s3free.errors import DataUnavailable
+from s3free.format.errors import FormatError
+from s3free.format.ids import bucket_hash
+from s3free.format.manifest import Manifest, PartEntry
+from s3free.format.record import RECORD_OVERHEAD, ShardRecord, decode_record
+from s3free.storage.diskset import DiskSet
+from s3free.storage.layout import part_path
+
+READ_AHEAD = 3
+
+
+@dataclass(frozen=True)
+class BlockSlice:
+    part: PartEntry
+    block_index: int
+    lo: int  # slice of the block to send
+    hi: int
+
+
+def plan_blocks(manifest: Manifest, start: int, end: int) -> list[BlockSlice]:
+    """The blocks covering bytes start..end (inclusive) and the slice of each to send."""
+    out: list[BlockSlice] = []
+    bs = manifest.block_size
+    offset = 0
+    for part in manifest.parts:
+        p_lo, p_hi = offset, offset + part.size - 1
+        offset += part.size
+        if part.size == 0:
+            continue
+        if p_hi < start or p_lo > end:
+            continue
+        lo = max(start, p_lo) - p_lo
+        hi = min(end, p_hi) - p_lo
+        for b in range(lo // bs, hi // bs + 1):
+            b_lo = b * bs
+            out.append(BlockSlice(part, b, max(lo, b_lo) - b_lo, min(hi, b_lo + bs - 1) - b_lo + 1))
+    return out
+
+
+class BlockReader:
+    """Reads and verifies single blocks of one object version; safe to call from threads."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        diskset: DiskSet,
+        codec: ReedSolomon,
+        on_fault: Callable[[ShardFault], None],
+    ) -> None:
+        self.m = manifest
+        self._set = diskset
+        self._codec = codec
+        self._on_fault = on_fault
+        self._oid = bytes.fromhex(manifest.object_id)
+        self._vid = bytes.fromhex(manifest.version_id.replace("-", ""))
+        self._bhash = bucket_hash(manifest.bucket)
+        self._vhex = manifest.version_id.replace("-", "")
+        self._handles: dict[tuple[int, int], object] = {}
+        self._dead: set[tuple[int, int]] = set()  # (part, shard) whose file is unusable
+        self._lock = threading.Lock()
+        self.full_payload = -(-manifest.block_size // manifest.k)
+
+    def close(self) -> None:
+        with self._lock:
+            handles, self._handles = self._handles, {}
+        for handle in handles.values():
+            handle.close()
+
+    def _fault(self, part: int, shard: int, reason: str, block: int | None) -> None:
+        self._on_fault(
+            ShardFault(
+                bucket=self.m.bucket,
+                key=self.m.key,
+                version_id=self.m.version_id,
+                part_number=part,
+                shard_index=shard,
+                disk_id=self.m.placement[shard],
+                reason=reason,
+                block_index=block,
+            )
+        )
+
+    def _handle(self, part: int, shard: int):
+        key = (part, shard)
+        with self._lock:
+            handle = self._handles.get(key)
+        if handle is not None:
+            return handle
+        slot = self._set.slot_for(self.m.placement[shard])
+        if slot is None:
+            raise _ShardUnusable("disk is not part of this set")
+        if not slot.online:
+            raise _ShardUnusable(f"disk offline: {slot.problem}")
+        try:
+            handle = slot.disk.open_read(part_path(self.m.object_id, self._vhex, part))
+        except FileNotFoundError:
+            raise _ShardUnusable("shard file missing") from None
+        except OSError as exc:
+            raise _ShardUnusable(f"open failed: {exc}") from None
+        with self._lock:
+            existing = self._handles.setdefault(key, handle)
+        if existing is not handle:
+            handle.close()
+        return existing
+
+    def _fetch(self, part: PartEntry, block: int, shard: int) -> ShardRecord:
+        """One checked record, or _ShardBad/_ShardUnusable saying why not."""
+        if (part.number, shard) in self._dead:
+            raise _ShardUnusable("shard file unusable")
+        try:
+            handle = self._handle(part.number, shard)
+        except _ShardUnusable:
+            self._dead.add((part.number, shard))
+            raise
+        block_length = min(self.m.block_size, part.size - block * self.m.block_size)
+        payload = -(-block_length // self.m.k)
+        offset = block * (RECORD_OVERHEAD + self.full_payload)
+        try:
+            data = handle.read_at(offset, RECORD_OVERHEAD + payload)
+        except OSError as exc:
+            raise _ShardBad(f"read failed: {exc}") from None
+        try:
+            record = decode_record(data)
+        except FormatError as exc:
+            raise _ShardBad(str(exc)) from None
+        h = record.header
+        expected = (
+            self._oid,
+            self._bhash,
+            self._vid,
+            part.number,
+            block,
+            shard,
+            self.m.k,
+            self.m.m,
+            block_length,
+        )
+        actual = (
+            h.object_id,
+            h.bucket_hash,
+            h.version_id,
+            h.part_number,
+            h.block_index,
+            h.shard_index,
+            h.k,
+            h.m,
+            h.block_length,
+        )
+        if actual != expected:
+            raise _ShardBad("header identity does not match the manifest (misplaced shard)")
+        if h.generation > self.m.generation:
+            raise _ShardBad("shard generation is newer than the manifest")
+        return record
+
+    def read_block(self, part: PartEntry, block: int) -> bytes:
+        n = self.m.k + self.m.m
+        k = self.m.k
+        good: dict[int, ShardRecord] = {}
+        remaining = list(range(n))  # data shards first: no decode needed when they are good
+        while len(good) < k and remaining:
+            shard = remaining.pop(0)
+            try:
+                good[shard] = self._fetch(part, block, shard)
+            except _ShardUnusable as exc:
+                self._fault(part.number, shard, str(exc), None)
+            except _ShardBad as exc:
+                self._fault(part.number, shard, str(exc), block)
+        if len(good) < k:
+            raise DataUnavailable(self._unavailable(part, block, len(good)))
+        data = self._decode_checked(good)
+        if data is not None:
+            return data
+        # A block hash mismatch with every CRC good: prove each shard by its footer leaf.
+        for shard, record in list(good.items()):
+            if not record.leaf_ok():
+                del good[shard]
+                self._fault(part.number, shard, "payload does not match its Merkle leaf", block)
+        while remaining:
+            shard = remaining.pop(0)
+            try:
+                record = self._fetch(part, block, shard)
+            except (_ShardUnusable, _ShardBad) as exc:
+                self._fault(part.number, shard, str(exc), block)
+                continue
+            if record.leaf_ok():
+                good[shard] = record
+            else:
+                self._fault(part.number, shard, "payload does not match its Merkle leaf", block)
+        for combo in itertools.combinations(sorted(good), k):
+            data = self._decode_checked({s: good[s] for s in combo})
+            if data is not None:
+                return data
+        raise DataUnavailable(self._unavailable(part, block, 0))
+
+    def _decode_checked(self, records: dict[int, ShardRecord]) -> bytes | None:
+        any_record = next(iter(records.values()))
+        chosen = dict(sorted(records.items())[: self.m.k])
+        data = self._codec.decode(
+            {s: r.payload for s, r in chosen.items()}, any_record.header.block_length
+        )
+        hashes = {r.header.content_hash for r in chosen.values()}
+        if len(hashes) == 1 and blake3.blake3(data).digest() in hashes:
+            return data
+        return None
+
+    def _unavailable(self, part: PartEntry, block: int, good: int) -> str:
+        return (
+            f"{self.m.bucket}/{self.m.key}: part {part.number} block {block} has only {good} "
+            f"good shards of the {self.m.k} needed; refusing to return wrong bytes"
+        )
+
+
+class _ShardUnusable(Exception):
+    """The whole shard file cannot be used (missing, disk offline, cannot open)."""
+
+
+class _ShardBad(Exception):
+    """This record of the shard failed a check."""
+
+
+class ObjectReader:
+    """An object's bytes start..end (inclusive) as an async iterator of chunks.
+
+    Holds a lease on the version so an overwrite or delete does not remove the files while it
+    reads; the lease ends when the iteration ends or `aclose` is called."""
+
+    def __init__(
+        self,
+        *,
+        info: ObjectInfo,
+        manifest: Manifest,
+        start: int,
+        end: int,
+        blocks: BlockReader,
+        executor: concurrent.futures.Executor,
+        release: Callable[[], None],
+    ) -> None:
+        self.info = info
+        self.manifest = manifest
+        self.start = start
+        self.end = end
+        self.faults: list[ShardFault] = []
+        self._blocks = blocks
+        self._executor = executor
+        self._release = release
+        self._closed = False
+        self._iterating = False
+        self._outstanding: list[concurrent.futures.Future] = []
+
+    @property
+    def content_length(self) -> int:
+        return max(0, self.end - self.start + 1)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._iterating or self._closed:
+            raise RuntimeError("an ObjectReader can be iterated once")
+        self._iterating = True
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        plan = plan_blocks(self.manifest, self.start, self.end) if self.content_length else []
+        queue: list[concurrent.futures.Future] = []
+        try:
+            position = 0
+            while position < len(plan) or queue:
+                while position < len(plan) and len(queue) < READ_AHEAD:
+                    item = plan[position]
+                    position += 1
+                    queue.append(
+                        self._executor.submit(self._blocks.read_block, item.part, item.block_index)
+                    )
+                item = plan[position - len(queue)]
+                data = await asyncio.wrap_future(queue[0])
+                queue.pop(0)
+                if item.lo == 0 and item.hi == len(data):
+                    yield data
+                else:
+                    yield data[item.lo : item.hi]
+        finally:
+            for fut in queue:
+                fut.cancel()
+            self._outstanding = queue
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """End the read: wait for blocks still being read (they use the open files), close the
+        files, and give up the lease."""
+        if self._closed:
+            return
+        self._closed = True
+        outstanding = self._outstanding
+
+        def finish() -> None:
+            concurrent.futures.wait(outstanding)
+            self._blocks.close()
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, finish)
+        finally:
+            self._release()
+
+    async def read_all(self) -> bytes:
+        """The whole range in memory: for tests and small objects only."""
+        return b"".join([chunk async for chunk in self])

@@ -1,0 +1,559 @@
+"""ObjectStore: buckets and objects over a DiskSet, with the LevelDB index as a fast view.
+
+Commit order for a write (see DESIGN.md, "Write path"): shard files (temp, fsync, rename, dir
+fsync) -> the manifest on every disk that holds a shard -> the index (sync) -> reply. The index
+switch is the moment the new object becomes visible; it happens under the key's lock, so
+concurrent writers of one key are serialised there and readers see the whole old object or the
+whole new one. The replaced version's files are removed afterwards, once no reader holds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterable, Callable, Sequence
+from pathlib import Path
+
+from s3free.engine.locks import BucketGates, KeyLocks
+from s3free.engine.multipart import MultipartMixin
+from s3free.engine.names import validate_bucket_name, validate_key
+from s3free.engine.reader import BlockReader, ObjectReader
+from s3free.engine.recovery import RecoveryMixin
+from s3free.engine.types import BucketInfo, ListResult, ObjectInfo, ObjectSummary, ShardFault
+from s3free.engine.writer import PartResult, PartWriter, ShardIdentity
+from s3free.erasure import ReedSolomon
+from s3free.errors import (
+    BucketAlreadyExists,
+    BucketNotEmpty,
+    InsufficientWriteQuorum,
+    InvalidArgument,
+    InvalidPartNumber,
+    InvalidRange,
+    NoSuchBucket,
+    NoSuchKey,
+)
+from s3free.format.ids import bucket_hash, object_id, uuid7
+from s3free.format.manifest import Manifest, PartEntry
+from s3free.format.merkle import merkle_root
+from s3free.meta.index import Index
+from s3free.storage.disk import Disk
+from s3free.storage.diskset import DiskSet, DiskSlot
+from s3free.storage.layout import bucket_record_path, manifest_path, part_path, version_dir
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIN_PART_SIZE = 5 * 1024 * 1024
+Precondition = Callable[[ObjectInfo | None], None]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ObjectStore(MultipartMixin, RecoveryMixin):
+    def __init__(
+        self,
+        diskset: DiskSet,
+        index: Index,
+        *,
+        executor: concurrent.futures.ThreadPoolExecutor,
+        min_part_size: int = DEFAULT_MIN_PART_SIZE,
+    ) -> None:
+        self.diskset = diskset
+        self.index = index
+        self.executor = executor
+        self.min_part_size = min_part_size
+        self.codec = ReedSolomon(diskset.k, diskset.m)
+        self.fault_listeners: list[Callable[[ShardFault], None]] = []
+        self.recent_faults: deque[ShardFault] = deque(maxlen=10_000)
+        self._key_locks = KeyLocks()
+        self._gates = BucketGates()
+        self._bucket_lock = asyncio.Lock()
+        self._leases: dict[str, int] = {}
+        self._doomed: dict[str, Manifest] = {}
+        self._background: set[asyncio.Task] = set()
+        self._loop = asyncio.get_running_loop()
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        disks: Sequence[str | Path | Disk],
+        *,
+        meta_dir: str | Path,
+        k: int | None = None,
+        m: int | None = None,
+        block_size: int | None = None,
+        min_part_size: int = DEFAULT_MIN_PART_SIZE,
+        io_threads: int = 32,
+    ) -> ObjectStore:
+        """Open (formatting a new set if the disks are empty), remove temp files left by a
+        crash, and rebuild the index from the disks if it is missing or incomplete."""
+        executor = concurrent.futures.ThreadPoolExecutor(io_threads, thread_name_prefix="s3free-io")
+        loop = asyncio.get_running_loop()
+        try:
+            diskset = await loop.run_in_executor(
+                executor, lambda: DiskSet.open(disks, k=k, m=m, block_size=block_size)
+            )
+            for slot in diskset.online_slots():
+                removed = await loop.run_in_executor(executor, slot.disk.clean_temp)
+                if removed:
+                    log.info("removed %d temp files on %s", removed, slot.disk.root)
+            index = await loop.run_in_executor(executor, _open_index, Path(meta_dir))
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        store = cls(diskset, index, executor=executor, min_part_size=min_part_size)
+        meta = await store._run(index.get_meta)
+        if not meta or meta.get("set_id") != diskset.set_id or not meta.get("complete"):
+            log.info("index missing or incomplete: rebuilding it from the disks")
+            await store.rebuild_index()
+        return store
+
+    async def close(self) -> None:
+        """Wait for background removals, then close the index and the thread pool."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self._run(self.index.close)
+        self.executor.shutdown(wait=True)
+
+    async def _run(self, fn, *args):
+        return await self._loop.run_in_executor(self.executor, fn, *args)
+
+    async def _on_disks(
+        self, slots: Sequence[DiskSlot], fn: Callable[[DiskSlot], object]
+    ) -> list[object]:
+        """Run fn on each disk in parallel; each result is a value or the exception raised."""
+        return await asyncio.gather(
+            *(self._loop.run_in_executor(self.executor, fn, slot) for slot in slots),
+            return_exceptions=True,
+        )
+
+    def _report(self, fault: ShardFault) -> None:
+        """Called from reader threads and the loop alike; listeners run on the loop."""
+        self.recent_faults.append(fault)
+        if self.fault_listeners:
+            self._loop.call_soon_threadsafe(self._notify, fault)
+
+    def _notify(self, fault: ShardFault) -> None:
+        for listener in list(self.fault_listeners):
+            try:
+                listener(fault)
+            except Exception:
+                log.exception("fault listener failed")
+
+    # -- buckets -----------------------------------------------------------------------------
+
+    async def create_bucket(self, name: str, owner: str = "") -> BucketInfo:
+        """Create atomically: of two racing creators exactly one wins, the other gets
+        BucketAlreadyExists (with .owner set to the winner's owner)."""
+        validate_bucket_name(name)
+        info = BucketInfo(name, now_ms(), owner)
+        async with self._bucket_lock:
+            existing = await self._run(self.index.get_bucket, name)
+            if existing is not None:
+                err = BucketAlreadyExists(f"bucket {name} already exists")
+                err.owner = existing.get("owner", "")  # type: ignore[attr-defined]
+                raise err
+            record = _record_bytes(info.to_record())
+            results = await self._on_disks(
+                self.diskset.online_slots(),
+                lambda s: s.disk.write_file(bucket_record_path(name), record),
+            )
+            if sum(not isinstance(r, BaseException) for r in results) < self.diskset.write_quorum:
+                await self._on_disks(
+                    self.diskset.online_slots(), lambda s: s.disk.remove(bucket_record_path(name))
+                )
+                raise InsufficientWriteQuorum(f"could not record bucket {name} on enough disks")
+            await self._run(self.index.put_bucket, name, info.to_record())
+        return info
+
+    async def head_bucket(self, name: str) -> BucketInfo:
+        record = await self._run(self.index.get_bucket, name)
+        if record is None:
+            raise NoSuchBucket(f"bucket {name} does not exist")
+        return BucketInfo.from_record(record)
+
+    async def list_buckets(self) -> list[BucketInfo]:
+        records = await self._run(self.index.list_buckets)
+        return [BucketInfo.from_record(r) for r in records]
+
+    async def delete_bucket(self, name: str) -> None:
+        """Refuse while objects remain; uploads in progress are aborted with the bucket."""
+        async with self._bucket_lock, self._gates.exclusive(name):
+            await self.head_bucket(name)
+            if await self._run(self.index.bucket_has_objects, name):
+                raise BucketNotEmpty(f"bucket {name} is not empty")
+            for upload_id in await self._run(self.index.uploads_in_bucket, name):
+                await self._drop_upload(upload_id)
+            await self._on_disks(
+                self.diskset.online_slots(), lambda s: s.disk.remove(bucket_record_path(name))
+            )
+            await self._run(self.index.delete_bucket, name)
+
+    # -- objects: write ----------------------------------------------------------------------
+
+    async def put_object(
+        self,
+        bucket: str,
+        key: str,
+        stream: AsyncIterable[bytes],
+        *,
+        content_type: str = "",
+        user_metadata: dict[str, str] | None = None,
+        http_headers: dict[str, str] | None = None,
+        checksums: dict[str, str] | None = None,
+        expected_size: int | None = None,
+        expected_md5: bytes | None = None,
+        precondition: Precondition | None = None,
+    ) -> ObjectInfo:
+        """Store a stream as bucket/key; returns once it is durable and visible.
+
+        `checksums` is read after the stream is exhausted, so a stream wrapper that computes
+        them may fill it in. `precondition` is called with the current object (or None) under
+        the key's lock just before the switch; raising there aborts the write cleanly."""
+        validate_key(key)
+        await self.head_bucket(bucket)
+        oid = object_id(bucket, key)
+        vid = uuid7()
+        placement = self.diskset.placement(oid)
+        writer = PartWriter(
+            placement=placement,
+            codec=self.codec,
+            identity=ShardIdentity(oid, bucket_hash(bucket), vid.bytes, 1),
+            block_size=self.diskset.block_size,
+            write_quorum=self.diskset.write_quorum,
+            executor=self.executor,
+        )
+        result = await writer.write(stream, expected_size=expected_size, expected_md5=expected_md5)
+        # Past this point the client has sent everything: finish even if the request task is
+        # cancelled (shutdown), so an acknowledged-or-not write never stops half-way.
+        return await asyncio.shield(
+            self._finish_put(
+                bucket,
+                key,
+                oid.hex(),
+                str(vid),
+                placement,
+                writer,
+                result,
+                content_type=content_type,
+                user_metadata=user_metadata or {},
+                http_headers=http_headers or {},
+                checksums=checksums or {},
+                precondition=precondition,
+            )
+        )
+
+    async def _finish_put(
+        self,
+        bucket: str,
+        key: str,
+        oid: str,
+        vid: str,
+        placement: list[DiskSlot],
+        writer: PartWriter,
+        result: PartResult,
+        *,
+        precondition: Precondition | None,
+        **fields,
+    ) -> ObjectInfo:
+        vhex = vid.replace("-", "")
+        failed = await writer.commit(lambda j: part_path(oid, vhex, 1))
+        part = PartEntry(1, result.size, result.etag, len(result.block_hashes), result.merkle_root)
+        manifest = self._manifest(bucket, key, oid, vid, [part], result.etag, placement, **fields)
+        return await self._publish(manifest, placement, failed, precondition)
+
+    def _manifest(
+        self,
+        bucket: str,
+        key: str,
+        oid: str,
+        vid: str,
+        parts: list[PartEntry],
+        etag: str,
+        placement: Sequence[DiskSlot],
+        *,
+        content_type: str,
+        user_metadata: dict[str, str],
+        http_headers: dict[str, str],
+        checksums: dict[str, str],
+    ) -> Manifest:
+        roots = [bytes.fromhex(p.merkle_root) for p in parts]
+        manifest = Manifest(
+            bucket=bucket,
+            key=key,
+            object_id=oid,
+            version_id=vid,
+            size=sum(p.size for p in parts),
+            etag=etag,
+            last_modified_ms=now_ms(),
+            content_type=content_type,
+            parts=tuple(parts),
+            k=self.diskset.k,
+            m=self.diskset.m,
+            block_size=self.diskset.block_size,
+            placement=tuple(s.disk_id for s in placement),
+            generation=1,
+            merkle_root=merkle_root(roots).hex(),
+            user_metadata=dict(user_metadata),
+            http_headers=dict(http_headers),
+            checksums=dict(checksums),
+        )
+        manifest.validate()
+        return manifest
+
+    async def _publish(
+        self,
+        manifest: Manifest,
+        placement: Sequence[DiskSlot],
+        failed: dict[int, str],
+        precondition: Precondition | None,
+    ) -> ObjectInfo:
+        """Write the manifest next to every surviving shard, then switch the index."""
+        vhex = manifest.version_id.replace("-", "")
+        mpath = manifest_path(manifest.object_id, vhex)
+        blob = manifest.encode()
+        targets = [j for j in range(len(placement)) if j not in failed]
+        results = await self._on_disks(
+            [placement[j] for j in targets], lambda s: s.disk.write_file(mpath, blob)
+        )
+        for j, outcome in zip(targets, results, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, OSError):
+                    raise outcome
+                failed[j] = f"manifest write: {outcome}"
+        try:
+            if len(placement) - len(failed) < self.diskset.write_quorum:
+                raise InsufficientWriteQuorum(
+                    f"the manifest reached only {len(placement) - len(failed)} disks"
+                )
+            old = await self._switch(manifest, precondition)
+        except BaseException:
+            await self._remove_version(manifest)
+            raise
+        for j, why in failed.items():
+            self._report(
+                ShardFault(
+                    manifest.bucket,
+                    manifest.key,
+                    manifest.version_id,
+                    0,
+                    j,
+                    manifest.placement[j],
+                    f"not written: {why}",
+                )
+            )
+        if old is not None and old.version_id != manifest.version_id:
+            self._retire(old)
+        return ObjectInfo.from_manifest(manifest)
+
+    async def _switch(
+        self, manifest: Manifest, precondition: Precondition | None
+    ) -> Manifest | None:
+        """Make manifest the visible version of its key; returns the version it replaced."""
+        async with (
+            self._gates.shared(manifest.bucket),
+            self._key_locks.hold((manifest.bucket, manifest.key)),
+        ):
+            if await self._run(self.index.get_bucket, manifest.bucket) is None:
+                raise NoSuchBucket(f"bucket {manifest.bucket} was deleted during the write")
+            raw = await self._run(self.index.get_manifest, manifest.bucket, manifest.key)
+            old = Manifest.decode(raw) if raw else None
+            if precondition is not None:
+                precondition(ObjectInfo.from_manifest(old) if old else None)
+            entry = {
+                "etag": manifest.etag,
+                "mtime": manifest.last_modified_ms,
+                "size": manifest.size,
+                "version": manifest.version_id,
+            }
+            await self._run(
+                self.index.put_object, manifest.bucket, manifest.key, entry, manifest.encode()
+            )
+            return old
+
+    # -- objects: read -----------------------------------------------------------------------
+
+    async def get_manifest(self, bucket: str, key: str) -> Manifest:
+        raw = await self._run(self.index.get_manifest, bucket, key)
+        if raw is None:
+            if await self._run(self.index.get_bucket, bucket) is None:
+                raise NoSuchBucket(f"bucket {bucket} does not exist")
+            raise NoSuchKey(f"{bucket}/{key} does not exist")
+        return Manifest.decode(raw)
+
+    async def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        return ObjectInfo.from_manifest(await self.get_manifest(bucket, key))
+
+    async def open_object(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        part_number: int | None = None,
+    ) -> ObjectReader:
+        """A reader for the object, or bytes start..end (inclusive) of it, or one part.
+
+        The caller must iterate it to the end or call aclose()."""
+        manifest = await self.get_manifest(bucket, key)
+        size = manifest.size
+        if part_number is not None:
+            offset = 0
+            for part in manifest.parts:
+                if part.number == part_number:
+                    start, end = offset, offset + part.size - 1
+                    break
+                offset += part.size
+            else:
+                raise InvalidPartNumber(f"{bucket}/{key} has no part {part_number}")
+        if start is None and end is None:
+            start, end = 0, size - 1
+        else:
+            start = 0 if start is None else start
+            end = size - 1 if end is None else min(end, size - 1)
+            if start < 0 or start >= size or end < start:
+                raise InvalidRange(f"range {start}-{end} is not within 0..{size - 1}")
+        self._lease(manifest.version_id)
+        reader: ObjectReader | None = None
+        try:
+            blocks = BlockReader(manifest, self.diskset, self.codec, lambda f: None)
+            reader = ObjectReader(
+                info=ObjectInfo.from_manifest(manifest),
+                manifest=manifest,
+                start=start,
+                end=end,
+                blocks=blocks,
+                executor=self.executor,
+                release=lambda: self._unlease(manifest.version_id),
+            )
+            fault_list = reader.faults
+
+            def on_fault(fault: ShardFault) -> None:
+                fault_list.append(fault)
+                self._report(fault)
+
+            blocks._on_fault = on_fault
+            return reader
+        except BaseException:
+            if reader is None:
+                self._unlease(manifest.version_id)
+            raise
+
+    async def get_object_bytes(self, bucket: str, key: str, **kwargs) -> bytes:
+        """Whole object (or range) in memory: tests and tiny objects only."""
+        reader = await self.open_object(bucket, key, **kwargs)
+        return await reader.read_all()
+
+    # -- objects: delete and list ------------------------------------------------------------
+
+    async def delete_object(self, bucket: str, key: str) -> bool:
+        """Remove bucket/key; False if it did not exist (deleting is idempotent)."""
+        validate_key(key)
+        async with self._gates.shared(bucket), self._key_locks.hold((bucket, key)):
+            raw = await self._run(self.index.get_manifest, bucket, key)
+            if raw is None:
+                if await self._run(self.index.get_bucket, bucket) is None:
+                    raise NoSuchBucket(f"bucket {bucket} does not exist")
+                return False
+            manifest = Manifest.decode(raw)
+            # The disks are the truth: drop the manifests there first, so a crash between
+            # the two steps cannot bring the object back when the index is rebuilt.
+            mpath = manifest_path(manifest.object_id, manifest.version_id.replace("-", ""))
+            await self._on_disks(self._slots_of(manifest), lambda s: s.disk.remove(mpath))
+            await self._run(self.index.delete_object, bucket, key)
+        self._retire(manifest)
+        return True
+
+    async def list_objects(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        start_after: str = "",
+        max_keys: int = 1000,
+    ) -> ListResult:
+        if max_keys < 0:
+            raise InvalidArgument("max_keys must not be negative")
+        await self.head_bucket(bucket)
+        page = await self._run(
+            lambda: self.index.list_objects(
+                bucket,
+                prefix=prefix,
+                delimiter=delimiter,
+                start_after=start_after,
+                max_keys=max_keys,
+            )
+        )
+        objects = [ObjectSummary(key, e["size"], e["etag"], e["mtime"]) for key, e in page.entries]
+        return ListResult(objects, page.common_prefixes, page.is_truncated, page.next_marker)
+
+    # -- version files: leases and removal ---------------------------------------------------
+
+    def _slots_of(self, manifest: Manifest) -> list[DiskSlot]:
+        slots = [self.diskset.slot_for(d) for d in manifest.placement]
+        return [s for s in slots if s is not None and s.online]
+
+    def _lease(self, version_id: str) -> None:
+        self._leases[version_id] = self._leases.get(version_id, 0) + 1
+
+    def _unlease(self, version_id: str) -> None:
+        left = self._leases[version_id] - 1
+        if left:
+            self._leases[version_id] = left
+            return
+        del self._leases[version_id]
+        doomed = self._doomed.pop(version_id, None)
+        if doomed is not None:
+            self._spawn(self._remove_version(doomed))
+
+    def _retire(self, manifest: Manifest) -> None:
+        """Remove a replaced or deleted version's files now, or when its last reader ends."""
+        if manifest.version_id in self._leases:
+            self._doomed[manifest.version_id] = manifest
+        else:
+            self._spawn(self._remove_version(manifest))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _remove_version(self, manifest: Manifest) -> None:
+        vdir = version_dir(manifest.object_id, manifest.version_id.replace("-", ""))
+        results = await self._on_disks(self._slots_of(manifest), lambda s: s.disk.remove_tree(vdir))
+        for outcome in results:
+            if isinstance(outcome, BaseException):
+                # Left for the scrubber's orphan collection; never silently.
+                log.warning("could not remove %s: %s", vdir, outcome)
+
+    async def wait_idle(self) -> None:
+        """Wait for background removals (tests and shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+def _open_index(path: Path) -> Index:
+    """Open the index; a corrupt one is moved aside (kept for inspection) and rebuilt."""
+    import plyvel
+
+    try:
+        return Index(path)
+    except plyvel.Error as exc:
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        log.error("index at %s is unusable (%s): moved to %s, rebuilding", path, exc, aside)
+        path.rename(aside)
+        return Index(path)
+
+
+def _record_bytes(record: dict) -> bytes:
+    import json
+
+    return (json.dumps(record, sort_keys=True) + "\n").encode()

@@ -1,0 +1,268 @@
+"""Streams one part's bytes into k+m shard files, in bounded memory.
+
+The event loop cuts the incoming stream into blocks; two chains of work run in the thread pool
+while it reads the next block: MD5 (the ETag; it must see blocks in order) and BLAKE3 + encode
++ append one record to each shard's temp file. At most three blocks are alive at once (one
+being read, one in each chain), so memory stays near 3 x block_size x (1 + m/k) whatever the
+object size.
+
+A shard whose disk fails (EIO, ENOSPC, ...) is dropped and reported; the part survives as long
+as the write quorum of shards is still standing. Nothing becomes visible here: `commit` only
+moves the fsynced files to their final names; the manifest and index make the object visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import logging
+from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass, field
+
+import blake3
+
+from s3free.erasure import ReedSolomon
+from s3free.errors import BadDigest, IncompleteBody, InsufficientWriteQuorum
+from s3free.format.footer import ShardFooter
+from s3free.format.header import CODEC_ZFEC_RS, ShardHeader
+from s3free.format.merkle import merkle_root
+from s3free.format.record import leaf_hash
+from s3free.storage.diskset import DiskSlot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShardIdentity:
+    """What every header of this part repeats."""
+
+    object_id: bytes
+    bucket_hash: bytes
+    version_id: bytes
+    part_number: int
+    generation: int = 1
+
+
+@dataclass
+class PartResult:
+    size: int
+    md5: bytes
+    block_hashes: list[bytes]
+    failed: dict[int, str] = field(default_factory=dict)  # shard index -> why
+
+    @property
+    def etag(self) -> str:
+        return self.md5.hex()
+
+    @property
+    def merkle_root(self) -> str:
+        return merkle_root(self.block_hashes).hex()
+
+
+class PartWriter:
+    def __init__(
+        self,
+        *,
+        placement: list[DiskSlot],
+        codec: ReedSolomon,
+        identity: ShardIdentity,
+        block_size: int,
+        write_quorum: int,
+        executor: concurrent.futures.Executor,
+    ) -> None:
+        self._placement = placement
+        self._codec = codec
+        self._id = identity
+        self._block_size = block_size
+        self._quorum = write_quorum
+        self._executor = executor
+        self._temps: list = [None] * len(placement)
+        self._failed: dict[int, str] = {}
+        self._md5 = hashlib.md5()
+        self._hashes: list[bytes] = []
+        self._pending: list[concurrent.futures.Future] = []
+
+    # -- writing ----------------------------------------------------------------------------
+
+    async def write(
+        self,
+        stream: AsyncIterable[bytes],
+        *,
+        expected_size: int | None = None,
+        expected_md5: bytes | None = None,
+    ) -> PartResult:
+        """Consume the stream into temp shard files. On any error (including one raised by the
+        stream itself, or cancellation) every temp file is removed and the error re-raised."""
+        try:
+            await self._run(self._open_temps)
+            size = 0
+            index = 0
+            pieces: list[memoryview] = []
+            filled = 0
+            async for chunk in stream:
+                if not chunk:
+                    continue
+                size += len(chunk)
+                if expected_size is not None and size > expected_size:
+                    raise IncompleteBody(f"body is longer than the announced {expected_size} bytes")
+                view = memoryview(chunk)
+                while view:
+                    take = view[: self._block_size - filled]
+                    pieces.append(take)
+                    filled += len(take)
+                    view = view[len(take) :]
+                    if filled == self._block_size:
+                        await self._submit(b"".join(pieces), index)
+                        index += 1
+                        pieces, filled = [], 0
+            if filled or index == 0:
+                await self._submit(b"".join(pieces), index)
+            await self._drain()
+            if expected_size is not None and size != expected_size:
+                raise IncompleteBody(
+                    f"body ended after {size} bytes; {expected_size} were announced"
+                )
+            digest = self._md5.digest()
+            if expected_md5 is not None and digest != expected_md5:
+                raise BadDigest("the body's MD5 does not match Content-MD5")
+            self._check_quorum()
+            return PartResult(size, digest, self._hashes, dict(self._failed))
+        except BaseException:
+            self._discard_in_background()
+            raise
+
+    async def commit(self, rel_for_shard: Callable[[int], str]) -> dict[int, str]:
+        """fsync and rename every surviving temp file to its final name, in parallel.
+
+        Returns the shards that failed (index -> why). Raises InsufficientWriteQuorum (after
+        removing what it committed) when fewer than the quorum made it."""
+        loop = asyncio.get_running_loop()
+
+        def commit_one(j: int) -> None:
+            temp, self._temps[j] = self._temps[j], None
+            try:
+                temp.commit(rel_for_shard(j))
+            except BaseException:
+                temp.discard()
+                raise
+
+        live = [j for j, t in enumerate(self._temps) if t is not None]
+        results = await asyncio.gather(
+            *(loop.run_in_executor(self._executor, commit_one, j) for j in live),
+            return_exceptions=True,
+        )
+        for j, outcome in zip(live, results, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, OSError):
+                    raise outcome
+                self._fail(j, f"commit: {outcome}")
+        try:
+            self._check_quorum()
+        except InsufficientWriteQuorum:
+            await asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        self._executor, self._placement[j].disk.remove, rel_for_shard(j)
+                    )
+                    for j in live
+                    if j not in self._failed
+                ),
+                return_exceptions=True,
+            )
+            raise
+        return dict(self._failed)
+
+    # -- internals --------------------------------------------------------------------------
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _open_temps(self) -> None:
+        for j, slot in enumerate(self._placement):
+            if not slot.online:
+                self._fail(j, f"disk offline: {slot.problem}")
+                continue
+            try:
+                self._temps[j] = slot.disk.create_temp()
+            except OSError as exc:
+                self._fail(j, f"create temp: {exc}")
+        self._check_quorum()
+
+    async def _submit(self, block: bytes, index: int) -> None:
+        await self._drain()
+        self._pending = [
+            self._executor.submit(self._md5.update, block),
+            self._executor.submit(self._encode_and_append, block, index),
+        ]
+
+    async def _drain(self) -> None:
+        # Cleared only once all are done: a cancelled drain leaves them for the discard step,
+        # which must wait for them before it closes the files they write to.
+        for fut in self._pending:
+            await asyncio.wrap_future(fut)
+        self._pending = []
+        self._check_quorum()
+
+    def _encode_and_append(self, block: bytes, index: int) -> None:
+        content_hash = blake3.blake3(block).digest()
+        self._hashes.append(content_hash)
+        shards = self._codec.encode(block)
+        for j, payload in enumerate(shards):
+            temp = self._temps[j]
+            if temp is None:
+                continue
+            header = ShardHeader(
+                codec_id=CODEC_ZFEC_RS,
+                k=self._codec.k,
+                m=self._codec.m,
+                shard_index=j,
+                object_id=self._id.object_id,
+                bucket_hash=self._id.bucket_hash,
+                version_id=self._id.version_id,
+                part_number=self._id.part_number,
+                block_index=index,
+                block_length=len(block),
+                payload_length=len(payload),
+                generation=self._id.generation,
+                content_hash=content_hash,
+            ).encode()
+            footer = ShardFooter(len(payload), index, self._id.generation, leaf_hash(payload))
+            sealed = ShardFooter.seal(footer.encode_fields(), header, payload)
+            try:
+                temp.writev([header, payload, sealed])
+            except OSError as exc:
+                self._temps[j] = None
+                temp.discard()
+                self._fail(j, f"write: {exc}")
+
+    def _fail(self, j: int, why: str) -> None:
+        if j not in self._failed:
+            slot = self._placement[j]
+            log.warning("shard %d on disk %s failed: %s", j, slot.disk.root, why)
+            self._failed[j] = why
+
+    def _check_quorum(self) -> None:
+        alive = len(self._placement) - len(self._failed)
+        if alive < self._quorum:
+            raise InsufficientWriteQuorum(
+                f"only {alive} of {len(self._placement)} shards could be written; "
+                f"{self._quorum} are needed ({'; '.join(sorted(set(self._failed.values())))})"
+            )
+
+    def _discard_in_background(self) -> None:
+        """Remove every temp file once the blocks still in flight have finished with them.
+        Runs in the pool (not awaited) so it also happens when the caller was cancelled."""
+        pending, self._pending = self._pending, []
+
+        def discard() -> None:
+            concurrent.futures.wait(pending)
+            for j, temp in enumerate(self._temps):
+                if temp is not None:
+                    self._temps[j] = None
+                    try:
+                        temp.discard()
+                    except OSError as exc:
+                        log.warning("could not remove temp shard %d: %s", j, exc)
+
+        self._executor.submit(discard)

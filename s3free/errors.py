@@ -1,0 +1,90 @@
+"""Typed storage errors raised by the engine and the layers below it.
+
+The S3 layer maps each of these to one S3 error code in a single table; nothing below it knows
+about HTTP. Each class names the condition, never the transport.
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class InvalidArgument(StorageError):
+    """A caller passed a value the engine refuses (bad range, bad part number, ...)."""
+
+
+class InvalidBucketName(InvalidArgument):
+    pass
+
+
+class InvalidObjectKey(InvalidArgument):
+    """Empty key, key over 1024 bytes, or a key with characters the store cannot keep."""
+
+
+class NoSuchBucket(StorageError):
+    pass
+
+
+class BucketAlreadyExists(StorageError):
+    pass
+
+
+class BucketNotEmpty(StorageError):
+    pass
+
+
+class NoSuchKey(StorageError):
+    pass
+
+
+class NoSuchUpload(StorageError):
+    pass
+
+
+class InvalidPart(StorageError):
+    """A part named in CompleteMultipartUpload is missing or its ETag does not match."""
+
+
+class InvalidPartOrder(StorageError):
+    pass
+
+
+class EntityTooSmall(StorageError):
+    """A part other than the last is smaller than the minimum part size."""
+
+
+class InvalidRange(StorageError):
+    pass
+
+
+class InvalidPartNumber(StorageError):
+    """GET/HEAD with a partNumber the object does not have."""
+
+
+class PreconditionFailed(StorageError):
+    """A conditional write's condition did not hold at commit time; nothing was committed."""
+
+
+class IncompleteBody(StorageError):
+    """The stream ended before (or ran past) the size the caller announced."""
+
+
+class BadDigest(StorageError):
+    """The body's MD5 does not match the one the caller announced."""
+
+
+class InsufficientWriteQuorum(StorageError):
+    """Fewer shards than the write quorum could be written; nothing was committed."""
+
+
+class DataUnavailable(StorageError):
+    """More than m shards of a block are bad or missing: the bytes cannot be rebuilt.
+
+    Wrong bytes are never returned instead.
+    """
+
+
+class DiskSetError(StorageError):
+    """The configured disks do not form a usable set (foreign disk, too few disks, ...)."""

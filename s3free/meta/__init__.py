@@ -1,0 +1,1 @@
+"""The metadata index: a fast, rebuildable view of what the disks say."""

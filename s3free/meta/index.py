@@ -1,0 +1,227 @@
+"""The LevelDB index (plyvel): buckets, object listing order, manifests, multipart state.
+
+It is a cache of the disks: `ObjectStore.rebuild_index` restores it from the manifests and
+bucket records on disk. Writes that acknowledge a client request use sync=True so an
+acknowledged object is never missing from the index after a crash.
+
+Key space (bucket names never contain NUL; object keys are refused if they do):
+
+    !meta                                   {"set_id": ..., "complete": true}
+    B <bucket>                              bucket record (JSON)
+    O <bucket> NUL <key>                    listing entry (JSON: size, etag, mtime, version)
+    M <bucket> NUL <key>                    the object's manifest (BeeXL bytes)
+    U <upload id>                           upload record (JSON)
+    u <bucket> NUL <key> NUL <upload id>    upload listing entry (empty)
+    P <upload id> NUL <part number:05d>     part record (JSON)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import plyvel
+
+_META = b"!meta"
+_STOP = b"\xff"  # greater than any UTF-8 byte
+
+
+def _j(obj: object) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class ListPage:
+    entries: list[tuple[str, dict]]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_marker: str
+
+
+class Index:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.db = plyvel.DB(str(self.path), create_if_missing=True)
+        self._create_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- meta ------------------------------------------------------------------------------
+
+    def get_meta(self) -> dict | None:
+        raw = self.db.get(_META)
+        return json.loads(raw) if raw else None
+
+    def set_meta(self, meta: dict) -> None:
+        self.db.put(_META, _j(meta), sync=True)
+
+    def clear(self) -> None:
+        """Drop everything (before a rebuild)."""
+        with self.db.write_batch(sync=True) as batch:
+            for key in self.db.iterator(include_value=False):
+                batch.delete(key)
+
+    # -- buckets ---------------------------------------------------------------------------
+
+    def create_bucket(self, name: str, record: dict) -> bool:
+        """Atomically create; False if it already exists (no check-then-act race)."""
+        key = b"B" + name.encode()
+        with self._create_lock:
+            if self.db.get(key) is not None:
+                return False
+            self.db.put(key, _j(record), sync=True)
+            return True
+
+    def put_bucket(self, name: str, record: dict) -> None:
+        self.db.put(b"B" + name.encode(), _j(record), sync=True)
+
+    def get_bucket(self, name: str) -> dict | None:
+        raw = self.db.get(b"B" + name.encode())
+        return json.loads(raw) if raw else None
+
+    def delete_bucket(self, name: str) -> None:
+        self.db.delete(b"B" + name.encode(), sync=True)
+
+    def list_buckets(self) -> list[dict]:
+        return [json.loads(v) for _, v in self.db.iterator(prefix=b"B")]
+
+    def bucket_has_objects(self, name: str) -> bool:
+        with self.db.iterator(prefix=b"O" + name.encode() + b"\x00", include_value=False) as it:
+            return next(it, None) is not None
+
+    # -- objects ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _okey(tag: bytes, bucket: str, key: str) -> bytes:
+        return tag + bucket.encode() + b"\x00" + key.encode()
+
+    def put_object(self, bucket: str, key: str, entry: dict, manifest: bytes) -> None:
+        with self.db.write_batch(sync=True) as batch:
+            batch.put(self._okey(b"O", bucket, key), _j(entry))
+            batch.put(self._okey(b"M", bucket, key), manifest)
+
+    def get_manifest(self, bucket: str, key: str) -> bytes | None:
+        return self.db.get(self._okey(b"M", bucket, key))
+
+    def delete_object(self, bucket: str, key: str) -> None:
+        with self.db.write_batch(sync=True) as batch:
+            batch.delete(self._okey(b"O", bucket, key))
+            batch.delete(self._okey(b"M", bucket, key))
+
+    def iter_manifests(self, bucket: str | None = None) -> Iterator[tuple[str, str, bytes]]:
+        prefix = b"M" + (bucket.encode() + b"\x00" if bucket is not None else b"")
+        for k, v in self.db.iterator(prefix=prefix):
+            b, _, key = k[1:].partition(b"\x00")
+            yield b.decode(), key.decode(), v
+
+    def list_objects(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        start_after: str = "",
+        max_keys: int = 1000,
+    ) -> ListPage:
+        """One page of keys in UTF-8 byte order; with a delimiter, keys sharing the text up to
+        the first delimiter after the prefix collapse into one common prefix. The iterator
+        jumps past a whole common prefix, so a page costs O(page) however many keys hide
+        behind it."""
+        base = b"O" + bucket.encode() + b"\x00"
+        lo = base + prefix.encode()
+        if start_after and base + start_after.encode() >= lo:
+            lo = base + start_after.encode() + b"\x00"
+        entries: list[tuple[str, dict]] = []
+        prefixes: list[str] = []
+        last = ""
+        truncated = False
+        if max_keys <= 0:
+            with self.db.iterator(start=lo, stop=base + prefix.encode() + _STOP) as it:
+                truncated = next(it, None) is not None
+            return ListPage([], [], truncated, "")
+        with self.db.iterator(start=lo, stop=base + prefix.encode() + _STOP) as it:
+            for raw_key, raw_value in it:
+                key = raw_key[len(base) :].decode()
+                if delimiter:
+                    pos = key.find(delimiter, len(prefix))
+                    if pos >= 0:
+                        common = key[: pos + len(delimiter)]
+                        if start_after and start_after.startswith(common):
+                            it.seek(base + common.encode() + _STOP)
+                            continue
+                        if len(entries) + len(prefixes) >= max_keys:
+                            truncated = True
+                            break
+                        prefixes.append(common)
+                        last = common
+                        it.seek(base + common.encode() + _STOP)
+                        continue
+                if len(entries) + len(prefixes) >= max_keys:
+                    truncated = True
+                    break
+                entries.append((key, json.loads(raw_value)))
+                last = key
+        return ListPage(entries, prefixes, truncated, last if truncated else "")
+
+    # -- multipart -------------------------------------------------------------------------
+
+    def put_upload(self, upload_id: str, record: dict) -> None:
+        with self.db.write_batch(sync=True) as batch:
+            batch.put(b"U" + upload_id.encode(), _j(record))
+            batch.put(self._ukey(record["bucket"], record["key"], upload_id), b"")
+
+    @staticmethod
+    def _ukey(bucket: str, key: str, upload_id: str) -> bytes:
+        return b"u" + bucket.encode() + b"\x00" + key.encode() + b"\x00" + upload_id.encode()
+
+    def get_upload(self, upload_id: str) -> dict | None:
+        raw = self.db.get(b"U" + upload_id.encode())
+        return json.loads(raw) if raw else None
+
+    def delete_upload(self, upload_id: str) -> None:
+        record = self.get_upload(upload_id)
+        with self.db.write_batch(sync=True) as batch:
+            batch.delete(b"U" + upload_id.encode())
+            if record is not None:
+                batch.delete(self._ukey(record["bucket"], record["key"], upload_id))
+            for k in self.db.iterator(
+                prefix=b"P" + upload_id.encode() + b"\x00", include_value=False
+            ):
+                batch.delete(k)
+
+    def put_part(self, upload_id: str, number: int, record: dict) -> None:
+        self.db.put(b"P" + upload_id.encode() + b"\x00" + b"%05d" % number, _j(record), sync=True)
+
+    def get_part(self, upload_id: str, number: int) -> dict | None:
+        raw = self.db.get(b"P" + upload_id.encode() + b"\x00" + b"%05d" % number)
+        return json.loads(raw) if raw else None
+
+    def list_parts(self, upload_id: str, after: int = 0) -> Iterator[dict]:
+        prefix = b"P" + upload_id.encode() + b"\x00"
+        start = prefix + b"%05d" % (after + 1)
+        for _, v in self.db.iterator(start=start, stop=prefix + _STOP):
+            yield json.loads(v)
+
+    def list_uploads(
+        self, bucket: str, *, prefix: str = "", key_marker: str = "", upload_id_marker: str = ""
+    ) -> Iterator[tuple[str, str]]:
+        """(key, upload id) in key order, then upload id order, after the markers."""
+        base = b"u" + bucket.encode() + b"\x00"
+        lo = base + prefix.encode()
+        if key_marker:
+            marker = base + key_marker.encode() + b"\x00"
+            marker += upload_id_marker.encode() + b"\x00" if upload_id_marker else _STOP
+            lo = max(lo, marker)
+        for k in self.db.iterator(
+            start=lo, stop=base + prefix.encode() + _STOP, include_value=False
+        ):
+            key, _, upload_id = k[len(base) :].rpartition(b"\x00")
+            yield key.decode(), upload_id.decode()
+
+    def uploads_in_bucket(self, bucket: str) -> list[str]:
+        return [u for _, u in self.list_uploads(bucket)]

@@ -1,0 +1,252 @@
+"""One disk: a directory on one mount, and the narrow set of calls the engine makes on it.
+
+Every call is blocking and is run off the event loop by the caller. `Disk` is the contract;
+`LocalDisk` is the real thing; `s3free.storage.faulty.FaultyDisk` stands in front of one and
+raises EIO/ENOSPC on the calls a test picks. All paths are relative to the disk root and use "/".
+
+Durability rule: a file becomes visible under its final name only by `TempFile.commit`, which
+writes, fsyncs, renames, and fsyncs the directory, so a crash leaves the old name, the new
+name, or a temp file under TMP_DIR (which `clean_temp` removes at start-up) and never a
+half-written file under a final name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Protocol
+
+TMP_DIR = ".s3free.tmp"
+
+
+class TempFile(Protocol):
+    def write(self, data: bytes | memoryview) -> None: ...
+    def writev(self, chunks: list[bytes | memoryview]) -> None: ...
+    def commit(self, rel: str) -> None: ...
+    def discard(self) -> None: ...
+
+
+class ReadHandle(Protocol):
+    def read_at(self, offset: int, length: int) -> bytes: ...
+    def size(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class Disk(Protocol):
+    root: Path
+
+    def create_temp(self) -> TempFile: ...
+    def write_file(self, rel: str, data: bytes) -> None: ...
+    def read_file(self, rel: str) -> bytes: ...
+    def open_read(self, rel: str) -> ReadHandle: ...
+    def exists(self, rel: str) -> bool: ...
+    def makedirs(self, rel: str) -> None: ...
+    def list_dir(self, rel: str) -> list[str]: ...
+    def rename(self, src: str, dst: str) -> None: ...
+    def move_files(self, pairs: list[tuple[str, str]]) -> None: ...
+    def remove(self, rel: str) -> None: ...
+    def remove_tree(self, rel: str) -> None: ...
+    def fsync_dir(self, rel: str) -> None: ...
+    def clean_temp(self) -> int: ...
+    def usage(self) -> tuple[int, int]: ...
+
+
+class LocalDisk:
+    """A disk backed by a local directory."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"LocalDisk({str(self.root)!r})"
+
+    def _abs(self, rel: str) -> Path:
+        return self.root / rel
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def create_temp(self) -> LocalTempFile:
+        tmp_dir = self.root / TMP_DIR
+        tmp_dir.mkdir(exist_ok=True)
+        return LocalTempFile(self, tmp_dir / uuid.uuid4().hex)
+
+    def write_file(self, rel: str, data: bytes) -> None:
+        temp = self.create_temp()
+        try:
+            temp.write(data)
+            temp.commit(rel)
+        except BaseException:
+            temp.discard()
+            raise
+
+    def makedirs(self, rel: str) -> None:
+        """Create rel and any missing parents, fsyncing each parent that gained an entry, so
+        a committed file is never lost with a directory that was not yet durable."""
+        path = self._abs(rel)
+        missing: list[Path] = []
+        while not path.exists():
+            missing.append(path)
+            path = path.parent
+        for directory in reversed(missing):
+            try:
+                directory.mkdir()
+            except FileExistsError:
+                continue
+            _fsync_path(directory.parent)
+
+    def rename(self, src: str, dst: str) -> None:
+        dst_path = self._abs(dst)
+        self.makedirs(str(Path(dst).parent))
+        os.replace(self._abs(src), dst_path)
+        _fsync_path(dst_path.parent)
+
+    def move_files(self, pairs: list[tuple[str, str]]) -> None:
+        """Rename many files, then fsync each directory touched once (not once per file).
+        A source already gone whose destination exists counts as moved, so a retry after a
+        crash half-way through finishes the job."""
+        touched: set[Path] = set()
+        for src, dst in pairs:
+            dst_path = self._abs(dst)
+            if dst_path.parent not in touched:
+                self.makedirs(str(Path(dst).parent))
+            try:
+                os.replace(self._abs(src), dst_path)
+            except FileNotFoundError:
+                if not dst_path.exists():
+                    raise
+            touched.add(dst_path.parent)
+            touched.add(self._abs(src).parent)
+        for directory in touched:
+            if directory.exists():
+                _fsync_path(directory)
+
+    def fsync_dir(self, rel: str) -> None:
+        _fsync_path(self._abs(rel))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def read_file(self, rel: str) -> bytes:
+        with open(self._abs(rel), "rb") as f:
+            return f.read()
+
+    def open_read(self, rel: str) -> LocalReadHandle:
+        return LocalReadHandle(os.open(self._abs(rel), os.O_RDONLY))
+
+    def exists(self, rel: str) -> bool:
+        return self._abs(rel).exists()
+
+    def list_dir(self, rel: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self._abs(rel)))
+        except FileNotFoundError:
+            return []
+
+    # -- removing ----------------------------------------------------------------------------
+
+    def remove(self, rel: str) -> None:
+        try:
+            os.unlink(self._abs(rel))
+        except FileNotFoundError:
+            return
+
+    def remove_tree(self, rel: str) -> None:
+        path = self._abs(rel)
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            return
+        _fsync_path(path.parent)
+
+    def clean_temp(self) -> int:
+        """Remove every temp file (left by a crash); returns how many were removed."""
+        tmp_dir = self.root / TMP_DIR
+        removed = 0
+        for name in self.list_dir(TMP_DIR):
+            target = tmp_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    def usage(self) -> tuple[int, int]:
+        """(used bytes, total bytes) of the filesystem the disk lives on."""
+        st = os.statvfs(self.root)
+        total = st.f_blocks * st.f_frsize
+        return total - st.f_bavail * st.f_frsize, total
+
+
+class LocalTempFile:
+    def __init__(self, disk: LocalDisk, path: Path) -> None:
+        self._disk = disk
+        self.path = path
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.writev([data])
+
+    def writev(self, chunks: list[bytes | memoryview]) -> None:
+        if self._fd is None:
+            raise OSError(errno.EBADF, "temp file already closed", str(self.path))
+        total = sum(len(c) for c in chunks)
+        written = os.writev(self._fd, chunks)
+        if written != total:
+            # Short writes are rare (signals, nearly full disks); finish them byte-exactly.
+            data = b"".join(bytes(c) for c in chunks)[written:]
+            while data:
+                n = os.write(self._fd, data)
+                data = data[n:]
+
+    def commit(self, rel: str) -> None:
+        """fsync, close, rename to rel (creating its directory durably), fsync the directory."""
+        if self._fd is None:
+            raise OSError(errno.EBADF, "temp file already closed", str(self.path))
+        fd, self._fd = self._fd, None
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._disk.rename(str(self.path.relative_to(self._disk.root)), rel)
+
+    def discard(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+        self.path.unlink(missing_ok=True)
+
+
+class LocalReadHandle:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        data = os.pread(self._fd, length, offset)
+        if len(data) == length:
+            return data
+        chunks = [data]
+        got = len(data)
+        while got < length:
+            more = os.pread(self._fd, length - got, offset + got)
+            if not more:
+                break
+            chunks.append(more)
+            got += len(more)
+        return b"".join(chunks)
+
+    def size(self) -> int:
+        return os.fstat(self._fd).st_size
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

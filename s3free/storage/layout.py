@@ -1,0 +1,61 @@
+"""Where things live on one disk (relative paths), in one place.
+
+    <disk>/format.json                                  which set and position this disk is
+    <disk>/.s3free.tmp/<random>                          files being written; removed at start-up
+    <disk>/buckets/<bucket>.json                         bucket records (on every disk)
+    <disk>/objects/<o[0:2]>/<o[2:4]>/<o>/<v>/manifest    one object version's manifest
+    <disk>/objects/<o[0:2]>/<o[2:4]>/<o>/<v>/part.NNNNN  that version's shard file for a part
+    <disk>/multipart/<upload>/upload.json                an upload in progress
+    <disk>/multipart/<upload>/part.NNNNN                 an uploaded part's shard file
+
+o = object id (32 hex), v = version id (32 hex, no dashes). Two levels of 256 directories keep
+any one directory small; each version has its own directory so an overwrite never touches the
+files a reader of the old version has open.
+"""
+
+from __future__ import annotations
+
+FORMAT_FILE = "format.json"
+BUCKETS_DIR = "buckets"
+OBJECTS_DIR = "objects"
+MULTIPART_DIR = "multipart"
+MANIFEST_NAME = "manifest"
+UPLOAD_RECORD = "upload.json"
+
+
+def object_dir(object_id_hex: str) -> str:
+    return f"{OBJECTS_DIR}/{object_id_hex[0:2]}/{object_id_hex[2:4]}/{object_id_hex}"
+
+
+def version_dir(object_id_hex: str, version_hex: str) -> str:
+    return f"{object_dir(object_id_hex)}/{version_hex}"
+
+
+def manifest_path(object_id_hex: str, version_hex: str) -> str:
+    return f"{version_dir(object_id_hex, version_hex)}/{MANIFEST_NAME}"
+
+
+def part_name(part_number: int) -> str:
+    return f"part.{part_number:05d}"
+
+
+def part_path(object_id_hex: str, version_hex: str, part_number: int) -> str:
+    return f"{version_dir(object_id_hex, version_hex)}/{part_name(part_number)}"
+
+
+def upload_dir(upload_id: str) -> str:
+    return f"{MULTIPART_DIR}/{upload_id}"
+
+
+def upload_part_path(upload_id: str, part_number: int) -> str:
+    return f"{upload_dir(upload_id)}/{part_name(part_number)}"
+
+
+def bucket_record_path(bucket: str) -> str:
+    return f"{BUCKETS_DIR}/{bucket}.json"
+
+
+def parse_part_name(name: str) -> int | None:
+    if len(name) == 10 and name.startswith("part.") and name[5:].isdigit():
+        return int(name[5:])
+    return None

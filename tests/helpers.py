@@ -1,0 +1,52 @@
+"""Shared helpers for engine tests: real disks in temp dirs, streams, and a store opener."""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from s3free.engine import ObjectStore
+
+SMALL_BLOCK = 64 * 1024  # multi-block objects stay small and quick in tests
+
+
+async def stream_of(data: bytes, chunk: int = 50_000) -> AsyncIterator[bytes]:
+    """The bytes as an async stream in uneven chunks, as a socket would deliver them."""
+    for i in range(0, len(data), chunk):
+        yield data[i : i + chunk]
+
+
+def disk_paths(root: Path, n: int) -> list[Path]:
+    return [root / f"disk{i}" for i in range(n)]
+
+
+async def open_store(
+    root: Path,
+    n: int = 9,
+    *,
+    disks: Sequence[object] | None = None,
+    k: int | None = None,
+    m: int | None = None,
+    block_size: int | None = SMALL_BLOCK,
+    min_part_size: int = 1,
+) -> ObjectStore:
+    return await ObjectStore.open(
+        list(disks) if disks is not None else disk_paths(root, n),
+        meta_dir=root / "meta",
+        k=k,
+        m=m,
+        block_size=block_size,
+        min_part_size=min_part_size,
+    )
+
+
+def shard_files(root: Path, pattern: str = "part.*") -> list[str]:
+    """Every committed shard file under root's disks (objects, not multipart staging)."""
+    return sorted(glob.glob(os.path.join(root, "disk*", "objects", "*", "*", "*", "*", pattern)))
+
+
+def run(coro):
+    return asyncio.run(coro)
