@@ -261,12 +261,13 @@ class ObjectReader:
         blocks: BlockReader,
         executor: concurrent.futures.Executor,
         release: Callable[[], None],
+        faults: list[ShardFault],
     ) -> None:
         self.info = info
         self.manifest = manifest
         self.start = start
         self.end = end
-        self.faults: list[ShardFault] = []
+        self.faults = faults  # filled by the block reader as it finds bad shards
         self._blocks = blocks
         self._executor = executor
         self._release = release

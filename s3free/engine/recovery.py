@@ -6,12 +6,15 @@ The rules (specs/beexl-v1.md, "Recovery rules"):
    version that decode, the highest generation wins.
 3. Of the versions of one (bucket, key), the newest wins: greatest (last_modified_ms,
    version_id). Older ones are orphans left for the scrubber (reported, not deleted here).
-4. A version directory with shard files but no manifest copy anywhere gets a manifest rebuilt
-   from its shard headers (`manifest_from_headers`): layout, sizes, k/m, placement, generation
-   and Merkle roots come from the headers; the ETag is recomputed by reading the data back.
-   Headers do not carry the key, so such an object is restored as
-   "lost+found/<object id>/<version id>" in the bucket its bucket hash names, or reported and
-   skipped when no known bucket matches.
+4. A version directory with shard files but no manifest copy on any disk is not restored by a
+   rebuild: the manifest is the commit record, and a write that crashed after its shards were
+   in place but before any manifest was written must not become visible. Such versions are
+   reported (`RebuildReport.headerless`) and left alone.
+5. `recover_headerless` is the explicit, operator-driven recovery for them:
+   `manifest_from_headers` rebuilds each one's manifest from its shard headers (layout, sizes,
+   k/m, placement, generation, Merkle roots; the ETag recomputed by reading the data back).
+   Headers carry no key, so the object is restored as "lost+found/<object id>/<version id>" in
+   the bucket its bucket hash names, or reported when no known bucket matches.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from s3free.errors import DataUnavailable
 from s3free.format.errors import FormatError
 from s3free.format.header import HEADER_SIZE, ShardHeader
 from s3free.format.ids import bucket_hash
@@ -35,6 +39,7 @@ from s3free.storage.layout import (
     MANIFEST_NAME,
     OBJECTS_DIR,
     parse_part_name,
+    version_dir,
 )
 
 if TYPE_CHECKING:
@@ -51,6 +56,7 @@ class RebuildReport:
     objects: int = 0
     from_headers: int = 0
     orphan_versions: int = 0
+    headerless: list[tuple[str, str]] = field(default_factory=list)  # (object id, version hex)
     unreadable: list[str] = field(default_factory=list)
 
 
@@ -66,33 +72,60 @@ class RecoveryMixin:
         """Restore buckets, listing and object metadata from the disks (the truth)."""
         report = await self._run(self._rebuild_sync)
         log.info(
-            "index rebuilt: %d buckets, %d objects (%d from shard headers), %d orphan versions",
+            "index rebuilt: %d buckets, %d objects, %d orphan versions, %d without any manifest",
             report.buckets,
             report.objects,
-            report.from_headers,
             report.orphan_versions,
+            len(report.headerless),
         )
+        return report
+
+    async def recover_headerless(self: ObjectStore) -> RebuildReport:
+        """Restore every version that has shards but no manifest anywhere into lost+found
+        (rule 5). Explicit: only an operator knows those were not crashed, unacknowledged
+        writes."""
+        return await self._run(self._recover_headerless_sync)
+
+    def _recover_headerless_sync(self: ObjectStore) -> RebuildReport:
+        report = RebuildReport()
+        versions = _scan_versions(self.diskset, report)
+        by_hash = {bucket_hash(b["name"]): b["name"] for b in self.index.list_buckets()}
+        for (oid, vhex), version in sorted(versions.items()):
+            if version.manifests or not version.shard_files:
+                continue
+            try:
+                manifest = manifest_from_headers(self.diskset, oid, vhex, version, by_hash)
+            except (FormatError, OSError, ValueError, DataUnavailable) as exc:
+                report.unreadable.append(f"{oid}/{vhex}: {exc}")
+                continue
+            if manifest is None:
+                report.unreadable.append(f"{oid}/{vhex}: no known bucket matches its shards")
+                continue
+            blob = manifest.encode()
+            mpath = f"{version_dir(oid, vhex)}/{MANIFEST_NAME}"
+            for disk_id in version.shard_files:
+                slot = self.diskset.slot_for(disk_id)
+                if slot is None or not slot.online:
+                    continue
+                try:
+                    slot.disk.write_file(mpath, blob)
+                except OSError as exc:
+                    report.unreadable.append(f"{slot.disk.root}/{mpath}: not written: {exc}")
+            self.index.put_object(manifest.bucket, manifest.key, _listing_entry(manifest), blob)
+            report.from_headers += 1
         return report
 
     def _rebuild_sync(self: ObjectStore) -> RebuildReport:
         report = RebuildReport()
         buckets = _scan_buckets(self.diskset, report)
         versions = _scan_versions(self.diskset, report)
-        by_hash = {bucket_hash(name): name for name in buckets}
         chosen: dict[tuple[str, str], Manifest] = {}
         for (oid, vhex), version in sorted(versions.items()):
-            if version.manifests:
-                manifest = max(version.manifests, key=lambda m: m.generation)
-            else:
-                try:
-                    manifest = manifest_from_headers(self.diskset, oid, vhex, version, by_hash)
-                except (FormatError, OSError, ValueError) as exc:
-                    report.unreadable.append(f"{oid}/{vhex}: {exc}")
-                    continue
-                if manifest is None:
-                    report.unreadable.append(f"{oid}/{vhex}: no known bucket matches its shards")
-                    continue
-                report.from_headers += 1
+            if not version.manifests:
+                if version.shard_files:
+                    report.headerless.append((oid, vhex))
+                continue
+            manifest = max(version.manifests, key=lambda m: m.generation)
             if manifest.bucket not in buckets:
                 buckets[manifest.bucket] = {
                     "created_ms": manifest.last_modified_ms,
@@ -111,20 +144,27 @@ class RecoveryMixin:
             else:
                 report.orphan_versions += 1
         self.index.clear()
-        for name, record in buckets.items():
-            self.index.put_bucket(name, record)
-        for (bucket, key), manifest in chosen.items():
-            entry = {
-                "etag": manifest.etag,
-                "mtime": manifest.last_modified_ms,
-                "size": manifest.size,
-                "version": manifest.version_id,
-            }
-            self.index.put_object(bucket, key, entry, manifest.encode())
+        self.index.load(
+            buckets,
+            (
+                (bucket, key, _listing_entry(manifest), manifest.encode())
+                for (bucket, key), manifest in chosen.items()
+            ),
+        )
         self.index.set_meta({"complete": True, "set_id": self.diskset.set_id})
         report.buckets = len(buckets)
         report.objects = len(chosen)
         return report
+
+
+def _listing_entry(manifest: Manifest) -> dict:
+    """What a listing shows of an object, kept beside its manifest in the index."""
+    return {
+        "etag": manifest.etag,
+        "mtime": manifest.last_modified_ms,
+        "size": manifest.size,
+        "version": manifest.version_id,
+    }
 
 
 def _scan_buckets(diskset: DiskSet, report: RebuildReport) -> dict[str, dict]:
@@ -167,9 +207,15 @@ def _scan_versions(diskset: DiskSet, report: RebuildReport) -> dict[tuple[str, s
                         version = versions[(oid, vhex)]
                         if MANIFEST_NAME in entries:
                             try:
-                                version.manifests.append(
-                                    Manifest.decode(disk.read_file(f"{vdir}/{MANIFEST_NAME}"))
+                                manifest = Manifest.decode(
+                                    disk.read_file(f"{vdir}/{MANIFEST_NAME}")
                                 )
+                                if (manifest.object_id, manifest.version_id.replace("-", "")) != (
+                                    oid,
+                                    vhex,
+                                ):
+                                    raise FormatError("manifest sits in another object's directory")
+                                version.manifests.append(manifest)
                             except (OSError, FormatError) as exc:
                                 report.unreadable.append(f"{disk.root}/{vdir}/manifest: {exc}")
                         for entry in entries:
@@ -202,7 +248,11 @@ def manifest_from_headers(
     for disk_id, files in version.shard_files.items():
         for slot, number in files:
             rel = part_path(oid, vhex, number)
-            handle = slot.disk.open_read(rel)
+            try:
+                handle = slot.disk.open_read(rel)
+            except OSError as exc:
+                log.warning("%s on %s: cannot open (%s)", rel, slot.disk.root, exc)
+                continue
             try:
                 size = handle.size()
                 offset = 0
@@ -218,9 +268,9 @@ def manifest_from_headers(
                     generation = max(generation, h.generation)
                     parts[h.part_number].setdefault(h.block_index, (h.block_length, h.content_hash))
                     offset += length
-            except FormatError:
+            except (FormatError, OSError) as exc:
                 # A damaged record ends what this file can tell; other shards fill in.
-                pass
+                log.warning("%s on %s: %s", rel, slot.disk.root, exc)
             finally:
                 handle.close()
     if first is None:

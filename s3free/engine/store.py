@@ -21,7 +21,7 @@ from s3free.engine.locks import BucketGates, KeyLocks
 from s3free.engine.multipart import MultipartMixin
 from s3free.engine.names import validate_bucket_name, validate_key
 from s3free.engine.reader import BlockReader, ObjectReader
-from s3free.engine.recovery import RecoveryMixin
+from s3free.engine.recovery import RecoveryMixin, _listing_entry
 from s3free.engine.types import BucketInfo, ListResult, ObjectInfo, ObjectSummary, ShardFault
 from s3free.engine.writer import PartResult, PartWriter, ShardIdentity
 from s3free.erasure import ReedSolomon
@@ -317,7 +317,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         """Write the manifest next to every surviving shard, then switch the index."""
         vhex = manifest.version_id.replace("-", "")
         mpath = manifest_path(manifest.object_id, vhex)
-        blob = manifest.encode()
+        blob = await self._run(manifest.encode)
         targets = [j for j in range(len(placement)) if j not in failed]
         results = await self._on_disks(
             [placement[j] for j in targets], lambda s: s.disk.write_file(mpath, blob)
@@ -362,30 +362,30 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         ):
             if await self._run(self.index.get_bucket, manifest.bucket) is None:
                 raise NoSuchBucket(f"bucket {manifest.bucket} was deleted during the write")
-            raw = await self._run(self.index.get_manifest, manifest.bucket, manifest.key)
-            old = Manifest.decode(raw) if raw else None
+            old = await self._run(self._load_manifest, manifest.bucket, manifest.key)
             if precondition is not None:
                 precondition(ObjectInfo.from_manifest(old) if old else None)
-            entry = {
-                "etag": manifest.etag,
-                "mtime": manifest.last_modified_ms,
-                "size": manifest.size,
-                "version": manifest.version_id,
-            }
             await self._run(
-                self.index.put_object, manifest.bucket, manifest.key, entry, manifest.encode()
+                lambda: self.index.put_object(
+                    manifest.bucket, manifest.key, _listing_entry(manifest), manifest.encode()
+                )
             )
             return old
 
     # -- objects: read -----------------------------------------------------------------------
 
     async def get_manifest(self, bucket: str, key: str) -> Manifest:
-        raw = await self._run(self.index.get_manifest, bucket, key)
-        if raw is None:
+        manifest = await self._run(self._load_manifest, bucket, key)
+        if manifest is None:
             if await self._run(self.index.get_bucket, bucket) is None:
                 raise NoSuchBucket(f"bucket {bucket} does not exist")
             raise NoSuchKey(f"{bucket}/{key} does not exist")
-        return Manifest.decode(raw)
+        return manifest
+
+    def _load_manifest(self, bucket: str, key: str) -> Manifest | None:
+        """Index lookup and decode together, off the loop (a 10,000-part manifest is ~1 MB)."""
+        raw = self.index.get_manifest(bucket, key)
+        return Manifest.decode(raw) if raw is not None else None
 
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:
         return ObjectInfo.from_manifest(await self.get_manifest(bucket, key))
@@ -420,31 +420,23 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
             end = size - 1 if end is None else min(end, size - 1)
             if start < 0 or start >= size or end < start:
                 raise InvalidRange(f"range {start}-{end} is not within 0..{size - 1}")
+        faults: list[ShardFault] = []
+
+        def on_fault(fault: ShardFault) -> None:
+            faults.append(fault)
+            self._report(fault)
+
         self._lease(manifest.version_id)
-        reader: ObjectReader | None = None
-        try:
-            blocks = BlockReader(manifest, self.diskset, self.codec, lambda f: None)
-            reader = ObjectReader(
-                info=ObjectInfo.from_manifest(manifest),
-                manifest=manifest,
-                start=start,
-                end=end,
-                blocks=blocks,
-                executor=self.executor,
-                release=lambda: self._unlease(manifest.version_id),
-            )
-            fault_list = reader.faults
-
-            def on_fault(fault: ShardFault) -> None:
-                fault_list.append(fault)
-                self._report(fault)
-
-            blocks._on_fault = on_fault
-            return reader
-        except BaseException:
-            if reader is None:
-                self._unlease(manifest.version_id)
-            raise
+        return ObjectReader(
+            info=ObjectInfo.from_manifest(manifest),
+            manifest=manifest,
+            start=start,
+            end=end,
+            blocks=BlockReader(manifest, self.diskset, self.codec, on_fault),
+            executor=self.executor,
+            release=lambda: self._unlease(manifest.version_id),
+            faults=faults,
+        )
 
     async def get_object_bytes(self, bucket: str, key: str, **kwargs) -> bytes:
         """Whole object (or range) in memory: tests and tiny objects only."""
@@ -457,12 +449,11 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         """Remove bucket/key; False if it did not exist (deleting is idempotent)."""
         validate_key(key)
         async with self._gates.shared(bucket), self._key_locks.hold((bucket, key)):
-            raw = await self._run(self.index.get_manifest, bucket, key)
-            if raw is None:
+            manifest = await self._run(self._load_manifest, bucket, key)
+            if manifest is None:
                 if await self._run(self.index.get_bucket, bucket) is None:
                     raise NoSuchBucket(f"bucket {bucket} does not exist")
                 return False
-            manifest = Manifest.decode(raw)
             # The disks are the truth: drop the manifests there first, so a crash between
             # the two steps cannot bring the object back when the index is rebuilt.
             mpath = manifest_path(manifest.object_id, manifest.version_id.replace("-", ""))

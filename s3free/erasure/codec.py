@@ -29,8 +29,9 @@ class ReedSolomon:
     def shard_size(self, block_length: int) -> int:
         return -(-block_length // self.k)
 
-    def encode(self, block: bytes | memoryview) -> list[bytes]:
-        """The k + m shards of one block, in shard index order."""
+    def encode(self, block: bytes | memoryview) -> list[bytes | memoryview]:
+        """The k + m shards of one block, in shard index order. Data shards are views into
+        the (padded) block, not copies."""
         size = self.shard_size(len(block))
         if size == 0:
             return [b""] * self.n
@@ -38,7 +39,7 @@ class ReedSolomon:
         view = memoryview(padded)
         data = tuple(view[i * size : (i + 1) * size] for i in range(self.k))
         parity = self._encoder.encode(data, tuple(range(self.k, self.n)))
-        return [bytes(d) for d in data] + [bytes(p) for p in parity]
+        return [*data, *parity]
 
     def decode(self, shards: Mapping[int, bytes | memoryview], block_length: int) -> bytes:
         """The block back from any k shards (index -> payload); extra shards are ignored."""

@@ -72,7 +72,11 @@ class DiskFormat:
             raise FormatError(f"format.json must have exactly the fields {sorted(_FIELDS)}")
         if obj["format"] != DISK_FORMAT_NAME:
             raise FormatError(f"not an s3free disk format: {obj['format']!r}")
-        if obj["version"] != DISK_FORMAT_VERSION:
+        if (
+            isinstance(obj["version"], bool)
+            or not isinstance(obj["version"], int)
+            or obj["version"] != DISK_FORMAT_VERSION
+        ):
             raise FormatError(f"unsupported disk format version {obj['version']!r}")
         for name in ("position", "k", "m", "block_size"):
             if isinstance(obj[name], bool) or not isinstance(obj[name], int):

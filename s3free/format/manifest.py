@@ -113,6 +113,8 @@ class Manifest:
     def encode(self) -> bytes:
         self.validate()
         body = _canonical(self.to_json())
+        if len(body) > MAX_MANIFEST_BODY:
+            raise FormatError(f"manifest body of {len(body)} bytes is over the limit")
         head = _ENVELOPE.pack(MANIFEST_MAGIC, MANIFEST_VERSION, 0, len(body))
         blob = head + body
         return blob + crc32c.crc32c(blob).to_bytes(4, "little")
@@ -221,6 +223,8 @@ class Manifest:
             isinstance(p, str) and _HEX32.match(p) for p in self.placement
         ):
             raise FormatError("placement must list k+m disk ids")
+        if len(set(self.placement)) != len(self.placement):
+            raise FormatError("placement must name k+m distinct disks")
         if not self.parts or len(self.parts) > MAX_PART_NUMBER:
             raise FormatError("an object has 1..10000 parts")
         previous = 0

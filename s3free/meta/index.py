@@ -105,6 +105,22 @@ class Index:
             batch.put(self._okey(b"O", bucket, key), _j(entry))
             batch.put(self._okey(b"M", bucket, key), manifest)
 
+    def load(
+        self, buckets: dict[str, dict], objects: Iterator[tuple[str, str, dict, bytes]]
+    ) -> None:
+        """Bulk-fill an empty index (a rebuild) in unsynced batches of 10,000 objects. The
+        caller's following set_meta is a sync write, which makes all of it durable (one log)."""
+        batch = self.db.write_batch()
+        for name, record in buckets.items():
+            batch.put(b"B" + name.encode(), _j(record))
+        for count, (bucket, key, entry, manifest) in enumerate(objects, 1):
+            batch.put(self._okey(b"O", bucket, key), _j(entry))
+            batch.put(self._okey(b"M", bucket, key), manifest)
+            if count % 10_000 == 0:
+                batch.write()
+                batch = self.db.write_batch()
+        batch.write()
+
     def get_manifest(self, bucket: str, key: str) -> bytes | None:
         return self.db.get(self._okey(b"M", bucket, key))
 

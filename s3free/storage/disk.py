@@ -141,7 +141,7 @@ class LocalDisk:
     def list_dir(self, rel: str) -> list[str]:
         try:
             return sorted(os.listdir(self._abs(rel)))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
 
     # -- removing ----------------------------------------------------------------------------
