@@ -118,7 +118,7 @@ class MultipartMixin:
         async def finish() -> PartInfo:
             async with self._key_locks.hold(("upload", upload_id)):
                 if await self._run(self.index.get_upload, upload_id) is None:
-                    writer._discard_in_background()
+                    await asyncio.wrap_future(writer.abandon())
                     raise NoSuchUpload(f"upload {upload_id} was completed or aborted meanwhile")
                 rel = upload_part_path(upload_id, part_number)
                 failed = await writer.commit(lambda j: rel)

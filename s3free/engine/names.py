@@ -14,14 +14,14 @@ MAX_KEY_BYTES = 1024
 def validate_bucket_name(name: str) -> None:
     """AWS's general-purpose bucket rules: 3-63 of [a-z0-9.-], letter or digit at both ends,
     no "..", no ".-"/"-.", not an IPv4 address, none of the reserved prefixes and suffixes."""
-    if not isinstance(name, str) or not _BUCKET.match(name):
+    if not isinstance(name, str) or not _BUCKET.fullmatch(name):
         raise InvalidBucketName(
             f"bucket name {name!r} must be 3-63 characters of a-z, 0-9, '.', '-', "
             "starting and ending with a letter or digit"
         )
     if ".." in name or ".-" in name or "-." in name:
         raise InvalidBucketName(f"bucket name {name!r} has adjacent periods or period-hyphen")
-    if _IPV4.match(name):
+    if _IPV4.fullmatch(name):
         raise InvalidBucketName(f"bucket name {name!r} must not look like an IP address")
     if name.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or name.endswith(
         ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import logging
 import time
 from collections import deque
@@ -74,6 +75,9 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         self._bucket_lock = asyncio.Lock()
         self._leases: dict[str, int] = {}
         self._doomed: dict[str, Manifest] = {}
+        self._lookups: set[int] = set()  # open_object calls between index lookup and lease
+        self._lookup_ids = itertools.count()
+        self._deferred: list[tuple[set[int], Manifest]] = []
         self._background: set[asyncio.Task] = set()
         self._loop = asyncio.get_running_loop()
 
@@ -375,6 +379,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
     # -- objects: read -----------------------------------------------------------------------
 
     async def get_manifest(self, bucket: str, key: str) -> Manifest:
+        validate_key(key)
         manifest = await self._run(self._load_manifest, bucket, key)
         if manifest is None:
             if await self._run(self.index.get_bucket, bucket) is None:
@@ -402,6 +407,21 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         """A reader for the object, or bytes start..end (inclusive) of it, or one part.
 
         The caller must iterate it to the end or call aclose()."""
+        token = next(self._lookup_ids)
+        self._lookups.add(token)
+        try:
+            return await self._open_leased(bucket, key, start, end, part_number)
+        finally:
+            self._lookup_done(token)
+
+    async def _open_leased(
+        self,
+        bucket: str,
+        key: str,
+        start: int | None,
+        end: int | None,
+        part_number: int | None,
+    ) -> ObjectReader:
         manifest = await self.get_manifest(bucket, key)
         size = manifest.size
         if part_number is not None:
@@ -506,7 +526,24 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
             self._spawn(self._remove_version(doomed))
 
     def _retire(self, manifest: Manifest) -> None:
-        """Remove a replaced or deleted version's files now, or when its last reader ends."""
+        """Remove a replaced or deleted version's files now, or when its last reader ends.
+        An open_object in flight may have looked this version up without leasing it yet:
+        wait for the lookups in flight now (not for later ones, which see the new version)."""
+        if self._lookups:
+            self._deferred.append((set(self._lookups), manifest))
+        else:
+            self._retire_now(manifest)
+
+    def _lookup_done(self, token: int) -> None:
+        self._lookups.discard(token)
+        for waiting, _ in self._deferred:
+            waiting.discard(token)
+        ready = [m for waiting, m in self._deferred if not waiting]
+        self._deferred = [(w, m) for w, m in self._deferred if w]
+        for manifest in ready:
+            self._retire_now(manifest)
+
+    def _retire_now(self, manifest: Manifest) -> None:
         if manifest.version_id in self._leases:
             self._doomed[manifest.version_id] = manifest
         else:

@@ -128,8 +128,11 @@ class PartWriter:
                 raise BadDigest("the body's MD5 does not match Content-MD5")
             self._check_quorum()
             return PartResult(size, digest, self._hashes, dict(self._failed))
-        except BaseException:
-            self._discard_in_background()
+        except BaseException as exc:
+            discarded = self.abandon()
+            if not isinstance(exc, asyncio.CancelledError):
+                # the caller hears of the failure only once the temp files are gone
+                await asyncio.wrap_future(discarded)
             raise
 
     async def commit(self, rel_for_shard: Callable[[int], str]) -> dict[int, str]:
@@ -250,7 +253,7 @@ class PartWriter:
                 f"{self._quorum} are needed ({'; '.join(sorted(set(self._failed.values())))})"
             )
 
-    def _discard_in_background(self) -> None:
+    def abandon(self) -> concurrent.futures.Future:
         """Remove every temp file once the blocks still in flight have finished with them.
         Runs in the pool (not awaited) so it also happens when the caller was cancelled."""
         pending, self._pending = self._pending, []
@@ -265,4 +268,4 @@ class PartWriter:
                     except OSError as exc:
                         log.warning("could not remove temp shard %d: %s", j, exc)
 
-        self._executor.submit(discard)
+        return self._executor.submit(discard)
