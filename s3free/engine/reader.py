@@ -73,6 +73,7 @@ class BlockReader:
         diskset: DiskSet,
         codec: ReedSolomon,
         on_fault: Callable[[ShardFault], None],
+        path_for: Callable[[int], str] | None = None,
     ) -> None:
         self.m = manifest
         self._set = diskset
@@ -86,6 +87,8 @@ class BlockReader:
         self._dead: set[tuple[int, int]] = set()  # (part, shard) whose file is unusable
         self._lock = threading.Lock()
         self.full_payload = -(-manifest.block_size // manifest.k)
+        # Where part N's shard file is: the version directory, or an upload's staging area.
+        self._path_for = path_for or (lambda part: part_path(manifest.object_id, self._vhex, part))
 
     def close(self) -> None:
         with self._lock:
@@ -119,7 +122,7 @@ class BlockReader:
         if not slot.online:
             raise _ShardUnusable(f"disk offline: {slot.problem}")
         try:
-            handle = slot.disk.open_read(part_path(self.m.object_id, self._vhex, part))
+            handle = slot.disk.open_read(self._path_for(part))
         except FileNotFoundError:
             raise _ShardUnusable("shard file missing") from None
         except OSError as exc:

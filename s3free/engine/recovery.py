@@ -15,6 +15,9 @@ The rules (specs/beexl-v1.md, "Recovery rules"):
    k/m, placement, generation, Merkle roots; the ETag recomputed by reading the data back).
    Headers carry no key, so the object is restored as "lost+found/<object id>/<version id>" in
    the bucket its bucket hash names, or reported when no known bucket matches.
+6. Uploads in progress are restored from `multipart/<upload>/upload.json` and their staged part
+   files: each part's size, blocks and Merkle root from the headers, its MD5 (the part ETag) by
+   reading it back. An upload whose bucket no longer exists is reported and left alone.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from s3free.errors import DataUnavailable
@@ -37,8 +41,12 @@ from s3free.storage.diskset import DiskSet, DiskSlot
 from s3free.storage.layout import (
     BUCKETS_DIR,
     MANIFEST_NAME,
+    MULTIPART_DIR,
     OBJECTS_DIR,
+    UPLOAD_RECORD,
     parse_part_name,
+    part_path,
+    upload_part_path,
     version_dir,
 )
 
@@ -56,6 +64,7 @@ class RebuildReport:
     objects: int = 0
     from_headers: int = 0
     orphan_versions: int = 0
+    uploads: int = 0
     headerless: list[tuple[str, str]] = field(default_factory=list)  # (object id, version hex)
     unreadable: list[str] = field(default_factory=list)
 
@@ -151,6 +160,19 @@ class RecoveryMixin:
                 for (bucket, key), manifest in chosen.items()
             ),
         )
+        for record, files in _scan_uploads(self.diskset, report):
+            if record["bucket"] not in buckets:
+                report.unreadable.append(f"upload {record['upload_id']}: bucket is gone")
+                continue
+            try:
+                parts = restore_upload_parts(self.diskset, record, files) if files else []
+            except (FormatError, OSError, ValueError, DataUnavailable) as exc:
+                report.unreadable.append(f"upload {record['upload_id']}: {exc}")
+                parts = []
+            self.index.put_upload(record["upload_id"], record)
+            for part in parts:
+                self.index.put_part(record["upload_id"], part["number"], part)
+            report.uploads += 1
         self.index.set_meta({"complete": True, "set_id": self.diskset.set_id})
         report.buckets = len(buckets)
         report.objects = len(chosen)
@@ -193,6 +215,53 @@ def _scan_buckets(diskset: DiskSet, report: RebuildReport) -> dict[str, dict]:
     return buckets
 
 
+_UPLOAD_FIELDS = {
+    "bucket": str,
+    "checksums": dict,
+    "content_type": str,
+    "http_headers": dict,
+    "initiated_ms": int,
+    "key": str,
+    "object_id": str,
+    "placement": list,
+    "upload_id": str,
+    "user_metadata": dict,
+    "version_id": str,
+}
+
+
+def _scan_uploads(
+    diskset: DiskSet, report: RebuildReport
+) -> list[tuple[dict, list[tuple[DiskSlot, int]]]]:
+    """(upload record, staged part files) for every upload directory on the online disks."""
+    records: dict[str, dict] = {}
+    files: dict[str, list[tuple[DiskSlot, int]]] = defaultdict(list)
+    for slot in diskset.online_slots():
+        for upload_id in slot.disk.list_dir(MULTIPART_DIR):
+            udir = f"{MULTIPART_DIR}/{upload_id}"
+            for entry in slot.disk.list_dir(udir):
+                number = parse_part_name(entry)
+                if number is not None:
+                    files[upload_id].append((slot, number))
+                elif entry == UPLOAD_RECORD and upload_id not in records:
+                    try:
+                        record = json.loads(slot.disk.read_file(f"{udir}/{UPLOAD_RECORD}"))
+                        if not isinstance(record, dict) or set(record) != set(_UPLOAD_FIELDS):
+                            raise ValueError("unexpected fields")
+                        for name, kind in _UPLOAD_FIELDS.items():
+                            if not isinstance(record[name], kind):
+                                raise ValueError(f"{name} is not a {kind.__name__}")
+                        if record["upload_id"] != upload_id:
+                            raise ValueError("record names another upload")
+                        if len(record["placement"]) != diskset.n:
+                            raise ValueError("placement does not fit the set")
+                    except (OSError, ValueError) as exc:
+                        report.unreadable.append(f"{slot.disk.root}/{udir}/{UPLOAD_RECORD}: {exc}")
+                        continue
+                    records[upload_id] = record
+    return [(record, files.get(upload_id, [])) for upload_id, record in sorted(records.items())]
+
+
 def _scan_versions(diskset: DiskSet, report: RebuildReport) -> dict[tuple[str, str], _Version]:
     versions: dict[tuple[str, str], _Version] = defaultdict(_Version)
     for slot in diskset.online_slots():
@@ -227,6 +296,117 @@ def _scan_versions(diskset: DiskSet, report: RebuildReport) -> dict[tuple[str, s
     return versions
 
 
+@dataclass
+class _HeaderScan:
+    """What the shard headers of one version (or upload) say."""
+
+    first: ShardHeader | None = None
+    generation: int = 1
+    shard_disk: dict[int, str] = field(default_factory=dict)
+    blocks: dict[int, dict[int, tuple[int, bytes]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )  # part -> block index -> (block length, content hash)
+
+
+def _scan_headers(
+    files: list[tuple[DiskSlot, int]], path_for: Callable[[int], str], oid: str, vhex: str
+) -> _HeaderScan:
+    """Read and check every record of the given shard files; a damaged record ends what that
+    file can tell, and the other shards fill in."""
+    scan = _HeaderScan()
+    for slot, number in files:
+        rel = path_for(number)
+        try:
+            handle = slot.disk.open_read(rel)
+        except OSError as exc:
+            log.warning("%s on %s: cannot open (%s)", rel, slot.disk.root, exc)
+            continue
+        try:
+            size = handle.size()
+            offset = 0
+            while offset + RECORD_OVERHEAD <= size:
+                header = ShardHeader.decode(handle.read_at(offset, HEADER_SIZE))
+                length = RECORD_OVERHEAD + header.payload_length
+                h = decode_record(handle.read_at(offset, length)).header
+                if h.object_id.hex() != oid or h.version_id.hex() != vhex:
+                    raise FormatError(f"{rel} on {slot.disk.root} belongs to another object")
+                scan.first = scan.first or h
+                scan.shard_disk[h.shard_index] = slot.disk_id
+                scan.generation = max(scan.generation, h.generation)
+                scan.blocks[h.part_number].setdefault(
+                    h.block_index, (h.block_length, h.content_hash)
+                )
+                offset += length
+        except (FormatError, OSError) as exc:
+            log.warning("%s on %s: %s", rel, slot.disk.root, exc)
+        finally:
+            handle.close()
+    if scan.first is None:
+        raise FormatError("no readable shard header")
+    return scan
+
+
+def _part_entries(scan: _HeaderScan, block_size: int) -> list[PartEntry]:
+    """Parts (ETag still empty) from the headers' block lengths and content hashes."""
+    entries = []
+    for number in sorted(scan.blocks):
+        blocks = scan.blocks[number]
+        if sorted(blocks) != list(range(len(blocks))):
+            raise FormatError(f"part {number}: blocks missing from every shard")
+        size = sum(length for length, _ in blocks.values())
+        if len(blocks) != blocks_for(size, block_size):
+            raise FormatError(f"part {number}: block count does not fit the set's block size")
+        root = merkle_root([blocks[i][1] for i in range(len(blocks))]).hex()
+        entries.append(PartEntry(number, size, "", len(blocks), root))
+    return entries
+
+
+def _draft_manifest(
+    diskset: DiskSet, scan: _HeaderScan, oid: str, vhex: str, bucket: str, key: str
+) -> Manifest:
+    assert scan.first is not None
+    entries = _part_entries(scan, diskset.block_size)
+    default = [s.disk_id for s in diskset.placement(bytes.fromhex(oid))]
+    n = scan.first.k + scan.first.m
+    return Manifest(
+        bucket=bucket,
+        key=key,
+        object_id=oid,
+        version_id=f"{vhex[:8]}-{vhex[8:12]}-{vhex[12:16]}-{vhex[16:20]}-{vhex[20:]}",
+        size=sum(p.size for p in entries),
+        etag="",
+        last_modified_ms=int.from_bytes(bytes.fromhex(vhex)[:6], "big"),
+        content_type="application/octet-stream",
+        parts=tuple(entries),
+        k=scan.first.k,
+        m=scan.first.m,
+        block_size=diskset.block_size,
+        placement=tuple(scan.shard_disk.get(j, default[j]) for j in range(n)),
+        generation=scan.generation,
+        merkle_root=merkle_root([bytes.fromhex(p.merkle_root) for p in entries]).hex(),
+    )
+
+
+def _part_md5s(
+    diskset: DiskSet, draft: Manifest, path_for: Callable[[int], str] | None = None
+) -> list[bytes]:
+    """Each part's MD5, by reading the data back (checked block by block like any read)."""
+    from s3free.engine.reader import BlockReader
+    from s3free.erasure import ReedSolomon
+
+    reader = BlockReader(draft, diskset, ReedSolomon(draft.k, draft.m), lambda f: None, path_for)
+    try:
+        out = []
+        for part in draft.parts:
+            digest = hashlib.md5()
+            for index in range(part.blocks):
+                digest.update(reader.read_block(part, index))
+            out.append(digest.digest())
+        return out
+    finally:
+        reader.close()
+
+
 def manifest_from_headers(
     diskset: DiskSet,
     oid: str,
@@ -234,103 +414,51 @@ def manifest_from_headers(
     version: _Version,
     buckets_by_hash: dict[bytes, str],
 ) -> Manifest | None:
-    """Rebuild a manifest from the shard files of one version (rule 4 above)."""
-    from s3free.engine.reader import BlockReader
-    from s3free.erasure import ReedSolomon
-    from s3free.storage.layout import part_path
-
-    shard_disk: dict[int, str] = {}
-    parts: dict[int, dict[int, tuple[int, bytes]]] = defaultdict(
-        dict
-    )  # part -> block -> (len, hash)
-    first: ShardHeader | None = None
-    generation = 1
-    for disk_id, files in version.shard_files.items():
-        for slot, number in files:
-            rel = part_path(oid, vhex, number)
-            try:
-                handle = slot.disk.open_read(rel)
-            except OSError as exc:
-                log.warning("%s on %s: cannot open (%s)", rel, slot.disk.root, exc)
-                continue
-            try:
-                size = handle.size()
-                offset = 0
-                while offset + RECORD_OVERHEAD <= size:
-                    header = ShardHeader.decode(handle.read_at(offset, HEADER_SIZE))
-                    length = RECORD_OVERHEAD + header.payload_length
-                    record = decode_record(handle.read_at(offset, length))
-                    h = record.header
-                    if h.object_id.hex() != oid or h.version_id.hex() != vhex:
-                        raise FormatError(f"{rel} on {slot.disk.root} belongs to another object")
-                    first = first or h
-                    shard_disk[h.shard_index] = disk_id
-                    generation = max(generation, h.generation)
-                    parts[h.part_number].setdefault(h.block_index, (h.block_length, h.content_hash))
-                    offset += length
-            except (FormatError, OSError) as exc:
-                # A damaged record ends what this file can tell; other shards fill in.
-                log.warning("%s on %s: %s", rel, slot.disk.root, exc)
-            finally:
-                handle.close()
-    if first is None:
-        raise FormatError("no readable shard header")
-    bucket = buckets_by_hash.get(first.bucket_hash)
+    """Rebuild a manifest from the shard files of one version (rule 5 above)."""
+    files = [f for per_disk in version.shard_files.values() for f in per_disk]
+    scan = _scan_headers(files, lambda n: part_path(oid, vhex, n), oid, vhex)
+    assert scan.first is not None
+    bucket = buckets_by_hash.get(scan.first.bucket_hash)
     if bucket is None:
         return None
-    block_size = diskset.block_size
-    entries = []
-    for number in sorted(parts):
-        blocks = parts[number]
-        if sorted(blocks) != list(range(len(blocks))):
-            raise FormatError(f"part {number}: blocks missing from every shard")
-        size = sum(length for length, _ in blocks.values())
-        if len(blocks) != blocks_for(size, block_size):
-            raise FormatError(f"part {number}: block count does not fit the set's block size")
-        roots = merkle_root([blocks[i][1] for i in range(len(blocks))]).hex()
-        entries.append(PartEntry(number, size, "", len(blocks), roots))
-    default = [s.disk_id for s in diskset.placement(bytes.fromhex(oid))]
-    placement = tuple(shard_disk.get(j, default[j]) for j in range(first.k + first.m))
     vid = f"{vhex[:8]}-{vhex[8:12]}-{vhex[12:16]}-{vhex[16:20]}-{vhex[20:]}"
-    draft = Manifest(
-        bucket=bucket,
-        key=f"{LOST_AND_FOUND}/{oid}/{vid}",
-        object_id=oid,
-        version_id=vid,
-        size=sum(p.size for p in entries),
-        etag="",
-        last_modified_ms=int.from_bytes(bytes.fromhex(vhex)[:6], "big"),
-        content_type="application/octet-stream",
-        parts=tuple(entries),
-        k=first.k,
-        m=first.m,
-        block_size=block_size,
-        placement=placement,
-        generation=generation,
-        merkle_root=merkle_root([bytes.fromhex(p.merkle_root) for p in entries]).hex(),
-    )
-    # Headers carry no key and no ETag: recompute the MD5s by reading the data back (checked
-    # block by block like any read).
-    blocks = BlockReader(draft, diskset, ReedSolomon(first.k, first.m), lambda f: None)
-    try:
-        part_md5s = []
-        for part in entries:
-            digest = hashlib.md5()
-            for index in range(part.blocks):
-                digest.update(blocks.read_block(part, index))
-            part_md5s.append(digest.digest())
-    finally:
-        blocks.close()
-    if len(entries) == 1:
-        etag = part_md5s[0].hex()
+    draft = _draft_manifest(diskset, scan, oid, vhex, bucket, f"{LOST_AND_FOUND}/{oid}/{vid}")
+    md5s = _part_md5s(diskset, draft)
+    if len(md5s) == 1:
+        etag = md5s[0].hex()
     else:
-        etag = f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(entries)}"
-    fixed = tuple(
-        PartEntry(p.number, p.size, d.hex(), p.blocks, p.merkle_root)
-        for p, d in zip(entries, part_md5s, strict=True)
-    )
-    from dataclasses import replace
-
-    manifest = replace(draft, etag=etag, parts=fixed)
+        etag = f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(md5s)}"
+    parts = tuple(replace(p, etag=d.hex()) for p, d in zip(draft.parts, md5s, strict=True))
+    manifest = replace(draft, etag=etag, parts=parts)
     manifest.validate()
     return manifest
+
+
+def restore_upload_parts(
+    diskset: DiskSet, record: dict, files: list[tuple[DiskSlot, int]]
+) -> list[dict]:
+    """Part records of an upload in progress, from its staged shard files (rule 6)."""
+    upload_id = record["upload_id"]
+    oid = record["object_id"]
+    vhex = record["version_id"].replace("-", "")
+    scan = _scan_headers(files, lambda n: upload_part_path(upload_id, n), oid, vhex)
+    draft = _draft_manifest(diskset, scan, oid, vhex, record["bucket"], record["key"])
+    draft = replace(draft, placement=tuple(record["placement"]))
+    md5s = _part_md5s(diskset, draft, lambda n: upload_part_path(upload_id, n))
+    present = {number: {slot.disk_id for slot, n in files if n == number} for number in scan.blocks}
+    out = []
+    for part, digest in zip(draft.parts, md5s, strict=True):
+        failed = [j for j, d in enumerate(record["placement"]) if d not in present[part.number]]
+        out.append(
+            {
+                "blocks": part.blocks,
+                "etag": digest.hex(),
+                "failed": failed,
+                "md5": digest.hex(),
+                "merkle_root": part.merkle_root,
+                "mtime": record["initiated_ms"],
+                "number": part.number,
+                "size": part.size,
+            }
+        )
+    return out

@@ -1,0 +1,71 @@
+"""The `s3free` command line, run as a real subprocess the way a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+GROUPS = ("server", "disk", "cluster", "admin", "bench")
+
+
+def s3free(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "s3free.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_help_lists_the_five_command_groups():
+    out = s3free("--help")
+    assert out.returncode == 0
+    listed = [line.split()[0] for line in out.stdout.split("Commands:")[1].splitlines() if line]
+    assert sorted(listed) == sorted(GROUPS)
+
+
+@pytest.mark.parametrize(
+    "args", [("server",), ("disk", "status"), ("cluster",), ("admin", "user", "list")]
+)
+def test_groups_not_built_say_so_and_exit_nonzero(args):
+    out = s3free(*args)
+    assert out.returncode == 2
+    assert "not built yet" in out.stderr
+    assert args[0] in out.stderr
+    assert out.stdout == ""  # nothing that could pass for a real result
+
+
+def test_bench_engine_reports_figures_for_a_small_object(tmp_path):
+    report = tmp_path / "bench.json"
+    out = s3free(
+        "bench",
+        "engine",
+        "--size",
+        "4",
+        "--repeats",
+        "1",
+        "--ec",
+        "2+1",
+        "--no-drop-caches",
+        "--quiet",
+        "--dir",
+        str(tmp_path),
+        "--json",
+        str(report),
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(report.read_text())
+    # The benchmark verified what it read back, and measured both directions.
+    assert result["checks"] == {"etag_ok": True, "get_bytes_ok": True, "get_md5_equals_etag": True}
+    assert result["figures"]["put"]["median_mbps"] > 0
+    assert result["figures"]["get_hot"]["median_mbps"] > 0
+    assert "ratios" in out.stdout
+
+
+def test_bench_engine_rejects_a_bad_erasure_code():
+    out = s3free("bench", "engine", "--ec", "six")
+    assert out.returncode == 2
+    assert "--ec" in out.stderr
