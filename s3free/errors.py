@@ -23,6 +23,10 @@ class InvalidObjectKey(InvalidArgument):
     """Empty key, key over 1024 bytes, or a key with characters the store cannot keep."""
 
 
+class KeyTooLong(InvalidObjectKey):
+    """A key over 1024 bytes of UTF-8."""
+
+
 class NoSuchBucket(StorageError):
     pass
 

@@ -228,7 +228,27 @@ class MultipartMixin:
                 http_headers=record["http_headers"],
                 checksums=record["checksums"],
             )
-            info = await self._publish(manifest, placement, failed, precondition)
+            moved = [j for j in live if j not in failed]
+
+            def move_back(j: int) -> None:
+                pairs = [
+                    (part_path(oid, vhex, p["number"]), upload_part_path(upload_id, p["number"]))
+                    for p in stored
+                ]
+                placement[j].disk.move_files(pairs)
+
+            async def undo() -> None:
+                results = await asyncio.gather(
+                    *(self._loop.run_in_executor(self.executor, move_back, j) for j in moved),
+                    return_exceptions=True,
+                )
+                for j, outcome in zip(moved, results, strict=True):
+                    if isinstance(outcome, BaseException):
+                        log.warning(
+                            "upload %s: shard %d parts not returned: %s", upload_id, j, outcome
+                        )
+
+            info = await self._publish(manifest, placement, failed, precondition, undo=undo)
             await self._drop_upload(upload_id)
             return info
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from s3free.errors import InvalidBucketName, InvalidObjectKey
+from s3free.errors import InvalidBucketName, InvalidObjectKey, KeyTooLong
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
@@ -37,6 +37,6 @@ def validate_key(key: str) -> None:
     except UnicodeEncodeError:
         raise InvalidObjectKey("object key must be valid UTF-8") from None
     if len(raw) > MAX_KEY_BYTES:
-        raise InvalidObjectKey(f"object key is {len(raw)} bytes; the limit is {MAX_KEY_BYTES}")
+        raise KeyTooLong(f"object key is {len(raw)} bytes; the limit is {MAX_KEY_BYTES}")
     if "\x00" in key:
         raise InvalidObjectKey("object key must not contain NUL")

@@ -219,8 +219,20 @@ class BlockReader:
         for combo in itertools.combinations(sorted(good), k):
             data = self._decode_checked({s: good[s] for s in combo})
             if data is not None:
+                self._report_disagreeing(part, block, good, data)
                 return data
         raise DataUnavailable(self._unavailable(part, block, 0))
+
+    def _report_disagreeing(
+        self, part: PartEntry, block: int, good: dict[int, ShardRecord], data: bytes
+    ) -> None:
+        """Records that passed their own checks (CRC, leaf) but disagree with the block just
+        proven by its hash went wrong before their checksums were made: bad all the same."""
+        expected = self._codec.encode(data)
+        digest = blake3.blake3(data).digest()
+        for shard, record in good.items():
+            if record.payload != expected[shard] or record.header.content_hash != digest:
+                self._fault(part.number, shard, "shard disagrees with the verified block", block)
 
     def _decode_checked(self, records: dict[int, ShardRecord]) -> bytes | None:
         any_record = next(iter(records.values()))

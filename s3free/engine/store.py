@@ -15,7 +15,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from pathlib import Path
 
 from s3free.engine.locks import BucketGates, KeyLocks
@@ -317,8 +317,11 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         placement: Sequence[DiskSlot],
         failed: dict[int, str],
         precondition: Precondition | None,
+        undo: Callable[[], Awaitable[None]] | None = None,
     ) -> ObjectInfo:
-        """Write the manifest next to every surviving shard, then switch the index."""
+        """Write the manifest next to every surviving shard, then switch the index. If that
+        fails, `undo` runs before the version's files are removed (a multipart upload takes
+        its parts back, so a failed complete can be retried)."""
         vhex = manifest.version_id.replace("-", "")
         mpath = manifest_path(manifest.object_id, vhex)
         blob = await self._run(manifest.encode)
@@ -338,20 +341,23 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
                 )
             old = await self._switch(manifest, precondition)
         except BaseException:
+            if undo is not None:
+                await undo()
             await self._remove_version(manifest)
             raise
         for j, why in failed.items():
-            self._report(
-                ShardFault(
-                    manifest.bucket,
-                    manifest.key,
-                    manifest.version_id,
-                    0,
-                    j,
-                    manifest.placement[j],
-                    f"not written: {why}",
+            for part in manifest.parts:
+                self._report(
+                    ShardFault(
+                        manifest.bucket,
+                        manifest.key,
+                        manifest.version_id,
+                        part.number,
+                        j,
+                        manifest.placement[j],
+                        f"not written: {why}",
+                    )
                 )
-            )
         if old is not None and old.version_id != manifest.version_id:
             self._retire(old)
         return ObjectInfo.from_manifest(manifest)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,7 +168,11 @@ class DiskSet:
         m: int | None,
         block_size: int | None,
     ) -> DiskSet:
-        reference = next(f for f in formats if f is not None) if any(formats) else None
+        # The set is the one most formatted disks name (ties: the first listed), so a single
+        # foreign disk is the one refused and named, wherever it is listed.
+        votes = Counter(f.set_id for f in formats if f is not None)
+        winner = votes.most_common(1)[0][0] if votes else None
+        reference = next((f for f in formats if f is not None and f.set_id == winner), None)
         if reference is None:
             detail = "; ".join(f"{d.root}: {p}" for d, p in zip(objs, problems, strict=True) if p)
             raise DiskSetError(f"no disk has a readable format.json ({detail})")
