@@ -29,11 +29,36 @@ def main() -> None:
     """s3free: an S3-compatible, erasure-coded, self-healing object store."""
 
 
-@main.command(context_settings=_PASS_THROUGH)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def server(args: tuple[str, ...]) -> None:
-    """Serve the S3 API on the configured disks (not built yet)."""
-    _not_built("server", (), "the S3 API comes next; `s3free bench engine` exercises the engine")
+@main.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--data-dir", help="Where the embedded default keeps disks, index, credentials.")
+@click.option("--disk", "disks", multiple=True, help="A disk directory (repeat for each disk).")
+@click.option("--ec", help="Erasure code K+M, e.g. 6+3 (default: chosen for the disk count).")
+@click.option("--listen", help="HOST:PORT to serve on (default 127.0.0.1:9000).")
+@click.option("--meta-dir", help="Index directory (default <data-dir>/meta).")
+@click.option("--region", help="Region name (default us-east-1).")
+@click.option("--domain", help="Enable virtual-hosted-style addressing as BUCKET.DOMAIN.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve HTTPS with this cert.")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="...and this private key.")
+def server(config_file: str | None, **flags) -> None:
+    """Serve the S3 API on the configured disks."""
+    from s3free.config import ConfigError, load
+    from s3free.errors import DiskSetError
+    from s3free.server import serve
+
+    try:
+        config = load(config_file, flags)
+    except ConfigError as exc:
+        click.echo(f"s3free server: {exc}", err=True)
+        sys.exit(2)
+    try:
+        serve(config)
+    except DiskSetError as exc:
+        click.echo(f"s3free server: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"s3free server: {exc}", err=True)
+        sys.exit(1)
 
 
 @main.command(context_settings=_PASS_THROUGH)

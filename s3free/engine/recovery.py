@@ -137,6 +137,7 @@ class RecoveryMixin:
             manifest = max(version.manifests, key=lambda m: m.generation)
             if manifest.bucket not in buckets:
                 buckets[manifest.bucket] = {
+                    "acl": "private",
                     "created_ms": manifest.last_modified_ms,
                     "name": manifest.bucket,
                     "owner": "",
@@ -207,6 +208,9 @@ def _scan_buckets(diskset: DiskSet, report: RebuildReport) -> dict[str, dict]:
             buckets.setdefault(
                 record["name"],
                 {
+                    "acl": record.get("acl", "private")
+                    if record.get("acl") in ("private", "public-read")
+                    else "private",
                     "created_ms": record["created_ms"],
                     "name": record["name"],
                     "owner": str(record.get("owner", "")),

@@ -16,6 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from s3free.engine.locks import BucketGates, KeyLocks
@@ -152,29 +153,42 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
 
     # -- buckets -----------------------------------------------------------------------------
 
-    async def create_bucket(self, name: str, owner: str = "") -> BucketInfo:
+    async def create_bucket(self, name: str, owner: str = "", acl: str = "private") -> BucketInfo:
         """Create atomically: of two racing creators exactly one wins, the other gets
         BucketAlreadyExists (with .owner set to the winner's owner)."""
         validate_bucket_name(name)
-        info = BucketInfo(name, now_ms(), owner)
+        _check_acl(acl)
+        info = BucketInfo(name, now_ms(), owner, acl)
         async with self._bucket_lock:
             existing = await self._run(self.index.get_bucket, name)
             if existing is not None:
                 err = BucketAlreadyExists(f"bucket {name} already exists")
                 err.owner = existing.get("owner", "")  # type: ignore[attr-defined]
                 raise err
-            record = _record_bytes(info.to_record())
-            results = await self._on_disks(
-                self.diskset.online_slots(),
-                lambda s: s.disk.write_file(bucket_record_path(name), record),
-            )
-            if sum(not isinstance(r, BaseException) for r in results) < self.diskset.write_quorum:
-                await self._on_disks(
-                    self.diskset.online_slots(), lambda s: s.disk.remove(bucket_record_path(name))
-                )
-                raise InsufficientWriteQuorum(f"could not record bucket {name} on enough disks")
-            await self._run(self.index.put_bucket, name, info.to_record())
+            await self._save_bucket(info, new=True)
         return info
+
+    async def set_bucket_acl(self, name: str, acl: str) -> BucketInfo:
+        _check_acl(acl)
+        async with self._bucket_lock:
+            info = await self.head_bucket(name)
+            info = BucketInfo(info.name, info.created_ms, info.owner, acl)
+            await self._save_bucket(info)
+        return info
+
+    async def _save_bucket(self, info: BucketInfo, *, new: bool = False) -> None:
+        """The bucket record on every online disk (a write quorum of them), then the index.
+        A new bucket that misses the quorum is removed again from the disks that got it."""
+        path = bucket_record_path(info.name)
+        record = _record_bytes(info.to_record())
+        results = await self._on_disks(
+            self.diskset.online_slots(), lambda s: s.disk.write_file(path, record)
+        )
+        if sum(not isinstance(r, BaseException) for r in results) < self.diskset.write_quorum:
+            if new:
+                await self._on_disks(self.diskset.online_slots(), lambda s: s.disk.remove(path))
+            raise InsufficientWriteQuorum(f"could not record bucket {info.name} on enough disks")
+        await self._run(self.index.put_bucket, info.name, info.to_record())
 
     async def head_bucket(self, name: str) -> BucketInfo:
         record = await self._run(self.index.get_bucket, name)
@@ -248,7 +262,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
                 content_type=content_type,
                 user_metadata=user_metadata or {},
                 http_headers=http_headers or {},
-                checksums=checksums or {},
+                checksums=checksums if checksums is not None else {},
                 precondition=precondition,
             )
         )
@@ -382,6 +396,29 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
             )
             return old
 
+    async def update_object_headers(
+        self, bucket: str, key: str, http_headers: dict[str, str]
+    ) -> ObjectInfo:
+        """Replace an object's stored HTTP headers (e.g. its canned ACL) without touching its
+        data: the manifest is rewritten with the next generation on its disks, then indexed."""
+        validate_key(key)
+        async with self._gates.shared(bucket), self._key_locks.hold((bucket, key)):
+            manifest = await self.get_manifest(bucket, key)
+            updated = replace(
+                manifest, http_headers=dict(http_headers), generation=manifest.generation + 1
+            )
+            blob = await self._run(updated.encode)
+            mpath = manifest_path(updated.object_id, updated.version_id.replace("-", ""))
+            results = await self._on_disks(
+                self._slots_of(updated), lambda s: s.disk.write_file(mpath, blob)
+            )
+            if sum(not isinstance(r, BaseException) for r in results) < self.diskset.write_quorum:
+                raise InsufficientWriteQuorum(f"manifest of {bucket}/{key}: too few disks")
+            await self._run(
+                lambda: self.index.put_object(bucket, key, _listing_entry(updated), blob)
+            )
+        return ObjectInfo.from_manifest(updated)
+
     # -- objects: read -----------------------------------------------------------------------
 
     async def get_manifest(self, bucket: str, key: str) -> Manifest:
@@ -409,14 +446,18 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         start: int | None = None,
         end: int | None = None,
         part_number: int | None = None,
+        prepare: Callable[[ObjectInfo], tuple[int | None, int | None] | None] | None = None,
     ) -> ObjectReader:
         """A reader for the object, or bytes start..end (inclusive) of it, or one part.
 
-        The caller must iterate it to the end or call aclose()."""
+        `prepare`, if given, sees the object's info before anything is read (to check access
+        or conditions, raising to refuse) and may return the (start, end) to read, decided on
+        the same version the reader will read. The caller must iterate the reader to the end
+        or call aclose()."""
         token = next(self._lookup_ids)
         self._lookups.add(token)
         try:
-            return await self._open_leased(bucket, key, start, end, part_number)
+            return await self._open_leased(bucket, key, start, end, part_number, prepare)
         finally:
             self._lookup_done(token)
 
@@ -427,8 +468,13 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         start: int | None,
         end: int | None,
         part_number: int | None,
+        prepare: Callable[[ObjectInfo], tuple[int | None, int | None] | None] | None,
     ) -> ObjectReader:
         manifest = await self.get_manifest(bucket, key)
+        if prepare is not None:
+            chosen = prepare(ObjectInfo.from_manifest(manifest))
+            if chosen is not None:
+                start, end = chosen
         size = manifest.size
         if part_number is not None:
             offset = 0
@@ -585,6 +631,15 @@ def _open_index(path: Path) -> Index:
         log.error("index at %s is unusable (%s): moved to %s, rebuilding", path, exc, aside)
         path.rename(aside)
         return Index(path)
+
+
+CANNED_ACLS = ("private", "public-read")
+
+
+def _check_acl(acl: str) -> None:
+    if acl not in CANNED_ACLS:
+        allowed = ", ".join(CANNED_ACLS)
+        raise InvalidArgument(f"canned ACL {acl!r} is not supported (only {allowed})")
 
 
 def _record_bytes(record: dict) -> bytes:

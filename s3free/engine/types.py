@@ -12,13 +12,24 @@ class BucketInfo:
     name: str
     created_ms: int
     owner: str = ""
+    acl: str = "private"  # canned ACL: private or public-read
 
     def to_record(self) -> dict:
-        return {"created_ms": self.created_ms, "name": self.name, "owner": self.owner}
+        return {
+            "acl": self.acl,
+            "created_ms": self.created_ms,
+            "name": self.name,
+            "owner": self.owner,
+        }
 
     @classmethod
     def from_record(cls, record: dict) -> BucketInfo:
-        return cls(record["name"], record["created_ms"], record.get("owner", ""))
+        return cls(
+            record["name"],
+            record["created_ms"],
+            record.get("owner", ""),
+            record.get("acl", "private"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,9 +34,9 @@ class DiskFormat:
     block_size: int
 
     def validate(self) -> None:
-        if not _HEX32.match(self.set_id) or not _HEX32.match(self.disk_id):
+        if not _HEX32.fullmatch(self.set_id) or not _HEX32.fullmatch(self.disk_id):
             raise FormatError("set_id and disk_id must be 32 lowercase hex digits")
-        if not all(isinstance(d, str) and _HEX32.match(d) for d in self.disks):
+        if not all(isinstance(d, str) and _HEX32.fullmatch(d) for d in self.disks):
             raise FormatError("disks must be a list of 32-hex disk ids")
         if len(set(self.disks)) != len(self.disks):
             raise FormatError("disk ids in a set must be unique")

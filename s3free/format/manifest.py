@@ -203,15 +203,17 @@ class Manifest:
             raise FormatError("k/m out of range")
         if not 1 <= self.block_size <= MAX_BLOCK_LENGTH:
             raise FormatError("block size out of range")
+        if not isinstance(self.bucket, str) or not _utf8_ok(self.bucket):
+            raise FormatError("bucket name must be valid UTF-8")
         if not 3 <= len(self.bucket) <= 63:
             raise FormatError("bucket name length out of range")
         if not _utf8_ok(self.key) or not 1 <= len(self.key.encode("utf-8")) <= 1024:
             raise FormatError("key must be 1..1024 bytes of UTF-8")
-        if not _HEX32.match(self.object_id):
+        if not _HEX32.fullmatch(self.object_id):
             raise FormatError("object id must be 32 lowercase hex digits")
-        if not _UUID.match(self.version_id):
+        if not _UUID.fullmatch(self.version_id):
             raise FormatError("version id must be a canonical UUIDv7")
-        if not _HEX64.match(self.merkle_root):
+        if not _HEX64.fullmatch(self.merkle_root):
             raise FormatError("merkle root must be 64 lowercase hex digits")
         if not 0 <= self.size < 2**63:
             raise FormatError("size out of range")
@@ -220,7 +222,7 @@ class Manifest:
         if not 1 <= self.generation < 2**63:
             raise FormatError("generation out of range")
         if len(self.placement) != self.k + self.m or not all(
-            isinstance(p, str) and _HEX32.match(p) for p in self.placement
+            isinstance(p, str) and _HEX32.fullmatch(p) for p in self.placement
         ):
             raise FormatError("placement must list k+m disk ids")
         if len(set(self.placement)) != len(self.placement):
@@ -235,7 +237,7 @@ class Manifest:
             previous = part.number
             if part.size < 0 or part.blocks != blocks_for(part.size, self.block_size):
                 raise FormatError(f"part {part.number}: block count does not match its size")
-            if not _HEX64.match(part.merkle_root):
+            if not _HEX64.fullmatch(part.merkle_root):
                 raise FormatError(f"part {part.number}: merkle root must be 64 hex digits")
             total += part.size
         if total != self.size:

@@ -1,0 +1,88 @@
+"""Admin HTTP API, served beside S3 under /_s3free/admin/v1/ (a path no bucket can have).
+
+Requests are signed with SigV4 like S3 requests and only the root user may call them.
+JSON in and out; errors are {"error": CODE, "message": TEXT} with a fitting HTTP status.
+
+    GET    /_s3free/admin/v1/users            -> {"users": [{"name", "access_key", "created_ms"}]}
+    PUT    /_s3free/admin/v1/users/<name>     {"access_key", "secret_key"} -> 200 {"name", ...}
+    DELETE /_s3free/admin/v1/users/<name>     -> 204
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from s3free.errors import InvalidArgument, StorageError
+from s3free.meta.users import NoSuchUser, UserExists
+from s3free.s3.errors import S3Error
+
+API = "/_s3free/admin/v1/"
+MAX_BODY = 64 * 1024
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+async def handle_admin(request: web.Request) -> web.Response:
+    from s3free.s3.app import SETTINGS, USERS, lookup_credentials
+    from s3free.s3.sigv4 import authenticate
+
+    users = request.app[USERS]
+    try:
+        auth = authenticate(
+            method=request.method,
+            path=request.raw_path.split("?", 1)[0],
+            query=list(request.query.items()),
+            headers=request.headers,
+            lookup=lookup_credentials(users),
+            region=request.app[SETTINGS].region,
+        )
+    except S3Error as exc:
+        return _error(exc.status, exc.code, exc.message)
+    if auth.credentials is None or auth.credentials.access_key != users.root.access_key:
+        return _error(403, "AccessDenied", "the admin API is for the root user only")
+    body = await request.content.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        return _error(413, "TooLarge", "admin request bodies are limited to 64 KiB")
+    path = unquote(request.path)
+    if not path.startswith(API):
+        return _error(404, "NotFound", f"no admin endpoint at {path}")
+    parts = path[len(API) :].split("/")
+    try:
+        if parts == ["users"] and request.method == "GET":
+            return web.json_response(
+                {
+                    "users": [
+                        {"access_key": u.access_key, "created_ms": u.created_ms, "name": u.name}
+                        for u in users.list()
+                    ]
+                }
+            )
+        if len(parts) == 2 and parts[0] == "users" and request.method == "PUT":
+            try:
+                spec = json.loads(body or b"{}")
+                access_key, secret_key = spec["access_key"], spec["secret_key"]
+            except (ValueError, KeyError, TypeError):
+                return _error(
+                    400, "BadRequest", 'body must be {"access_key": ..., "secret_key": ...}'
+                )
+            user = await users.add(parts[1], access_key, secret_key)
+            return web.json_response(
+                {"access_key": user.access_key, "created_ms": user.created_ms, "name": user.name}
+            )
+        if len(parts) == 2 and parts[0] == "users" and request.method == "DELETE":
+            await users.remove(parts[1])
+            return web.Response(status=204)
+    except UserExists as exc:
+        return _error(409, "UserExists", str(exc))
+    except NoSuchUser as exc:
+        return _error(404, "NoSuchUser", str(exc))
+    except InvalidArgument as exc:
+        return _error(400, "InvalidArgument", str(exc))
+    except StorageError as exc:
+        return _error(503, "StorageError", str(exc))
+    return _error(404, "NotFound", f"no admin endpoint {request.method} {path}")

@@ -1,0 +1,69 @@
+"""Who may do what: the whole access model in one place.
+
+- Anonymous requests are denied, except reads the canned ACL public-read opens: GET/HEAD of an
+  object whose ACL is public-read, and listing (or HEAD) of a bucket whose ACL is public-read.
+- The root user may do everything.
+- Any other user may create buckets; a bucket belongs to its creator, and only the owner (or
+  root) may use it. Other users get AccessDenied, except for the public-read reads above.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from s3free.engine.types import BucketInfo, ObjectInfo
+from s3free.s3.errors import S3Error
+
+if TYPE_CHECKING:
+    from s3free.s3.app import Ctx
+
+PUBLIC_READ = "public-read"
+ACL_HEADER = "x-amz-acl"
+_OBJECT_READS = {"GetObject", "HeadObject"}
+_BUCKET_READS = {"ListObjects", "ListObjectsV2", "HeadBucket", "ListObjectVersions"}
+_NEEDS_NO_BUCKET = {"ListBuckets", "CreateBucket"}
+
+
+def denied(message: str = "Access Denied") -> S3Error:
+    return S3Error("AccessDenied", message)
+
+
+def may_use(ctx: Ctx, bucket: BucketInfo) -> bool:
+    """Full access to the bucket: its owner or root."""
+    return ctx.user is not None and (ctx.user.is_root or ctx.user.name == bucket.owner)
+
+
+async def check(ctx: Ctx) -> None:
+    """Raise AccessDenied unless the request may proceed. Object reads that only a public-read
+    object ACL would allow are marked (ctx.extra["needs_public_object"]) for the handler, which
+    has the object in hand."""
+    op = ctx.s3.op
+    if op in _NEEDS_NO_BUCKET:
+        if ctx.user is None:
+            raise denied("Anonymous requests are not allowed; sign the request")
+        return
+    bucket = await ctx.store.head_bucket(ctx.s3.bucket)
+    ctx.extra["bucket"] = bucket
+    if may_use(ctx, bucket):
+        return
+    if op in _OBJECT_READS:
+        ctx.extra["needs_public_object"] = True
+        return
+    if op in _BUCKET_READS and bucket.acl == PUBLIC_READ:
+        return
+    raise denied()
+
+
+def check_object_read(ctx: Ctx, info: ObjectInfo) -> None:
+    """For a read the bucket rights did not cover: only a public-read object may be read."""
+    if ctx.extra.get("needs_public_object") and info.http_headers.get(ACL_HEADER) != PUBLIC_READ:
+        raise denied()
+
+
+async def check_source_read(ctx: Ctx, bucket: str, info: ObjectInfo) -> None:
+    """A copy source must be readable by the requester (owner, root, or public-read object)."""
+    owner = await ctx.store.head_bucket(bucket)
+    if may_use(ctx, owner):
+        return
+    if info.http_headers.get(ACL_HEADER) != PUBLIC_READ:
+        raise denied("Access Denied to the copy source")

@@ -1,0 +1,154 @@
+"""The aiohttp application: one catch-all route that parses the request into an S3 operation,
+authenticates it, checks access, and hands it to the operation's handler.
+
+Errors become S3 XML here and only here: S3Error as is, engine errors through
+`errors.from_storage`, anything else as InternalError (logged with the request id). Every
+response carries x-amz-request-id and x-amz-id-2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from s3free.engine import ObjectStore
+from s3free.errors import StorageError
+from s3free.meta.users import User, UserStore
+from s3free.s3 import access
+from s3free.s3.errors import S3Error, from_storage
+from s3free.s3.request import ADMIN_PREFIX, S3Request, parse
+from s3free.s3.sigv4 import AuthResult, Credentials, authenticate
+from s3free.s3.xmlio import add, element, render
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Settings:
+    region: str = "us-east-1"
+    domain: str | None = None
+
+
+@dataclass
+class Ctx:
+    """Everything a handler needs for one request."""
+
+    request: web.Request
+    s3: S3Request
+    auth: AuthResult
+    user: User | None
+    store: ObjectStore
+    users: UserStore
+    settings: Settings
+    request_id: str
+    extra: dict = field(default_factory=dict)
+
+
+Handler = Callable[[Ctx], Awaitable[web.StreamResponse]]
+
+STORE = web.AppKey("store", ObjectStore)
+USERS = web.AppKey("users", UserStore)
+SETTINGS = web.AppKey("settings", Settings)
+HANDLERS = web.AppKey("handlers", dict)
+ADMIN = web.AppKey("admin", object)
+
+
+def make_app(store: ObjectStore, users: UserStore, settings: Settings) -> web.Application:
+    from s3free.s3.ops import HANDLERS as OPS
+
+    app = web.Application(client_max_size=0, handler_args={"max_field_size": 64 * 1024})
+    app[STORE] = store
+    app[USERS] = users
+    app[SETTINGS] = settings
+    app[HANDLERS] = OPS
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.on_response_prepare.append(_stamp)
+    return app
+
+
+async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
+    rid = request.get("request_id", "")
+    response.headers["x-amz-request-id"] = rid
+    response.headers["x-amz-id-2"] = rid
+    response.headers["Server"] = "s3free"
+
+
+def lookup_credentials(users: UserStore) -> Callable[[str], Credentials | None]:
+    def lookup(access_key: str) -> Credentials | None:
+        user = users.lookup(access_key)
+        return Credentials(user.access_key, user.secret_key, user.name) if user else None
+
+    return lookup
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    rid = os.urandom(8).hex().upper()
+    request["request_id"] = rid
+    app = request.app
+    resource = request.path
+    try:
+        if request.path.startswith(ADMIN_PREFIX):
+            from s3free.admin.api import handle_admin
+
+            return await handle_admin(request)
+        s3 = parse(
+            request.method,
+            request.raw_path.split("?", 1)[0],
+            request.query,
+            request.host,
+            domain=app[SETTINGS].domain,
+            copy_source="x-amz-copy-source" in request.headers,
+        )
+        resource = s3.resource
+        auth = authenticate(
+            method=request.method,
+            path=request.raw_path.split("?", 1)[0],
+            query=list(request.query.items()),
+            headers=request.headers,
+            lookup=lookup_credentials(app[USERS]),
+            region=app[SETTINGS].region,
+        )
+        user = app[USERS].lookup(auth.credentials.access_key) if auth.credentials else None
+        ctx = Ctx(request, s3, auth, user, app[STORE], app[USERS], app[SETTINGS], rid)
+        await access.check(ctx)
+        return await app[HANDLERS][s3.op](ctx)
+    except S3Error as exc:
+        return error_response(exc, resource, rid, request.method)
+    except StorageError as exc:
+        return error_response(from_storage(exc), resource, rid, request.method)
+    except (ConnectionResetError, web.HTTPException):
+        raise
+    except Exception:
+        log.exception("request %s %s failed (request id %s)", request.method, request.path, rid)
+        return error_response(
+            S3Error("InternalError", "We encountered an internal error. Please try again."),
+            resource,
+            rid,
+            request.method,
+        )
+
+
+def error_response(exc: S3Error, resource: str, rid: str, method: str) -> web.Response:
+    """S3's <Error> document; extra items named "header:<Name>" become response headers."""
+    headers = {k[7:]: v for k, v in exc.extra.items() if k.startswith("header:")}
+    if exc.status == 304:
+        return web.Response(status=304, headers=headers)
+    headers["Content-Type"] = "application/xml"
+    if method == "HEAD":
+        return web.Response(status=exc.status, headers=headers)
+    body = render(
+        add(
+            element("Error"),
+            ("Code", exc.code),
+            ("Message", exc.message),
+            [(k, v) for k, v in exc.extra.items() if not k.startswith("header:")],
+            ("Resource", resource),
+            ("RequestId", rid),
+        ),
+        namespace=False,
+    )
+    return web.Response(status=exc.status, body=body, headers=headers)

@@ -1,0 +1,208 @@
+"""Listing: ListObjects (V1), ListObjectsV2, ListObjectVersions (every object is its own
+"null" version until versioning exists), ListMultipartUploads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import quote
+
+from aiohttp import web
+
+from s3free.s3.errors import S3Error
+from s3free.s3.ops.common import int_param, owner_element, quote_etag, xml_reply
+from s3free.s3.xmlio import add, element, iso8601
+
+MAX_KEYS = 1000
+
+
+def _encoder(query):
+    encoding = query.get("encoding-type")
+    if encoding is None:
+        return lambda s: s
+    if encoding != "url":
+        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
+    return lambda s: quote(s, safe="") if s is not None else None
+
+
+def _page_args(ctx, marker: str):
+    q = ctx.s3.query
+    return {
+        "prefix": q.get("prefix", ""),
+        "delimiter": q.get("delimiter", ""),
+        "start_after": marker,
+        "max_keys": min(int_param(q, "max-keys", MAX_KEYS, low=0), MAX_KEYS),
+    }
+
+
+def _contents(obj, enc, owner: str | None, tag: str = "Contents", version: bool = False):
+    el = add(element(tag), ("Key", enc(obj.key)))
+    if version:
+        add(el, ("VersionId", "null"), ("IsLatest", True))
+    add(
+        el,
+        ("LastModified", iso8601(obj.last_modified_ms)),
+        ("ETag", quote_etag(obj.etag)),
+        ("Size", obj.size),
+    )
+    if owner is not None:
+        add(el, owner_element(owner))
+    add(el, ("StorageClass", "STANDARD"))
+    return el
+
+
+def _prefixes(page, enc):
+    return [add(element("CommonPrefixes"), ("Prefix", enc(p))) for p in page.common_prefixes]
+
+
+async def list_objects(ctx) -> web.StreamResponse:
+    q = ctx.s3.query
+    enc = _encoder(q)
+    args = _page_args(ctx, q.get("marker", ""))
+    page = await ctx.store.list_objects(ctx.s3.bucket, **args)
+    owner = ctx.extra["bucket"].owner or "root"
+    root = add(
+        element("ListBucketResult"),
+        ("Name", ctx.s3.bucket),
+        ("Prefix", enc(args["prefix"])),
+        ("Marker", enc(args["start_after"])),
+        ("MaxKeys", args["max_keys"]),
+        ("Delimiter", enc(args["delimiter"]) if args["delimiter"] else None),
+        ("IsTruncated", page.is_truncated),
+        ("NextMarker", enc(page.next_marker) if page.is_truncated and args["delimiter"] else None),
+        [_contents(o, enc, owner) for o in page.objects],
+        _prefixes(page, enc),
+        ("EncodingType", q.get("encoding-type")),
+    )
+    return xml_reply(root)
+
+
+def _token(marker: str) -> str:
+    return base64.urlsafe_b64encode(b"s3free1:" + marker.encode()).decode()
+
+
+def _untoken(token: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(token.encode())
+        if not raw.startswith(b"s3free1:"):
+            raise ValueError
+        return raw[len(b"s3free1:") :].decode()
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise S3Error("InvalidArgument", "The continuation token provided is incorrect") from None
+
+
+async def list_objects_v2(ctx) -> web.StreamResponse:
+    q = ctx.s3.query
+    enc = _encoder(q)
+    token = q.get("continuation-token")
+    start_after = q.get("start-after", "")
+    marker = _untoken(token) if token is not None else start_after
+    args = _page_args(ctx, marker)
+    page = await ctx.store.list_objects(ctx.s3.bucket, **args)
+    fetch_owner = q.get("fetch-owner", "false").lower() == "true"
+    owner = (ctx.extra["bucket"].owner or "root") if fetch_owner else None
+    root = add(
+        element("ListBucketResult"),
+        ("Name", ctx.s3.bucket),
+        ("Prefix", enc(args["prefix"])),
+        ("Delimiter", enc(args["delimiter"]) if args["delimiter"] else None),
+        ("MaxKeys", args["max_keys"]),
+        ("KeyCount", len(page.objects) + len(page.common_prefixes)),
+        ("IsTruncated", page.is_truncated),
+        ("ContinuationToken", token),
+        ("NextContinuationToken", _token(page.next_marker) if page.is_truncated else None),
+        ("StartAfter", enc(start_after) if start_after else None),
+        [_contents(o, enc, owner) for o in page.objects],
+        _prefixes(page, enc),
+        ("EncodingType", q.get("encoding-type")),
+    )
+    return xml_reply(root)
+
+
+async def list_object_versions(ctx) -> web.StreamResponse:
+    q = ctx.s3.query
+    enc = _encoder(q)
+    key_marker = q.get("key-marker", "")
+    version_marker = q.get("version-id-marker", "")
+    if version_marker and not key_marker:
+        raise S3Error(
+            "InvalidArgument", "A version-id marker cannot be specified without a key marker."
+        )
+    # Each key has exactly one version, "null", so the page starts after key-marker whether
+    # or not version-id-marker is given (S3's key-marker is exclusive).
+    args = _page_args(ctx, key_marker)
+    page = await ctx.store.list_objects(ctx.s3.bucket, **args)
+    owner = ctx.extra["bucket"].owner or "root"
+    root = add(
+        element("ListVersionsResult"),
+        ("Name", ctx.s3.bucket),
+        ("Prefix", enc(args["prefix"])),
+        ("KeyMarker", enc(key_marker)),
+        ("VersionIdMarker", version_marker),
+        ("MaxKeys", args["max_keys"]),
+        ("Delimiter", enc(args["delimiter"]) if args["delimiter"] else None),
+        ("IsTruncated", page.is_truncated),
+        ("NextKeyMarker", enc(page.next_marker) if page.is_truncated else None),
+        ("NextVersionIdMarker", "null" if page.is_truncated else None),
+        [_contents(o, enc, owner, tag="Version", version=True) for o in page.objects],
+        _prefixes(page, enc),
+        ("EncodingType", q.get("encoding-type")),
+    )
+    return xml_reply(root)
+
+
+async def list_multipart_uploads(ctx) -> web.StreamResponse:
+    q = ctx.s3.query
+    enc = _encoder(q)
+    prefix = q.get("prefix", "")
+    delimiter = q.get("delimiter", "")
+    key_marker = q.get("key-marker", "")
+    upload_marker = q.get("upload-id-marker", "") if key_marker else ""
+    max_uploads = min(int_param(q, "max-uploads", MAX_KEYS, low=0), MAX_KEYS)
+    uploads, truncated = await ctx.store.list_multipart_uploads(
+        ctx.s3.bucket,
+        prefix=prefix,
+        key_marker=key_marker,
+        upload_id_marker=upload_marker,
+        max_uploads=max_uploads,
+    )
+    prefixes: list[str] = []
+    shown = []
+    for upload in uploads:
+        if delimiter:
+            pos = upload.key.find(delimiter, len(prefix))
+            if pos >= 0:
+                common = upload.key[: pos + len(delimiter)]
+                if common not in prefixes:
+                    prefixes.append(common)
+                continue
+        shown.append(upload)
+    owner = ctx.extra["bucket"].owner or "root"
+    last = uploads[-1] if uploads else None
+    root = add(
+        element("ListMultipartUploadsResult"),
+        ("Bucket", ctx.s3.bucket),
+        ("KeyMarker", enc(key_marker)),
+        ("UploadIdMarker", upload_marker),
+        ("NextKeyMarker", enc(last.key) if truncated and last else None),
+        ("NextUploadIdMarker", last.upload_id if truncated and last else None),
+        ("Prefix", enc(prefix) if prefix else None),
+        ("Delimiter", enc(delimiter) if delimiter else None),
+        ("MaxUploads", max_uploads),
+        ("IsTruncated", truncated),
+        [
+            add(
+                element("Upload"),
+                ("Key", enc(u.key)),
+                ("UploadId", u.upload_id),
+                owner_element(owner, "Initiator"),
+                owner_element(owner),
+                ("StorageClass", "STANDARD"),
+                ("Initiated", iso8601(u.initiated_ms)),
+            )
+            for u in shown
+        ],
+        [add(element("CommonPrefixes"), ("Prefix", enc(p))) for p in prefixes],
+        ("EncodingType", q.get("encoding-type")),
+    )
+    return xml_reply(root)

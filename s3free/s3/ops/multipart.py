@@ -1,0 +1,174 @@
+"""Multipart uploads: CreateMultipartUpload, UploadPart, UploadPartCopy,
+CompleteMultipartUpload, AbortMultipartUpload, ListParts."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from s3free.s3 import conditions
+from s3free.s3.body import open_body, read_small_body
+from s3free.s3.errors import S3Error
+from s3free.s3.ops.common import int_param, owner_element, quote_etag, xml_reply
+from s3free.s3.ops.objects import _refuse_unsupported, new_object_fields, open_copy_source
+from s3free.s3.xmlio import add, child_text, children, element, iso8601, parse_body
+
+MAX_PART_SIZE = 5 * 1024**3
+
+
+def _upload_id(ctx) -> str:
+    upload_id = ctx.s3.query.get("uploadId", "")
+    if not upload_id:
+        raise S3Error("NoSuchUpload", "The specified upload does not exist.")
+    return upload_id
+
+
+def _part_number(ctx) -> int:
+    raw = ctx.s3.query.get("partNumber")
+    try:
+        number = int(raw) if raw is not None else 0
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 10000:
+        raise S3Error(
+            "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive"
+        )
+    return number
+
+
+async def create_multipart_upload(ctx) -> web.StreamResponse:
+    _refuse_unsupported(ctx)
+    fields = new_object_fields(ctx)
+    # Each part's checksum is verified as it arrives (UploadPart); the whole object's
+    # composite checksum is not kept, so GetObject returns none for multipart objects.
+    algorithm = ctx.request.headers.get("x-amz-checksum-algorithm")
+    upload_id = await ctx.store.create_multipart_upload(ctx.s3.bucket, ctx.s3.key, **fields)
+    root = add(
+        element("InitiateMultipartUploadResult"),
+        ("Bucket", ctx.s3.bucket),
+        ("Key", ctx.s3.key),
+        ("UploadId", upload_id),
+    )
+    headers = {"x-amz-checksum-algorithm": algorithm.upper()} if algorithm else {}
+    return xml_reply(root, headers=headers)
+
+
+async def upload_part(ctx) -> web.StreamResponse:
+    upload_id = _upload_id(ctx)
+    number = _part_number(ctx)
+    body = await open_body(ctx)
+    if body.expected_size is not None and body.expected_size > MAX_PART_SIZE:
+        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+    part = await ctx.store.upload_part(
+        ctx.s3.bucket,
+        ctx.s3.key,
+        upload_id,
+        number,
+        body.stream,
+        expected_size=body.expected_size,
+        expected_md5=body.expected_md5,
+    )
+    headers = {"ETag": quote_etag(part.etag)}
+    for algorithm, value in body.checksums.items():
+        headers[f"x-amz-checksum-{algorithm.lower()}"] = value
+    return web.Response(status=200, headers=headers)
+
+
+async def upload_part_copy(ctx) -> web.StreamResponse:
+    upload_id = _upload_id(ctx)
+    number = _part_number(ctx)
+    _, _, reader = await open_copy_source(
+        ctx, range_header=ctx.request.headers.get("x-amz-copy-source-range")
+    )
+    try:
+        if reader.content_length > MAX_PART_SIZE:
+            raise S3Error("EntityTooLarge", "a part may be at most 5 GiB")
+        part = await ctx.store.upload_part(
+            ctx.s3.bucket,
+            ctx.s3.key,
+            upload_id,
+            number,
+            reader,
+            expected_size=reader.content_length,
+        )
+    finally:
+        await reader.aclose()
+    root = add(
+        element("CopyPartResult"),
+        ("LastModified", iso8601(part.last_modified_ms)),
+        ("ETag", quote_etag(part.etag)),
+    )
+    return xml_reply(root)
+
+
+async def complete_multipart_upload(ctx) -> web.StreamResponse:
+    upload_id = _upload_id(ctx)
+    root = parse_body(await read_small_body(ctx), "CompleteMultipartUpload")
+    parts = []
+    for part in children(root, "Part"):
+        number_text = child_text(part, "PartNumber")
+        etag = child_text(part, "ETag")
+        try:
+            number = int(number_text or "")
+        except ValueError:
+            raise S3Error("MalformedXML", "PartNumber must be an integer") from None
+        if etag is None:
+            raise S3Error("MalformedXML", "every Part needs an ETag")
+        parts.append((number, etag))
+    if not parts:
+        raise S3Error("MalformedXML", "The XML you provided did not have any Part elements")
+    info = await ctx.store.complete_multipart_upload(
+        ctx.s3.bucket,
+        ctx.s3.key,
+        upload_id,
+        parts,
+        precondition=conditions.write_precondition(ctx.request.headers),
+    )
+    host = ctx.request.host
+    result = add(
+        element("CompleteMultipartUploadResult"),
+        ("Location", f"{ctx.request.scheme}://{host}/{ctx.s3.bucket}/{ctx.s3.key}"),
+        ("Bucket", ctx.s3.bucket),
+        ("Key", ctx.s3.key),
+        ("ETag", quote_etag(info.etag)),
+    )
+    return xml_reply(result)
+
+
+async def abort_multipart_upload(ctx) -> web.StreamResponse:
+    await ctx.store.abort_multipart_upload(ctx.s3.bucket, ctx.s3.key, _upload_id(ctx))
+    return web.Response(status=204)
+
+
+async def list_parts(ctx) -> web.StreamResponse:
+    upload_id = _upload_id(ctx)
+    q = ctx.s3.query
+    marker = int_param(q, "part-number-marker", 0, low=0, high=10000)
+    max_parts = min(int_param(q, "max-parts", 1000, low=0), 1000)
+    parts, truncated, next_marker = await ctx.store.list_parts(
+        ctx.s3.bucket, ctx.s3.key, upload_id, part_number_marker=marker, max_parts=max_parts
+    )
+    owner = ctx.extra["bucket"].owner or "root"
+    root = add(
+        element("ListPartsResult"),
+        ("Bucket", ctx.s3.bucket),
+        ("Key", ctx.s3.key),
+        ("UploadId", upload_id),
+        owner_element(owner, "Initiator"),
+        owner_element(owner),
+        ("StorageClass", "STANDARD"),
+        ("PartNumberMarker", marker),
+        ("NextPartNumberMarker", next_marker),
+        ("MaxParts", max_parts),
+        ("IsTruncated", truncated),
+        [
+            add(
+                element("Part"),
+                ("PartNumber", p.number),
+                ("LastModified", iso8601(p.last_modified_ms)),
+                ("ETag", quote_etag(p.etag)),
+                ("Size", p.size),
+            )
+            for p in parts
+        ],
+    )
+    return xml_reply(root)

@@ -1,0 +1,391 @@
+"""Object operations: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject,
+and the object ACL calls."""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from s3free.engine.types import ObjectInfo
+from s3free.errors import NoSuchKey, StorageError
+from s3free.s3 import access, conditions
+from s3free.s3.body import open_body, read_small_body
+from s3free.s3.errors import S3Error, from_storage
+from s3free.s3.ops import acl
+from s3free.s3.ops.common import (
+    check_version_id,
+    quote_etag,
+    stored_headers,
+    user_metadata,
+    xml_reply,
+)
+from s3free.s3.xmlio import add, child_text, children, element, http_date, iso8601, parse_body
+
+log = logging.getLogger(__name__)
+
+MAX_COPY_SIZE = 5 * 1024**3
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for a satisfiable single range; None to send the whole object
+    (no header, or one S3 ignores: not bytes=, several ranges); InvalidRange if unsatisfiable."""
+    if not header:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise _unsatisfiable(size)
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None  # syntactically invalid: ignored, like S3
+    if start >= size:
+        raise _unsatisfiable(size)
+    return start, min(end, size - 1)
+
+
+def _unsatisfiable(size: int) -> S3Error:
+    return S3Error(
+        "InvalidRange",
+        "The requested range is not satisfiable",
+        ActualObjectSize=str(size),
+        **{"header:Content-Range": f"bytes */{size}"},
+    )
+
+
+def object_headers(info: ObjectInfo, checksums: bool) -> dict[str, str]:
+    headers = {
+        "ETag": quote_etag(info.etag),
+        "Last-Modified": http_date(info.last_modified_ms),
+        "Content-Type": info.content_type or DEFAULT_CONTENT_TYPE,
+        "Accept-Ranges": "bytes",
+    }
+    for name, value in info.http_headers.items():
+        if name.startswith("x-amz-"):
+            continue  # kept for access control, not returned
+        headers["-".join(p.capitalize() for p in name.split("-"))] = value
+    for name, value in info.user_metadata.items():
+        headers[f"x-amz-meta-{name}"] = value
+    if checksums:
+        for algorithm, value in info.checksums.items():
+            headers[f"x-amz-checksum-{algorithm.lower()}"] = value
+    return headers
+
+
+async def _open(ctx, *, head: bool):
+    """Look the object up and decide the range on the version that will be read."""
+    check_version_id(ctx.s3.query)
+    q = ctx.s3.query
+    part_number = None
+    if "partNumber" in q:
+        try:
+            part_number = int(q["partNumber"])
+        except ValueError:
+            raise S3Error("InvalidArgument", "partNumber must be an integer") from None
+        if not 1 <= part_number <= 10000:
+            raise S3Error("InvalidArgument", "partNumber must be between 1 and 10000")
+    range_header = ctx.request.headers.get("Range")
+    if part_number is not None and range_header:
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber")
+    decided: dict = {}
+
+    def prepare(info: ObjectInfo):
+        access.check_object_read(ctx, info)
+        conditions.check_read(ctx.request.headers, info)
+        rng = parse_range(range_header, info.size) if part_number is None else None
+        decided["range"] = rng
+        return rng
+
+    reader = await ctx.store.open_object(
+        ctx.s3.bucket, ctx.s3.key, part_number=part_number, prepare=prepare
+    )
+    return reader, decided.get("range"), part_number
+
+
+def _response_headers(ctx, reader, rng, part_number) -> tuple[int, dict[str, str]]:
+    info = reader.info
+    full = rng is None and part_number is None
+    checksum_mode = ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+    headers = object_headers(info, checksums=checksum_mode and full)
+    status = 200
+    if not full:
+        status = 206
+        headers["Content-Range"] = f"bytes {reader.start}-{reader.end}/{info.size}"
+    if part_number is not None:
+        headers["x-amz-mp-parts-count"] = str(info.parts_count)
+    for param, header in _RESPONSE_OVERRIDES.items():
+        if param in ctx.s3.query:
+            headers[header] = ctx.s3.query[param]
+    return status, headers
+
+
+async def get_object(ctx) -> web.StreamResponse:
+    reader, rng, part_number = await _open(ctx, head=False)
+    try:
+        status, headers = _response_headers(ctx, reader, rng, part_number)
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = reader.content_length
+        await response.prepare(ctx.request)
+        async for chunk in reader:
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+    except BaseException:
+        await reader.aclose()
+        raise
+
+
+async def head_object(ctx) -> web.StreamResponse:
+    reader, rng, part_number = await _open(ctx, head=True)
+    await reader.aclose()
+    status, headers = _response_headers(ctx, reader, rng, part_number)
+    headers["Content-Length"] = str(reader.content_length)
+    return web.Response(status=status, headers=headers)
+
+
+def _canned_acl(ctx) -> str:
+    """The x-amz-acl of a write; grants and ACLs other than private/public-read are refused."""
+    headers = ctx.request.headers
+    for name in headers:
+        if name.lower().startswith("x-amz-grant-"):
+            raise S3Error(
+                "NotImplemented", "s3free supports only the canned ACLs private and public-read"
+            )
+    value = headers.get("x-amz-acl", "private")
+    if value not in ("private", "public-read"):
+        raise S3Error(
+            "NotImplemented", f"the canned ACL {value!r} is not supported (private, public-read)"
+        )
+    return value
+
+
+def _refuse_unsupported(ctx) -> None:
+    headers = ctx.request.headers
+    storage_class = headers.get("x-amz-storage-class", "STANDARD")
+    if storage_class != "STANDARD":
+        raise S3Error("NotImplemented", f"storage class {storage_class} is not supported")
+    for name in (
+        "x-amz-server-side-encryption",
+        "x-amz-server-side-encryption-customer-algorithm",
+        "x-amz-tagging",
+        "x-amz-object-lock-mode",
+        "x-amz-object-lock-legal-hold",
+        "x-amz-website-redirect-location",
+    ):
+        if name in headers:
+            raise S3Error("NotImplemented", f"{name} is not supported by s3free")
+
+
+def new_object_fields(ctx) -> dict:
+    """content_type, user_metadata and http_headers of a new object from the request."""
+    headers = ctx.request.headers
+    stored = stored_headers(headers)
+    acl_value = _canned_acl(ctx)
+    if acl_value != "private":
+        stored[access.ACL_HEADER] = acl_value
+    return {
+        "content_type": headers.get("Content-Type", ""),
+        "user_metadata": user_metadata(headers),
+        "http_headers": stored,
+    }
+
+
+async def put_object(ctx) -> web.StreamResponse:
+    _refuse_unsupported(ctx)
+    fields = new_object_fields(ctx)
+    precondition = conditions.write_precondition(ctx.request.headers)
+    body = await open_body(ctx)
+    info = await ctx.store.put_object(
+        ctx.s3.bucket,
+        ctx.s3.key,
+        body.stream,
+        expected_size=body.expected_size,
+        expected_md5=body.expected_md5,
+        checksums=body.checksums,
+        precondition=precondition,
+        **fields,
+    )
+    headers = {"ETag": quote_etag(info.etag)}
+    for algorithm, value in info.checksums.items():
+        headers[f"x-amz-checksum-{algorithm.lower()}"] = value
+    return web.Response(status=200, headers=headers)
+
+
+async def delete_object(ctx) -> web.StreamResponse:
+    check_version_id(ctx.s3.query)
+    await ctx.store.delete_object(ctx.s3.bucket, ctx.s3.key)
+    return web.Response(status=204)
+
+
+async def delete_objects(ctx) -> web.StreamResponse:
+    root = parse_body(await read_small_body(ctx), "Delete")
+    quiet = (child_text(root, "Quiet", "false") or "").strip().lower() == "true"
+    objects = children(root, "Object")
+    if not objects:
+        raise S3Error("MalformedXML", "Delete needs at least one Object")
+    if len(objects) > 1000:
+        raise S3Error("MalformedXML", "Delete takes at most 1000 objects")
+    result = element("DeleteResult")
+    for obj in objects:
+        key = child_text(obj, "Key")
+        version = child_text(obj, "VersionId")
+        if not key:
+            raise S3Error("MalformedXML", "every Object needs a Key")
+        if version not in (None, "null"):
+            failure = add(
+                element("Error"),
+                ("Key", key),
+                ("VersionId", version),
+                ("Code", "NoSuchVersion"),
+                ("Message", "The specified version does not exist."),
+            )
+            add(result, failure)
+            continue
+        try:
+            await ctx.store.delete_object(ctx.s3.bucket, key)
+        except (S3Error, StorageError) as exc:  # one key's failure must not fail the others
+            err = exc if isinstance(exc, S3Error) else from_storage(exc)
+            log.warning("DeleteObjects %s/%s: %s", ctx.s3.bucket, key, exc)
+            add(
+                result,
+                add(element("Error"), ("Key", key), ("Code", err.code), ("Message", err.message)),
+            )
+            continue
+        if not quiet:
+            add(result, add(element("Deleted"), ("Key", key), ("VersionId", version)))
+    return xml_reply(result)
+
+
+def parse_copy_source(value: str) -> tuple[str, str]:
+    source = unquote(value)
+    source, _, query = source.partition("?")
+    if query and query not in ("versionId=null",):
+        raise S3Error("NoSuchVersion", "the specified version does not exist", status=404)
+    source = source.lstrip("/")
+    bucket, _, key = source.partition("/")
+    if not bucket or not key:
+        raise S3Error("InvalidArgument", "x-amz-copy-source must name a bucket and a key")
+    return bucket, key
+
+
+async def open_copy_source(ctx, start=None, end=None, *, range_header: str | None = None):
+    """A reader for the copy source after access and x-amz-copy-source-if-* checks."""
+    bucket, key = parse_copy_source(ctx.request.headers["x-amz-copy-source"])
+    decided: dict = {}
+
+    def prepare(info: ObjectInfo):
+        decided["info"] = info
+        conditions.check_read(ctx.request.headers, info, prefix="x-amz-copy-source-")
+        if range_header is not None:
+            match = _RANGE.fullmatch(range_header.strip())
+            if match is None or not match.group(1) or not match.group(2):
+                raise S3Error("InvalidArgument", "x-amz-copy-source-range must be bytes=first-last")
+            first, last = int(match.group(1)), int(match.group(2))
+            if last < first or last >= info.size:
+                raise S3Error("InvalidRange", "The requested range is not satisfiable")
+            return first, last
+        return None
+
+    try:
+        reader = await ctx.store.open_object(bucket, key, prepare=prepare)
+    except NoSuchKey:
+        raise S3Error("NoSuchKey", "The specified key does not exist.") from None
+    try:
+        await access.check_source_read(ctx, bucket, reader.info)
+    except BaseException:
+        await reader.aclose()
+        raise
+    return bucket, key, reader
+
+
+async def copy_object(ctx) -> web.StreamResponse:
+    _refuse_unsupported(ctx)
+    headers = ctx.request.headers
+    directive = headers.get("x-amz-metadata-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", "x-amz-metadata-directive must be COPY or REPLACE")
+    src_bucket, src_key, reader = await open_copy_source(ctx)
+    try:
+        info = reader.info
+        if info.size > MAX_COPY_SIZE:
+            raise S3Error(
+                "InvalidRequest",
+                "The specified copy source is larger than the maximum allowable size "
+                f"for a copy source: {MAX_COPY_SIZE}",
+            )
+        if directive == "COPY":
+            if (src_bucket, src_key) == (ctx.s3.bucket, ctx.s3.key) and "x-amz-acl" not in headers:
+                raise S3Error(
+                    "InvalidRequest",
+                    "This copy request is illegal because it is trying to copy an object to "
+                    "itself without changing the object's metadata, storage class, website "
+                    "redirect location or encryption attributes.",
+                )
+            kept = {k: v for k, v in info.http_headers.items() if k != access.ACL_HEADER}
+            acl_value = _canned_acl(ctx)
+            if acl_value != "private":
+                kept[access.ACL_HEADER] = acl_value
+            fields = {
+                "content_type": info.content_type,
+                "user_metadata": dict(info.user_metadata),
+                "http_headers": kept,
+            }
+        else:
+            fields = new_object_fields(ctx)
+        result = await ctx.store.put_object(
+            ctx.s3.bucket,
+            ctx.s3.key,
+            reader,
+            expected_size=reader.content_length,
+            checksums=dict(info.checksums) if directive == "COPY" else {},
+            precondition=conditions.write_precondition(headers),
+            **fields,
+        )
+    finally:
+        await reader.aclose()
+    body = add(
+        element("CopyObjectResult"),
+        ("LastModified", iso8601(result.last_modified_ms)),
+        ("ETag", quote_etag(result.etag)),
+    )
+    return xml_reply(body)
+
+
+async def get_object_acl(ctx) -> web.StreamResponse:
+    check_version_id(ctx.s3.query)
+    info = await ctx.store.head_object(ctx.s3.bucket, ctx.s3.key)
+    bucket = ctx.extra["bucket"]
+    return xml_reply(
+        acl.policy(bucket.owner or "root", info.http_headers.get(access.ACL_HEADER, "private"))
+    )
+
+
+async def put_object_acl(ctx) -> web.StreamResponse:
+    check_version_id(ctx.s3.query)
+    value = await acl.requested_canned(ctx)
+    info = await ctx.store.head_object(ctx.s3.bucket, ctx.s3.key)
+    stored = {k: v for k, v in info.http_headers.items() if k != access.ACL_HEADER}
+    if value != "private":
+        stored[access.ACL_HEADER] = value
+    await ctx.store.update_object_headers(ctx.s3.bucket, ctx.s3.key, stored)
+    return web.Response(status=200)

@@ -1,0 +1,143 @@
+"""Running the server: open the store and users, serve the S3 API, shut down cleanly.
+
+Root credentials come from S3FREE_ACCESS_KEY / S3FREE_SECRET_KEY; when those are unset, a pair
+is generated once, kept in <data dir>/credentials.json (mode 0600) and printed at start-up.
+The server never runs without credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import ssl
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from s3free.config import Config
+from s3free.engine import ObjectStore
+from s3free.meta.users import ROOT_USER, User, UserStore
+from s3free.s3.app import Settings, make_app
+
+log = logging.getLogger(__name__)
+
+CREDENTIALS_FILE = "credentials.json"
+
+
+@dataclass
+class RootCredentials:
+    access_key: str
+    secret_key: str
+    generated: bool  # made now, to be shown to the operator once
+
+
+def root_credentials(config: Config, env: dict[str, str] | None = None) -> RootCredentials:
+    env = os.environ if env is None else env
+    access, secret = env.get("S3FREE_ACCESS_KEY"), env.get("S3FREE_SECRET_KEY")
+    if access and secret:
+        return RootCredentials(access, secret, False)
+    if access or secret:
+        raise SystemExit("s3free: set both S3FREE_ACCESS_KEY and S3FREE_SECRET_KEY, or neither")
+    path = Path(config.data_dir) / CREDENTIALS_FILE
+    if path.exists():
+        stored = json.loads(path.read_text())
+        return RootCredentials(stored["access_key"], stored["secret_key"], False)
+    alphabet = string.ascii_uppercase + string.digits
+    pair = RootCredentials(
+        "S3F" + "".join(secrets.choice(alphabet) for _ in range(17)),
+        secrets.token_urlsafe(30),
+        True,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"access_key": pair.access_key, "secret_key": pair.secret_key}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    return pair
+
+
+@dataclass
+class Running:
+    runner: web.AppRunner
+    store: ObjectStore
+    url: str
+
+    async def close(self) -> None:
+        """Stop accepting, let requests in flight finish, then close the store."""
+        await self.runner.cleanup()
+        await self.store.close()
+
+
+async def start(config: Config, creds: RootCredentials) -> Running:
+    k_m = config.k_m
+    store = await ObjectStore.open(
+        config.disk_paths,
+        meta_dir=config.meta_path,
+        k=k_m[0] if k_m else None,
+        m=k_m[1] if k_m else None,
+        block_size=config.block_size,
+    )
+    try:
+        users = UserStore(
+            User(ROOT_USER, creds.access_key, creds.secret_key), store.diskset, store.executor
+        )
+        await users.load()
+        app = make_app(store, users, Settings(region=config.region, domain=config.domain))
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=60.0)
+        await runner.setup()
+        context = None
+        if config.tls_cert:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(config.tls_cert, config.tls_key)
+        host, port = config.host_port
+        site = web.TCPSite(runner, host, port, ssl_context=context, reuse_address=True)
+        await site.start()
+    except BaseException:
+        await store.close()
+        raise
+    scheme = "https" if context else "http"
+    bound_host, bound_port = runner.addresses[0][:2]  # the real port when 0 was asked for
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    return Running(runner, store, f"{scheme}://{shown}:{bound_port}")
+
+
+def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT; print one line when ready."""
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    creds = root_credentials(config)
+    if creds.generated:
+        print(
+            "s3free: generated root credentials (stored in "
+            f"{Path(config.data_dir) / CREDENTIALS_FILE}):\n"
+            f"  AWS_ACCESS_KEY_ID={creds.access_key}\n  AWS_SECRET_ACCESS_KEY={creds.secret_key}",
+            flush=True,
+        )
+    asyncio.run(_serve(config, creds))
+
+
+async def _serve(config: Config, creds: RootCredentials) -> None:
+    running = await start(config, creds)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    ds = running.store.diskset
+    online = len(ds.online_slots())
+    print(
+        f"s3free ready: {running.url} ({len(ds.slots)} disks, {online} online, "
+        f"RS({ds.k},{ds.m}), region {config.region})",
+        flush=True,
+    )
+    await stop.wait()
+    print("s3free: shutting down, finishing requests in flight", flush=True)
+    await running.close()
+    print("s3free: stopped", flush=True)

@@ -1,0 +1,70 @@
+"""Fixtures for S3 API tests: a real server process per test session (HTTP and HTTPS), and
+boto3 clients pointed at it with default settings."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from tests.s3.server import start_server
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    srv = start_server(tmp_path_factory.mktemp("s3free-http"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_server(tmp_path_factory):
+    srv = start_server(tmp_path_factory.mktemp("s3free-https"), tls=True)
+    yield srv
+    srv.stop()
+
+
+def make_client(srv, **config):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=srv.endpoint,
+        aws_access_key_id=srv.access_key,
+        aws_secret_access_key=srv.secret_key,
+        region_name="us-east-1",
+        verify=srv.ca_file if srv.ca_file else None,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
+    )
+
+
+@pytest.fixture(scope="session")
+def s3(server):
+    return make_client(server)
+
+
+@pytest.fixture(scope="session")
+def s3_tls(tls_server):
+    return make_client(tls_server)
+
+
+@pytest.fixture(params=["http", "https"])
+def any_s3(request):
+    """The same test over plain HTTP and over HTTPS (where clients use aws-chunked bodies and
+    trailing checksums)."""
+    return request.getfixturevalue("s3" if request.param == "http" else "s3_tls")
+
+
+@pytest.fixture
+def bucket_name():
+    return f"test-{os.getpid()}-{next(_names)}"
+
+
+@pytest.fixture
+def bucket(s3, bucket_name):
+    s3.create_bucket(Bucket=bucket_name)
+    return bucket_name

@@ -1,0 +1,98 @@
+"""Start a real `s3free server` process on a loopback port for tests, and stop it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ACCESS_KEY = "S3FREETESTROOTKEY01"
+SECRET_KEY = "s3free-test-root-secret-key-0123456789"
+READY = re.compile(r"s3free ready: (https?://\S+) ")
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    endpoint: str
+    data_dir: Path
+    access_key: str = ACCESS_KEY
+    secret_key: str = SECRET_KEY
+    output: list[str] = field(default_factory=list)
+    ca_file: str | None = None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    @property
+    def log(self) -> str:
+        return "".join(self.output)
+
+
+def make_cert(directory: Path) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 and localhost, made with the openssl CLI."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def start_server(
+    data_dir: Path,
+    *args: str,
+    tls: bool = False,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> Server:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "s3free.cli.main", "server", "--data-dir", str(data_dir),
+           "--listen", "127.0.0.1:0", *args]  # fmt: skip
+    ca = None
+    if tls:
+        cert, key = make_cert(data_dir)
+        cmd += ["--tls-cert", cert, "--tls-key", key]
+        ca = cert
+    full_env = {**os.environ, "S3FREE_ACCESS_KEY": ACCESS_KEY, "S3FREE_SECRET_KEY": SECRET_KEY}
+    full_env.update(env or {})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env
+    )
+    output: list[str] = []
+    found: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            match = READY.search(line)
+            if match and not found:
+                found.append(match.group(1))
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not found:
+        if proc.poll() is not None:
+            time.sleep(0.2)
+            raise RuntimeError(f"s3free server exited ({proc.returncode}):\n{''.join(output)}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"s3free server not ready in {timeout}s:\n{''.join(output)}")
+        time.sleep(0.05)
+    return Server(proc, found[0], data_dir, output=output, ca_file=ca)
