@@ -23,7 +23,7 @@ from aiohttp import web
 from s3free.config import Config
 from s3free.engine import ObjectStore
 from s3free.meta.users import ROOT_USER, User, UserStore
-from s3free.s3.app import Settings, make_app
+from s3free.s3.app import INFLIGHT, Settings, make_app
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,14 @@ class Running:
     store: ObjectStore
     url: str
 
-    async def close(self) -> None:
-        """Stop accepting, let requests in flight finish, then close the store."""
+    async def close(self, drain_timeout: float = 60.0) -> None:
+        """Stop accepting, let requests in flight finish, then close connections and the
+        store. (Connections are closed only after the drain: aiohttp stops reading request
+        bodies from a connection it is closing.)"""
+        for site in list(self.runner.sites):
+            await site.stop()
+        if not await self.runner.app[INFLIGHT].drain(drain_timeout):
+            log.warning("requests still in flight after %.0f s; closing anyway", drain_timeout)
         await self.runner.cleanup()
         await self.store.close()
 

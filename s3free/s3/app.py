@@ -8,6 +8,7 @@ response carries x-amz-request-id and x-amz-id-2.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -20,11 +21,42 @@ from s3free.errors import StorageError
 from s3free.meta.users import User, UserStore
 from s3free.s3 import access
 from s3free.s3.errors import S3Error, from_storage
-from s3free.s3.request import ADMIN_PREFIX, S3Request, parse
+from s3free.s3.request import ADMIN_PREFIX, S3Request, parse, split_host_bucket
+from s3free.s3.sigv2 import authenticate_v2
 from s3free.s3.sigv4 import AuthResult, Credentials, authenticate
 from s3free.s3.xmlio import add, element, render
 
 log = logging.getLogger(__name__)
+
+
+class InFlight:
+    """Requests being handled, so a shutdown can wait for them: aiohttp stops reading request
+    bodies once it starts closing connections, so the server must first stop accepting, then
+    wait here, and only then close connections."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if not self.count:
+            self._idle.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until no request is in flight; False if the timeout came first."""
+        self.draining = True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 @dataclass
@@ -54,7 +86,7 @@ STORE = web.AppKey("store", ObjectStore)
 USERS = web.AppKey("users", UserStore)
 SETTINGS = web.AppKey("settings", Settings)
 HANDLERS = web.AppKey("handlers", dict)
-ADMIN = web.AppKey("admin", object)
+INFLIGHT = web.AppKey("inflight", InFlight)
 
 
 def make_app(store: ObjectStore, users: UserStore, settings: Settings) -> web.Application:
@@ -65,6 +97,7 @@ def make_app(store: ObjectStore, users: UserStore, settings: Settings) -> web.Ap
     app[USERS] = users
     app[SETTINGS] = settings
     app[HANDLERS] = OPS
+    app[INFLIGHT] = InFlight()
     app.router.add_route("*", "/{tail:.*}", dispatch)
     app.on_response_prepare.append(_stamp)
     return app
@@ -75,6 +108,8 @@ async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["x-amz-request-id"] = rid
     response.headers["x-amz-id-2"] = rid
     response.headers["Server"] = "s3free"
+    if request.app[INFLIGHT].draining:
+        response.headers["Connection"] = "close"
 
 
 def lookup_credentials(users: UserStore) -> Callable[[str], Credentials | None]:
@@ -86,6 +121,15 @@ def lookup_credentials(users: UserStore) -> Callable[[str], Credentials | None]:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
+    inflight = request.app[INFLIGHT]
+    inflight.enter()
+    try:
+        return await _dispatch(request)
+    finally:
+        inflight.leave()
+
+
+async def _dispatch(request: web.Request) -> web.StreamResponse:
     rid = os.urandom(8).hex().upper()
     request["request_id"] = rid
     app = request.app
@@ -104,7 +148,14 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             copy_source="x-amz-copy-source" in request.headers,
         )
         resource = s3.resource
-        auth = authenticate(
+        auth = authenticate_v2(
+            method=request.method,
+            path=request.raw_path.split("?", 1)[0],
+            query=list(request.query.items()),
+            headers=request.headers,
+            lookup=lookup_credentials(app[USERS]),
+            bucket=split_host_bucket(request.host, app[SETTINGS].domain),
+        ) or authenticate(
             method=request.method,
             path=request.raw_path.split("?", 1)[0],
             query=list(request.query.items()),
