@@ -166,7 +166,12 @@ def test_a_disk_failing_in_the_middle_of_a_read(tmp_path):
             await store.put_object(BUCKET, "big", stream_of(data))
             blocks = -(-len(data) // BS)
             allowed = {}
-            for n, d in enumerate((disks[1], disks[5], disks[6])):
+            # Three disks that hold data shards of "big" (placement is random per set), so
+            # the read certainly touches them.
+            manifest = await store.get_manifest(BUCKET, "big")
+            by_id = {disk_id_of(store, d): d for d in disks}
+            victims = [by_id[disk_id] for disk_id in manifest.placement[: manifest.k]][:3]
+            for n, d in enumerate(victims):
                 d.fail("read_at", errno.EIO, after=2 + n)
                 allowed[disk_id_of(store, d)] = 2 + n
             got, faults = await read(store, "big")

@@ -248,7 +248,9 @@ class MultipartMixin:
                             "upload %s: shard %d parts not returned: %s", upload_id, j, outcome
                         )
 
-            info = await self._publish(manifest, placement, failed, precondition, undo=undo)
+            info = await self._publish(
+                manifest, placement, failed, precondition, undo=undo, upload_id=upload_id
+            )
             await self._drop_upload(upload_id)
             return info
 

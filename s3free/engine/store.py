@@ -117,7 +117,35 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         if not meta or meta.get("set_id") != diskset.set_id or not meta.get("complete"):
             log.info("index missing or incomplete: rebuilding it from the disks")
             await store.rebuild_index()
+        else:
+            await store._replay_journal()
         return store
+
+    async def _replay_journal(self) -> None:
+        """Finish what a crash interrupted: remove every journalled version the index does not
+        point at (a write that never switched, a replaced version not yet removed) and
+        complete a delete that was in flight."""
+        for version_id, record in await self._run(self.index.journal):
+            current = await self._run(self._load_manifest, record["bucket"], record["key"])
+            if current is not None and current.version_id == version_id:
+                if not record.get("deleting"):
+                    await self._run(self.index.drop_journal, version_id)
+                    continue
+                await self._delete_current(current)
+            elif record.get("upload_id") and await self._run(
+                self.index.get_upload, record["upload_id"]
+            ):
+                # A complete that crashed before its switch: drop only the manifests, so the
+                # moved parts stay where a retry of the complete finds them.
+                mpath = manifest_path(record["object_id"], version_id.replace("-", ""))
+                slots = [self.diskset.slot_for(d) for d in record["placement"]]
+                await self._on_disks(
+                    [s for s in slots if s is not None and s.online],
+                    lambda s, p=mpath: s.disk.remove(p),
+                )
+                await self._run(self.index.drop_journal, version_id)
+                continue
+            await self._remove_files(record["object_id"], version_id, record["placement"])
 
     async def close(self) -> None:
         """Wait for background removals, then close the index and the thread pool."""
@@ -332,6 +360,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         failed: dict[int, str],
         precondition: Precondition | None,
         undo: Callable[[], Awaitable[None]] | None = None,
+        upload_id: str | None = None,
     ) -> ObjectInfo:
         """Write the manifest next to every surviving shard, then switch the index. If that
         fails, `undo` runs before the version's files are removed (a multipart upload takes
@@ -339,6 +368,11 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         vhex = manifest.version_id.replace("-", "")
         mpath = manifest_path(manifest.object_id, vhex)
         blob = await self._run(manifest.encode)
+        # Journal the version before any manifest of it exists: a crash before the switch
+        # then removes it at start-up instead of leaving it for a rebuild to publish.
+        await self._run(
+            self.index.put_journal, manifest.version_id, _journal(manifest, upload_id=upload_id)
+        )
         targets = [j for j in range(len(placement)) if j not in failed]
         results = await self._on_disks(
             [placement[j] for j in targets], lambda s: s.disk.write_file(mpath, blob)
@@ -389,9 +423,16 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
             old = await self._run(self._load_manifest, manifest.bucket, manifest.key)
             if precondition is not None:
                 precondition(ObjectInfo.from_manifest(old) if old else None)
+            journal: dict[str, dict | None] = {manifest.version_id: None}
+            if old is not None and old.version_id != manifest.version_id:
+                journal[old.version_id] = _journal(old)  # removed by _retire, or at start-up
             await self._run(
                 lambda: self.index.put_object(
-                    manifest.bucket, manifest.key, _listing_entry(manifest), manifest.encode()
+                    manifest.bucket,
+                    manifest.key,
+                    _listing_entry(manifest),
+                    manifest.encode(),
+                    journal,
                 )
             )
             return old
@@ -526,13 +567,19 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
                 if await self._run(self.index.get_bucket, bucket) is None:
                     raise NoSuchBucket(f"bucket {bucket} does not exist")
                 return False
-            # The disks are the truth: drop the manifests there first, so a crash between
-            # the two steps cannot bring the object back when the index is rebuilt.
-            mpath = manifest_path(manifest.object_id, manifest.version_id.replace("-", ""))
-            await self._on_disks(self._slots_of(manifest), lambda s: s.disk.remove(mpath))
-            await self._run(self.index.delete_object, bucket, key)
+            await self._run(
+                self.index.put_journal, manifest.version_id, _journal(manifest, deleting=True)
+            )
+            await self._delete_current(manifest)
         self._retire(manifest)
         return True
+
+    async def _delete_current(self, manifest: Manifest) -> None:
+        # The disks are the truth: drop the manifests there first, so a crash between
+        # the two steps cannot bring the object back when the index is rebuilt.
+        mpath = manifest_path(manifest.object_id, manifest.version_id.replace("-", ""))
+        await self._on_disks(self._slots_of(manifest), lambda s: s.disk.remove(mpath))
+        await self._run(self.index.delete_object, manifest.bucket, manifest.key)
 
     async def list_objects(
         self,
@@ -607,17 +654,41 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         task.add_done_callback(self._background.discard)
 
     async def _remove_version(self, manifest: Manifest) -> None:
-        vdir = version_dir(manifest.object_id, manifest.version_id.replace("-", ""))
-        results = await self._on_disks(self._slots_of(manifest), lambda s: s.disk.remove_tree(vdir))
+        await self._remove_files(manifest.object_id, manifest.version_id, manifest.placement)
+
+    async def _remove_files(
+        self, object_id: str, version_id: str, placement: Sequence[str]
+    ) -> None:
+        """Remove one version's directory everywhere, then its journal entry (kept when a
+        disk failed or was offline, so the next start-up tries again)."""
+        vdir = version_dir(object_id, version_id.replace("-", ""))
+        slots = [self.diskset.slot_for(d) for d in placement]
+        online = [s for s in slots if s is not None and s.online]
+        results = await self._on_disks(online, lambda s: s.disk.remove_tree(vdir))
+        failed = False
         for outcome in results:
             if isinstance(outcome, BaseException):
                 # Left for the scrubber's orphan collection; never silently.
                 log.warning("could not remove %s: %s", vdir, outcome)
+                failed = True
+        if not failed and len(online) == len(slots):
+            await self._run(self.index.drop_journal, version_id)
 
     async def wait_idle(self) -> None:
         """Wait for background removals (tests and shutdown)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+def _journal(manifest: Manifest, *, deleting: bool = False, upload_id: str | None = None) -> dict:
+    return {
+        "bucket": manifest.bucket,
+        "deleting": deleting,
+        "key": manifest.key,
+        "object_id": manifest.object_id,
+        "placement": list(manifest.placement),
+        "upload_id": upload_id,
+    }
 
 
 def _open_index(path: Path) -> Index:

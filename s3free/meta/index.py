@@ -100,10 +100,40 @@ class Index:
     def _okey(tag: bytes, bucket: str, key: str) -> bytes:
         return tag + bucket.encode() + b"\x00" + key.encode()
 
-    def put_object(self, bucket: str, key: str, entry: dict, manifest: bytes) -> None:
+    def put_object(
+        self,
+        bucket: str,
+        key: str,
+        entry: dict,
+        manifest: bytes,
+        journal: dict[str, dict | None] | None = None,
+    ) -> None:
         with self.db.write_batch(sync=True) as batch:
             batch.put(self._okey(b"O", bucket, key), _j(entry))
             batch.put(self._okey(b"M", bucket, key), manifest)
+            for version_id, record in (journal or {}).items():
+                if record is None:
+                    batch.delete(b"J" + version_id.encode())
+                else:
+                    batch.put(b"J" + version_id.encode(), _j(record))
+
+    # -- the crash journal -------------------------------------------------------------------
+    # J <version id> -> {"bucket", "deleting", "key", "object_id", "placement"}: a version whose
+    # files must not outlive a crash unless the index points at it (a write before its switch,
+    # a replaced version before its files are removed) or, with "deleting", whose delete must
+    # be finished after a crash.
+
+    def put_journal(self, version_id: str, record: dict) -> None:
+        """Not synced: the entry survives a process crash (it is in LevelDB's log, in the page
+        cache) and is made durable by the synced index switch that follows; only a power
+        loss in between can drop it, leaving a stray version for the scrubber, as before."""
+        self.db.put(b"J" + version_id.encode(), _j(record))
+
+    def drop_journal(self, version_id: str) -> None:
+        self.db.delete(b"J" + version_id.encode())
+
+    def journal(self) -> list[tuple[str, dict]]:
+        return [(k[1:].decode(), json.loads(v)) for k, v in self.db.iterator(prefix=b"J")]
 
     def load(
         self, buckets: dict[str, dict], objects: Iterator[tuple[str, str, dict, bytes]]
