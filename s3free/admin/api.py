@@ -10,6 +10,8 @@ JSON in and out; errors are {"error": CODE, "message": TEXT} with a fitting HTTP
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from urllib.parse import unquote
 
@@ -29,7 +31,7 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 async def handle_admin(request: web.Request) -> web.Response:
     from s3free.s3.app import SETTINGS, USERS, lookup_credentials
-    from s3free.s3.sigv4 import authenticate
+    from s3free.s3.sigv4 import authenticate, is_sha256_hex
 
     users = request.app[USERS]
     try:
@@ -48,6 +50,17 @@ async def handle_admin(request: web.Request) -> web.Response:
     body = await request.content.read(MAX_BODY + 1)
     if len(body) > MAX_BODY:
         return _error(413, "TooLarge", "admin request bodies are limited to 64 KiB")
+    # The signature covers the body only through x-amz-content-sha256: check it, and accept
+    # a body only when its hash was signed.
+    if body or is_sha256_hex(auth.payload):
+        if not is_sha256_hex(auth.payload):
+            return _error(400, "InvalidRequest", "admin request bodies must be signed (SHA-256)")
+        if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), auth.payload.lower()):
+            return _error(
+                400,
+                "XAmzContentSHA256Mismatch",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            )
     path = unquote(request.path)
     if not path.startswith(API):
         return _error(404, "NotFound", f"no admin endpoint at {path}")

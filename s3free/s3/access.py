@@ -20,7 +20,14 @@ if TYPE_CHECKING:
 PUBLIC_READ = "public-read"
 ACL_HEADER = "x-amz-acl"
 _OBJECT_READS = {"GetObject", "HeadObject"}
-_BUCKET_READS = {"ListObjects", "ListObjectsV2", "HeadBucket", "ListObjectVersions"}
+# READ on a bucket lists its objects, versions and multipart uploads (as S3 maps the ACL).
+_BUCKET_READS = {
+    "ListObjects",
+    "ListObjectsV2",
+    "HeadBucket",
+    "ListObjectVersions",
+    "ListMultipartUploads",
+}
 _NEEDS_NO_BUCKET = {"ListBuckets", "CreateBucket"}
 
 
@@ -47,11 +54,21 @@ async def check(ctx: Ctx) -> None:
     if may_use(ctx, bucket):
         return
     if op in _OBJECT_READS:
+        if bucket.acl != PUBLIC_READ and not await _exists(ctx, ctx.s3.key):
+            # Without list rights a missing key must look like a private one (403, not 404),
+            # or anyone could probe the bucket for key names.
+            raise denied()
         ctx.extra["needs_public_object"] = True
         return
     if op in _BUCKET_READS and bucket.acl == PUBLIC_READ:
         return
     raise denied()
+
+
+async def _exists(ctx: Ctx, key: str) -> bool:
+    """Whether the key exists, from the listing index (no manifest is read)."""
+    page = await ctx.store.list_objects(ctx.s3.bucket, prefix=key, max_keys=1)
+    return bool(page.objects) and page.objects[0].key == key
 
 
 def check_object_read(ctx: Ctx, info: ObjectInfo) -> None:

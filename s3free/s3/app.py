@@ -98,7 +98,7 @@ def make_app(store: ObjectStore, users: UserStore, settings: Settings) -> web.Ap
     app[SETTINGS] = settings
     app[HANDLERS] = OPS
     app[INFLIGHT] = InFlight()
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)  # keys may hold newlines
     app.on_response_prepare.append(_stamp)
     return app
 

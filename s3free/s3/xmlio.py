@@ -66,7 +66,9 @@ def add(parent: ET.Element, *children: Any) -> ET.Element:
 def render(root: ET.Element, *, namespace: bool = True) -> bytes:
     if namespace:
         root.set("xmlns", NS)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
+    body = ET.tostring(root, encoding="utf-8")
+    # A literal CR would reach the client as LF (XML end-of-line handling): write it as &#13;.
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body.replace(b"\r", b"&#13;")
 
 
 def parse_body(data: bytes, root_tag: str) -> ET.Element:

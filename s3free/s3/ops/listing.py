@@ -151,6 +151,43 @@ async def list_object_versions(ctx) -> web.StreamResponse:
     return xml_reply(root)
 
 
+async def _upload_page(ctx, prefix, delimiter, key_marker, upload_marker, max_uploads):
+    """One page of ListMultipartUploads: up to max_uploads entries (uploads and common
+    prefixes together, each prefix once), whether more follow, and the markers to go on from
+    (a common prefix as the key marker skips every upload under it)."""
+    shown: list = []
+    prefixes: list[str] = []
+    last: tuple[str, str | None] | None = None
+    after_key, after_id = key_marker, upload_marker
+    batch_size = min(max_uploads, MAX_KEYS) + 1
+    while True:
+        batch, more = await ctx.store.list_multipart_uploads(
+            ctx.s3.bucket,
+            prefix=prefix,
+            key_marker=after_key,
+            upload_id_marker=after_id,
+            max_uploads=batch_size,
+        )
+        for upload in batch:
+            pos = upload.key.find(delimiter, len(prefix)) if delimiter else -1
+            if pos >= 0:
+                common = upload.key[: pos + len(delimiter)]
+                if common.encode() <= key_marker.encode() or (prefixes and prefixes[-1] == common):
+                    continue  # listed already, on this page or an earlier one
+                if len(shown) + len(prefixes) >= max_uploads:
+                    return shown, prefixes, True, last
+                prefixes.append(common)
+                last = (common, None)
+                continue
+            if len(shown) + len(prefixes) >= max_uploads:
+                return shown, prefixes, True, last
+            shown.append(upload)
+            last = (upload.key, upload.upload_id)
+        if not more or not batch:
+            return shown, prefixes, False, None
+        after_key, after_id = batch[-1].key, batch[-1].upload_id
+
+
 async def list_multipart_uploads(ctx) -> web.StreamResponse:
     q = ctx.s3.query
     enc = _encoder(q)
@@ -159,33 +196,17 @@ async def list_multipart_uploads(ctx) -> web.StreamResponse:
     key_marker = q.get("key-marker", "")
     upload_marker = q.get("upload-id-marker", "") if key_marker else ""
     max_uploads = min(int_param(q, "max-uploads", MAX_KEYS, low=0), MAX_KEYS)
-    uploads, truncated = await ctx.store.list_multipart_uploads(
-        ctx.s3.bucket,
-        prefix=prefix,
-        key_marker=key_marker,
-        upload_id_marker=upload_marker,
-        max_uploads=max_uploads,
+    shown, prefixes, truncated, last = await _upload_page(
+        ctx, prefix, delimiter, key_marker, upload_marker, max_uploads
     )
-    prefixes: list[str] = []
-    shown = []
-    for upload in uploads:
-        if delimiter:
-            pos = upload.key.find(delimiter, len(prefix))
-            if pos >= 0:
-                common = upload.key[: pos + len(delimiter)]
-                if common not in prefixes:
-                    prefixes.append(common)
-                continue
-        shown.append(upload)
     owner = ctx.extra["bucket"].owner or "root"
-    last = uploads[-1] if uploads else None
     root = add(
         element("ListMultipartUploadsResult"),
         ("Bucket", ctx.s3.bucket),
         ("KeyMarker", enc(key_marker)),
         ("UploadIdMarker", upload_marker),
-        ("NextKeyMarker", enc(last.key) if truncated and last else None),
-        ("NextUploadIdMarker", last.upload_id if truncated and last else None),
+        ("NextKeyMarker", enc(last[0]) if truncated and last else None),
+        ("NextUploadIdMarker", last[1] if truncated and last else None),
         ("Prefix", enc(prefix) if prefix else None),
         ("Delimiter", enc(delimiter) if delimiter else None),
         ("MaxUploads", max_uploads),
