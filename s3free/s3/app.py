@@ -92,7 +92,10 @@ INFLIGHT = web.AppKey("inflight", InFlight)
 def make_app(store: ObjectStore, users: UserStore, settings: Settings) -> web.Application:
     from s3free.s3.ops import HANDLERS as OPS
 
-    app = web.Application(client_max_size=0, handler_args={"max_field_size": 64 * 1024})
+    # auto_decompress off: an object sent with Content-Encoding: gzip is stored as sent.
+    app = web.Application(
+        client_max_size=0, handler_args={"max_field_size": 64 * 1024, "auto_decompress": False}
+    )
     app[STORE] = store
     app[USERS] = users
     app[SETTINGS] = settings

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import ClientPayloadError
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
-from s3free.s3.checksums import ChecksumStream, checksum_request
+from s3free.s3.checksums import HEADER_PREFIX, HEADERS, ChecksumStream, checksum_request
 from s3free.s3.chunked import AwsChunkedDecoder, chunked_variant, declared_trailers
 from s3free.s3.errors import S3Error
 from s3free.s3.sigv4 import is_sha256_hex, verify_payload_sha256
@@ -43,7 +44,12 @@ async def _raw(request) -> AsyncIterator[bytes]:
             if not data:
                 return
             yield data
-    except (ClientPayloadError, ConnectionResetError, HttpProcessingError) as exc:
+    except (
+        ClientPayloadError,
+        RequestPayloadError,  # what the server side's payload raises (a short or bad body)
+        ConnectionResetError,
+        HttpProcessingError,
+    ) as exc:
         raise S3Error("IncompleteBody", f"the request body ended early: {exc}") from None
 
 
@@ -73,7 +79,25 @@ def _int_header(headers, name: str) -> int | None:
     return number
 
 
-async def open_body(ctx) -> Body:
+# x-amz-checksum-* request headers that are not a checksum value of the body.
+_CHECKSUM_PARAMETERS = frozenset(
+    ("x-amz-checksum-type", "x-amz-checksum-algorithm", "x-amz-checksum-mode")
+)
+
+
+def _refuse_unknown_checksums(headers) -> None:
+    """A checksum value we cannot compute (x-amz-checksum-sha512, ...) must not be acknowledged
+    as if it had been verified."""
+    known = set(HEADERS.values()) | _CHECKSUM_PARAMETERS
+    for name in headers:
+        lowered = name.lower()
+        if lowered.startswith(HEADER_PREFIX) and lowered not in known:
+            raise S3Error("InvalidRequest", f"The {lowered} header is not supported.")
+
+
+async def open_body(ctx, *, body_checksums: bool = True) -> Body:
+    """`body_checksums`: whether x-amz-checksum-* headers are checksums of this body (False for
+    CompleteMultipartUpload, where they are the whole object's)."""
     request = ctx.request
     headers = request.headers
     payload = ctx.auth.payload
@@ -99,7 +123,10 @@ async def open_body(ctx) -> Body:
             expected_trailers=declared_trailers(headers.get("x-amz-trailer")),
         )
         stream = decoder.__aiter__()
-    wanted = checksum_request(headers)
+    wanted = None
+    if body_checksums:
+        _refuse_unknown_checksums(headers)
+        wanted = checksum_request(headers)
     body = Body(stream, size, expected_md5)
     if wanted is not None:
         checked = ChecksumStream(
@@ -115,7 +142,8 @@ async def open_body(ctx) -> Body:
 
 async def read_small_body(ctx, limit: int = MAX_XML_BODY) -> bytes:
     """A small body (XML documents) in memory, with every check of open_body applied."""
-    body = await open_body(ctx)
+    # The checksum headers of CompleteMultipartUpload describe the object, not the XML.
+    body = await open_body(ctx, body_checksums=ctx.s3.op != "CompleteMultipartUpload")
     if body.expected_size is not None and body.expected_size > limit:
         raise S3Error("MalformedXML", f"the request body is larger than {limit} bytes")
     pieces: list[bytes] = []

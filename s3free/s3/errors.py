@@ -44,6 +44,7 @@ _STATUS: dict[str, int] = {
     "NoSuchUpload": 404,
     "NoSuchVersion": 404,
     "InvalidStorageClass": 400,
+    "InvalidURI": 400,
     "UnexpectedContent": 400,
     "NotImplemented": 501,
     "NotModified": 304,

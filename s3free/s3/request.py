@@ -98,7 +98,10 @@ def parse(
     copy_source: bool,
 ) -> S3Request:
     """Identify the operation; S3Error NotImplemented / MethodNotAllowed when we do not do it."""
-    path = unquote(raw_path, errors="strict")
+    try:
+        path = unquote(raw_path, errors="strict")
+    except UnicodeDecodeError:
+        raise S3Error("InvalidURI", "Couldn't parse the specified URI.", status=400) from None
     bucket = split_host_bucket(host, domain)
     if bucket is not None:
         key = path[1:] if path.startswith("/") else path

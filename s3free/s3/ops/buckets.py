@@ -8,15 +8,31 @@ from aiohttp import web
 from s3free.errors import BucketAlreadyExists
 from s3free.s3.body import read_small_body
 from s3free.s3.errors import S3Error
-from s3free.s3.ops.common import owner_element, xml_reply
+from s3free.s3.ops.common import int_param, owner_element, xml_reply
 from s3free.s3.xmlio import add, child_text, element, iso8601, parse_body
+
+MAX_BUCKETS_PAGE = 10000  # S3's default and largest page of ListBuckets
 
 
 async def list_buckets(ctx) -> web.StreamResponse:
     user = ctx.user
+    q = ctx.s3.query
+    # The optional filters and pages of ListBuckets: prefix, bucket-region, max-buckets and
+    # continuation-token (here the last name of the previous page).
+    prefix = q.get("prefix", "")
+    region = q.get("bucket-region")
+    token = q.get("continuation-token", "")
+    max_buckets = int_param(q, "max-buckets", MAX_BUCKETS_PAGE, low=1, high=MAX_BUCKETS_PAGE)
     buckets = await ctx.store.list_buckets()
     if not user.is_root:
         buckets = [b for b in buckets if b.owner == user.name]
+    if region is not None and region != ctx.settings.region:
+        buckets = []
+    buckets = sorted(
+        (b for b in buckets if b.name.startswith(prefix) and b.name > token),
+        key=lambda b: b.name,
+    )
+    page = buckets[:max_buckets]
     entries = [
         add(
             element("Bucket"),
@@ -24,12 +40,14 @@ async def list_buckets(ctx) -> web.StreamResponse:
             ("CreationDate", iso8601(b.created_ms)),
             ("BucketRegion", ctx.settings.region),
         )
-        for b in sorted(buckets, key=lambda b: b.name)
+        for b in page
     ]
     root = add(
         element("ListAllMyBucketsResult"),
         owner_element(user.name),
         add(element("Buckets"), entries),
+        ("ContinuationToken", page[-1].name if len(buckets) > len(page) else None),
+        ("Prefix", prefix if "prefix" in q else None),
     )
     return xml_reply(root)
 

@@ -277,8 +277,9 @@ async def delete_objects(ctx) -> web.StreamResponse:
 
 
 def parse_copy_source(value: str) -> tuple[str, str]:
-    source = unquote(value)
-    source, _, query = source.partition("?")
+    # Split off the query before decoding: an encoded '?' (%3F) belongs to the key.
+    raw, _, query = value.partition("?")
+    source = unquote(raw)
     if query and query not in ("versionId=null",):
         raise S3Error("NoSuchVersion", "the specified version does not exist", status=404)
     source = source.lstrip("/")
