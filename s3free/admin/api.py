@@ -61,10 +61,11 @@ async def handle_admin(request: web.Request) -> web.Response:
                 "XAmzContentSHA256Mismatch",
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
             )
-    path = unquote(request.path)
-    if not path.startswith(API):
+    raw = request.raw_path.split("?", 1)[0]
+    path = unquote(raw)
+    if not raw.startswith(API):
         return _error(404, "NotFound", f"no admin endpoint at {path}")
-    parts = path[len(API) :].split("/")
+    parts = [unquote(p) for p in raw[len(API) :].split("/")]
     try:
         if parts == ["users"] and request.method == "GET":
             return web.json_response(

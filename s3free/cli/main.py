@@ -40,6 +40,7 @@ def main() -> None:
 @click.option("--domain", help="Enable virtual-hosted-style addressing as BUCKET.DOMAIN.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve HTTPS with this cert.")
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="...and this private key.")
+@click.option("--log-level", help="debug, info (default), warning or error.")
 def server(config_file: str | None, **flags) -> None:
     """Serve the S3 API on the configured disks."""
     from s3free.config import ConfigError, load
@@ -75,11 +76,120 @@ def cluster(args: tuple[str, ...]) -> None:
     _not_built("cluster", args, "clustering is on the roadmap")
 
 
-@main.command(context_settings=_PASS_THROUGH)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def admin(args: tuple[str, ...]) -> None:
-    """Server info, users, bucket usage, config, index rebuild (not built yet)."""
-    _not_built("admin", args, "the admin API comes with the S3 server")
+class _AdminGroup(click.Group):
+    """`s3free admin`: subcommands not built yet say so (exit 2) instead of a usage error."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            _not_built(
+                "admin", tuple(args), "info, config, rebuild-index, bucket usage are planned"
+            )
+        return super().resolve_command(ctx, args)
+
+
+@main.group(cls=_AdminGroup)
+def admin() -> None:
+    """Manage a running server through its admin API (users; more is planned).
+
+    Root credentials come from S3FREE_ACCESS_KEY / S3FREE_SECRET_KEY (or AWS_ACCESS_KEY_ID /
+    AWS_SECRET_ACCESS_KEY), the region from S3FREE_REGION (default us-east-1). Exit status:
+    0 done, 1 the server refused or could not be reached, 2 bad usage (options, endpoint, CA
+    bundle) or missing credentials.
+    """
+
+
+def _endpoint_options(f):
+    f = click.option(
+        "--ca-bundle",
+        type=click.Path(exists=True, dir_okay=False),
+        help="CA certificate(s) to trust for HTTPS (e.g. the server's self-signed cert).",
+    )(f)
+    return click.option(
+        "--endpoint",
+        default="http://127.0.0.1:9000",
+        show_default=True,
+        help="The server's URL.",
+    )(f)
+
+
+def _admin_call(what: str, endpoint: str, ca_bundle: str | None, call):
+    import os
+
+    from s3free.admin.client import (
+        AdminClient,
+        AdminError,
+        ConfigError,
+        credentials_from_env,
+    )
+
+    try:
+        access_key, secret_key = credentials_from_env()
+        client = AdminClient(
+            endpoint,
+            access_key,
+            secret_key,
+            region=os.environ.get("S3FREE_REGION") or "us-east-1",
+            ca_bundle=ca_bundle,
+        )
+        return call(client)
+    except ConfigError as exc:
+        click.echo(f"s3free admin {what}: {exc}", err=True)
+        sys.exit(2)
+    except AdminError as exc:
+        click.echo(f"s3free admin {what}: {exc}", err=True)
+        sys.exit(1)
+
+
+@admin.group()
+def user() -> None:
+    """Add, list and remove users (root only)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--access-key", required=True, help="The new user's access key id.")
+@click.option("--secret-key", required=True, help="The new user's secret key (8-128 chars).")
+@_endpoint_options
+def user_add(name: str, access_key: str, secret_key: str, endpoint: str, ca_bundle) -> None:
+    """Create user NAME with the given keys."""
+    made = _admin_call(
+        "user add", endpoint, ca_bundle, lambda c: c.add_user(name, access_key, secret_key)
+    )
+    click.echo(f"added user {made['name']} (access key {made['access_key']})")
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_endpoint_options
+def user_list(as_json: bool, endpoint: str, ca_bundle) -> None:
+    """List the users (root first)."""
+    import json
+    from datetime import UTC, datetime
+
+    users = _admin_call("user list", endpoint, ca_bundle, lambda c: c.list_users())
+    if as_json:
+        click.echo(json.dumps({"users": users}, indent=2, sort_keys=True))
+        return
+    rows = [("NAME", "ACCESS KEY", "CREATED (UTC)")]
+    for u in users:
+        created = (
+            datetime.fromtimestamp(u["created_ms"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            if u.get("created_ms")
+            else "-"
+        )
+        rows.append((u["name"], u["access_key"], created))
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    for r in rows:
+        click.echo(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}")
+
+
+@user.command("remove")
+@click.argument("name")
+@_endpoint_options
+def user_remove(name: str, endpoint: str, ca_bundle) -> None:
+    """Remove user NAME."""
+    _admin_call("user remove", endpoint, ca_bundle, lambda c: c.remove_user(name))
+    click.echo(f"removed user {name}")
 
 
 main.add_command(bench)

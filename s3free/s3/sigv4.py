@@ -621,3 +621,39 @@ async def verify_payload_sha256(
             ClientComputedContentSHA256=expected_hex,
             S3ComputedContentSHA256=got,
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Signing (for our own clients: the admin CLI and the load benchmark)
+
+
+def sign_headers(
+    *,
+    method: str,
+    host: str,
+    path: str,
+    query: list[tuple[str, str]],
+    access_key: str,
+    secret_key: str,
+    region: str,
+    payload: str = UNSIGNED_PAYLOAD,
+    extra: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """The headers (Host, x-amz-date, x-amz-content-sha256, Authorization, and `extra`, all
+    signed) that make a SigV4 header-authenticated request; `path` is percent-encoded as sent."""
+    moment = _utc(now)
+    amz_date = moment.strftime("%Y%m%dT%H%M%SZ")
+    headers = {k.lower(): v for k, v in (extra or {}).items()}
+    headers.update({"host": host, "x-amz-content-sha256": payload, "x-amz-date": amz_date})
+    signed = sorted(headers)
+    creq = canonical_request(method, path, query, headers, signed, payload)
+    scope = f"{amz_date[:8]}/{region}/{SERVICE}/{TERMINATOR}"
+    signature = sign(
+        signing_key(secret_key, amz_date[:8], region), string_to_sign(amz_date, scope, creq)
+    )
+    headers["authorization"] = (
+        f"{ALGORITHM} Credential={access_key}/{scope}, "
+        f"SignedHeaders={';'.join(signed)}, Signature={signature}"
+    )
+    return headers
