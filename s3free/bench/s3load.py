@@ -1,0 +1,247 @@
+"""An S3 load generator: PUT and GET phases at a given object size and concurrency against any
+endpoint, every GET body verified, latencies recorded.
+
+Bounded: every phase stops at its operation count or its time limit, whichever comes first.
+Object bodies are deterministic per key (a 1 MiB random pattern shifted by the key's hash), so
+a GET is verified by hashing the stream against the expected digest, without keeping bodies.
+Requests are signed with SigV4 (UNSIGNED-PAYLOAD, as SDKs do over HTTPS) by s3free's own signer,
+so the client spends little CPU on signing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import statistics
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+
+from s3free.s3.sigv4 import sign_headers
+
+PATTERN = random.Random(20261125).randbytes(1 << 20)
+PIECE = 1 << 20
+
+
+def _offset(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big") % PIECE
+
+
+def body_pieces(key: str, size: int) -> list[tuple[int, int]]:
+    """(pattern offset, length) pieces of the deterministic body of key."""
+    out = []
+    start = _offset(key)
+    done = 0
+    while done < size:
+        take = min(PIECE - start, size - done)
+        out.append((start, take))
+        done += take
+        start = 0
+    return out
+
+
+def body_bytes(key: str, size: int) -> bytes:
+    return b"".join(PATTERN[o : o + n] for o, n in body_pieces(key, size))
+
+
+async def body_stream(key: str, size: int) -> AsyncIterator[bytes]:
+    for offset, length in body_pieces(key, size):
+        yield PATTERN[offset : offset + length]
+
+
+def expected_md5(key: str, size: int) -> str:
+    digest = hashlib.md5()
+    for offset, length in body_pieces(key, size):
+        digest.update(PATTERN[offset : offset + length])
+    return digest.hexdigest()
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    size: int
+    concurrency: int
+    ops: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    first_error: str = ""
+    done: list[str] = field(default_factory=list)  # keys whose operation succeeded
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.ops / self.seconds if self.seconds else 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.ops * self.size / self.seconds / 1e6 if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+    def summary(self) -> dict:
+        return {
+            "concurrency": self.concurrency,
+            "errors": self.errors,
+            "first_error": self.first_error,
+            "mb_per_s": round(self.mb_per_s, 1),
+            "ops": self.ops,
+            "ops_per_s": round(self.ops_per_s, 1),
+            "p50_ms": round(self.percentile(50) * 1000, 2),
+            "p99_ms": round(self.percentile(99) * 1000, 2),
+            "mean_ms": round(statistics.fmean(self.latencies) * 1000, 2) if self.latencies else 0,
+            "seconds": round(self.seconds, 2),
+            "size": self.size,
+        }
+
+
+class Client:
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str, limit: int):
+        self.endpoint = endpoint.rstrip("/")
+        self.host = urlsplit(endpoint).netloc
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.region = region
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit, ssl=False),
+            timeout=aiohttp.ClientTimeout(total=600),
+            auto_decompress=False,
+        )
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    def _headers(self, method: str, path: str, extra: dict | None = None) -> dict:
+        return sign_headers(
+            method=method, host=self.host, path=path, query=[], access_key=self.access_key,
+            secret_key=self.secret_key, region=self.region, extra=extra,
+        )  # fmt: skip
+
+    async def create_bucket(self, bucket: str) -> None:
+        path = f"/{bucket}"
+        async with self.session.put(self.endpoint + path, headers=self._headers("PUT", path)) as r:
+            if r.status not in (200, 409):
+                raise RuntimeError(f"create bucket: HTTP {r.status}: {await r.text()}")
+
+    async def put(self, bucket: str, key: str, size: int) -> None:
+        path = f"/{bucket}/{quote(key)}"
+        headers = self._headers("PUT", path, {"content-length": str(size)})
+        data = body_bytes(key, size) if size <= PIECE else body_stream(key, size)
+        async with self.session.put(self.endpoint + path, data=data, headers=headers) as r:
+            await r.read()
+            if r.status != 200:
+                raise RuntimeError(f"PUT {key}: HTTP {r.status}")
+            if r.headers.get("ETag", "").strip('"') != expected_md5(key, size):
+                raise RuntimeError(f"PUT {key}: wrong ETag")
+
+    async def get(self, bucket: str, key: str, size: int) -> None:
+        path = f"/{bucket}/{quote(key)}"
+        async with self.session.get(self.endpoint + path, headers=self._headers("GET", path)) as r:
+            if r.status != 200:
+                await r.read()
+                raise RuntimeError(f"GET {key}: HTTP {r.status}")
+            digest = hashlib.md5()
+            got = 0
+            async for chunk in r.content.iter_chunked(PIECE):
+                digest.update(chunk)
+                got += len(chunk)
+        if got != size or digest.hexdigest() != expected_md5(key, size):
+            raise RuntimeError(f"GET {key}: body differs from what was written")
+
+
+async def run_phase(
+    name: str, op, keys: list[str], size: int, concurrency: int, max_seconds: float
+) -> PhaseResult:
+    """Run op(key, size) over keys with `concurrency` workers until done or out of time."""
+    result = PhaseResult(name, size, concurrency)
+    queue = list(reversed(keys))
+    deadline = time.perf_counter() + max_seconds
+
+    async def worker() -> None:
+        while queue and time.perf_counter() < deadline:
+            key = queue.pop()
+            started = time.perf_counter()
+            try:
+                await op(key, size)
+            except Exception as exc:  # counted and shown: the run goes on
+                result.errors += 1
+                result.first_error = result.first_error or str(exc)[:200]
+                continue
+            result.latencies.append(time.perf_counter() - started)
+            result.ops += 1
+            result.done.append(key)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+@dataclass
+class Workload:
+    name: str
+    size: int
+    count: int
+    concurrency: int
+    seconds: float
+
+
+DEFAULT_WORKLOADS = (
+    Workload("4KiB", 4096, 6000, 32, 15),
+    Workload("1MiB", 1 << 20, 400, 8, 20),
+    Workload("64MiB", 64 << 20, 12, 2, 45),
+)
+
+
+async def run_load(
+    endpoint: str,
+    access_key: str,
+    secret_key: str,
+    *,
+    region: str = "us-east-1",
+    workloads=DEFAULT_WORKLOADS,
+    bucket: str | None = None,
+    say=print,
+) -> dict:
+    bucket = bucket or f"bench-{os.getpid()}"
+    limit = max(w.concurrency for w in workloads)
+    client = Client(endpoint, access_key, secret_key, region, limit)
+    results: dict[str, dict] = {}
+    try:
+        await client.create_bucket(bucket)
+        for w in workloads:
+            keys = [f"{w.name}/{i:06d}" for i in range(w.count)]
+            put = await run_phase(
+                f"put-{w.name}", lambda k, s: client.put(bucket, k, s), keys, w.size,
+                w.concurrency, w.seconds,
+            )  # fmt: skip
+            say(_line(put))
+            written = put.done
+            reads = [random.Random(i).choice(written) for i in range(w.count)] if written else []
+            get = await run_phase(
+                f"get-{w.name}", lambda k, s: client.get(bucket, k, s), reads, w.size,
+                w.concurrency, w.seconds,
+            )  # fmt: skip
+            say(_line(get))
+            results[put.name] = put.summary()
+            results[get.name] = get.summary()
+    finally:
+        await client.close()
+    return results
+
+
+def _line(r: PhaseResult) -> str:
+    s = r.summary()
+    return (
+        f"  {r.name:<11} {s['ops']:>6} ops {s['seconds']:>6.1f} s  {s['ops_per_s']:>8.1f} ops/s "
+        f"{s['mb_per_s']:>8.1f} MB/s  p50 {s['p50_ms']:>7.2f} ms  p99 {s['p99_ms']:>8.2f} ms"
+        f"  errors {s['errors']}"
+    )
