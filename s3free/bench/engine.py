@@ -414,6 +414,9 @@ def run_engine_bench(config: BenchConfig | None = None, *, log=None) -> dict:
     started = time.perf_counter()
     ru_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     load_before = os.getloadavg()
+    fs = filesystem_of(parent)
+    if fs.split(" ", 1)[0] in ("tmpfs", "ramfs", "overlay"):
+        res.notes.append(f"the scratch directory is on {fs}: disk figures are not a device's")
     try:
         data = PatternData()
         n_blocks = -(-cfg.size // cfg.block_size)
@@ -466,7 +469,7 @@ def run_engine_bench(config: BenchConfig | None = None, *, log=None) -> dict:
         "config": {**asdict(cfg), "phases": list(cfg.phases), "blocks": n_blocks},
         "machine": {
             "cpus": os.cpu_count(),
-            "filesystem": filesystem_of(parent),
+            "filesystem": fs,
             "scratch_dir": str(work),
             "loadavg_before": load_before,
             "loadavg_after": os.getloadavg(),
