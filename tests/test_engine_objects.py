@@ -446,7 +446,7 @@ def test_reader_of_old_version_survives_overwrite(tmp_path):
         assert vhex(first.version_id) in version_dirs(tmp_path, BUCKET, "k")  # one reader left
 
         rest = b"".join([chunk async for chunk in it])
-        assert head_chunk + rest == old[B - 5 :]
+        assert bytes(head_chunk) + rest == old[B - 5 :]
         await store.wait_idle()
         assert set(version_dirs(tmp_path, BUCKET, "k")) == {vhex(second.version_id)}
         assert whole.faults == [] and partial.faults == []

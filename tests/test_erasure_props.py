@@ -174,3 +174,26 @@ def test_largest_code_round_trips():
     shards = rs.encode(block)
     keep = {i: shards[i] for i in range(56, 256)}  # all parity, missing 56 data shards
     assert rs.decode(keep, len(block)) == block
+
+
+# -- the ISA-L parity path must be byte-identical to zfec's ------------------------------------
+
+from s3free.erasure import codec as _codec  # noqa: E402
+
+
+@pytest.mark.skipif(_codec._ISAL is None, reason="libisal2 is not installed")
+@given(
+    k=st.integers(1, 12),
+    m=st.integers(1, 6),
+    data=st.binary(min_size=1, max_size=5000),
+)
+def test_isal_parity_equals_zfec(k, m, data):
+    rs = ReedSolomon(k, m)
+    assert rs._isal is not None
+    size = rs.shard_size(len(data))
+    padded = data + bytes(size * k - len(data))
+    view = memoryview(padded)
+    shards = tuple(view[i * size : (i + 1) * size] for i in range(k))
+    expected = rs._encoder.encode(shards, tuple(range(k, k + m)))
+    assert rs._isal.parity(padded, size) == [bytes(p) for p in expected]
+    assert [bytes(s) for s in rs.encode(data)[k:]] == [bytes(p) for p in expected]

@@ -32,6 +32,37 @@ from s3free.storage.diskset import DiskSlot
 
 log = logging.getLogger(__name__)
 
+# Blocks whose MD5 or encode+append may still be running while the stream is read further.
+PIPELINE_DEPTH = 3
+
+
+class _Lane:
+    """Runs the calls submitted to it one at a time, in submission order, on a shared pool,
+    without holding a pool thread while waiting: each call is queued when the previous one
+    has finished."""
+
+    def __init__(self, executor: concurrent.futures.Executor) -> None:
+        self._executor = executor
+        self._tail: concurrent.futures.Future | None = None
+
+    def submit(self, fn, *args) -> concurrent.futures.Future:
+        out: concurrent.futures.Future = concurrent.futures.Future()
+
+        def run() -> None:
+            if not out.set_running_or_notify_cancel():
+                return
+            try:
+                out.set_result(fn(*args))
+            except BaseException as exc:
+                out.set_exception(exc)
+
+        prev, self._tail = self._tail, out
+        if prev is None:
+            self._executor.submit(run)
+        else:
+            prev.add_done_callback(lambda _f: self._executor.submit(run))
+        return out
+
 
 @dataclass(frozen=True)
 class ShardIdentity:
@@ -82,6 +113,8 @@ class PartWriter:
         self._md5 = hashlib.md5()
         self._hashes: list[bytes] = []
         self._pending: list[concurrent.futures.Future] = []
+        self._md5_lane = _Lane(executor)
+        self._encode_lane = _Lane(executor)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -193,11 +226,14 @@ class PartWriter:
         self._check_quorum()
 
     async def _submit(self, block: bytes, index: int) -> None:
-        await self._drain()
-        self._pending = [
-            self._executor.submit(self._md5.update, block),
-            self._executor.submit(self._encode_and_append, block, index),
-        ]
+        # Up to PIPELINE_DEPTH blocks in flight; MD5 and encode+append each keep block order
+        # in their own lane, so neither waits for the other.
+        while len(self._pending) >= 2 * PIPELINE_DEPTH:
+            await asyncio.wrap_future(self._pending[0])
+            self._pending.pop(0)
+            self._check_quorum()
+        self._pending.append(self._md5_lane.submit(self._md5.update, block))
+        self._pending.append(self._encode_lane.submit(self._encode_and_append, block, index))
 
     async def _drain(self) -> None:
         # Cleared only once all are done: a cancelled drain leaves them for the discard step,

@@ -7,9 +7,62 @@ k + m shards give the block back. Pure: no I/O; zfec releases the GIL while it c
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
 from collections.abc import Mapping
 
 import zfec
+
+
+def _load_isal():
+    """ISA-L (Debian/Ubuntu: libisal2) computes the same GF(2^8) products as zfec with SIMD,
+    ~10x faster; None when the library is not installed (or S3FREE_NO_ISAL is set)."""
+    if os.environ.get("S3FREE_NO_ISAL"):
+        return None
+    try:
+        lib = ctypes.CDLL("libisal.so.2")
+    except OSError:
+        name = ctypes.util.find_library("isal")
+        if name is None:
+            return None
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            return None
+    lib.ec_init_tables.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p]
+    lib.ec_init_tables.restype = None
+    lib.ec_encode_data.argtypes = [ctypes.c_int] * 3 + [ctypes.c_char_p] + [ctypes.c_void_p] * 2
+    lib.ec_encode_data.restype = None
+    return lib
+
+
+_ISAL = _load_isal()
+
+
+class _IsalParity:
+    """zfec's parity rows, multiplied out by ISA-L. The rows are read off zfec itself (the
+    parity of unit vectors), so the output is byte-identical to zfec's by construction."""
+
+    def __init__(self, encoder: zfec.Encoder, k: int, m: int) -> None:
+        self.k, self.m = k, m
+        coeff = bytearray(k * m)
+        for i in range(k):
+            unit = tuple(b"\x01" if j == i else b"\x00" for j in range(k))
+            for p, shard in enumerate(encoder.encode(unit, tuple(range(k, k + m)))):
+                coeff[p * k + i] = shard[0]
+        self._tables = ctypes.create_string_buffer(32 * k * m)
+        _ISAL.ec_init_tables(k, m, bytes(coeff), self._tables)
+
+    def parity(self, padded: bytes, size: int) -> list[bytes]:
+        base = ctypes.cast(ctypes.c_char_p(padded), ctypes.c_void_p).value
+        data = (ctypes.c_void_p * self.k)(*(base + i * size for i in range(self.k)))
+        out = bytearray(self.m * size)
+        obase = ctypes.addressof(ctypes.c_char.from_buffer(out))
+        coding = (ctypes.c_void_p * self.m)(*(obase + p * size for p in range(self.m)))
+        _ISAL.ec_encode_data(size, self.k, self.m, self._tables, data, coding)
+        view = memoryview(out)
+        return [bytes(view[p * size : (p + 1) * size]) for p in range(self.m)]
 
 
 class TooFewShards(ValueError):
@@ -25,6 +78,7 @@ class ReedSolomon:
         self.n = k + m
         self._encoder = zfec.Encoder(k, self.n)
         self._decoder = zfec.Decoder(k, self.n)
+        self._isal = _IsalParity(self._encoder, k, m) if _ISAL is not None else None
 
     def shard_size(self, block_length: int) -> int:
         return -(-block_length // self.k)
@@ -38,6 +92,8 @@ class ReedSolomon:
         padded = bytes(block) if len(block) == size * self.k else _pad(block, size * self.k)
         view = memoryview(padded)
         data = tuple(view[i * size : (i + 1) * size] for i in range(self.k))
+        if self._isal is not None:
+            return [*data, *self._isal.parity(padded, size)]
         parity = self._encoder.encode(data, tuple(range(self.k, self.n)))
         return [*data, *parity]
 
