@@ -105,9 +105,9 @@ def dying_disks(root: Path, trigger: Trigger) -> list:
     from s3free.storage.faulty import FaultyDisk
 
     class DyingDisk(FaultyDisk):
-        def write_file(self, rel: str, data: bytes) -> None:
+        def write_file(self, rel: str, data: bytes, sync: bool = True) -> None:
             number = trigger.before("write_file", rel)
-            super().write_file(rel, data)
+            super().write_file(rel, data, sync=sync)
             trigger.after(number)
 
         def remove(self, rel: str) -> None:

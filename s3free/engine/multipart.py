@@ -121,7 +121,7 @@ class MultipartMixin:
                     await asyncio.wrap_future(writer.abandon())
                     raise NoSuchUpload(f"upload {upload_id} was completed or aborted meanwhile")
                 rel = upload_part_path(upload_id, part_number)
-                failed = await writer.commit(lambda j: rel)
+                failed = await writer.commit(lambda j: rel, self._syncer)
                 # A shard that failed now must not leave an earlier attempt's file behind.
                 await self._on_disks(
                     [placement[j] for j in failed if placement[j].online],

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from s3free.engine.groupsync import Syncer
 from s3free.engine.locks import BucketGates, KeyLocks
 from s3free.engine.multipart import MultipartMixin
 from s3free.engine.names import validate_bucket_name, validate_key
@@ -80,6 +81,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         self._lookup_ids = itertools.count()
         self._deferred: list[tuple[set[int], Manifest]] = []
         self._background: set[asyncio.Task] = set()
+        self._syncer = Syncer(executor)
         self._loop = asyncio.get_running_loop()
 
     # -- life cycle --------------------------------------------------------------------------
@@ -309,7 +311,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         **fields,
     ) -> ObjectInfo:
         vhex = vid.replace("-", "")
-        failed = await writer.commit(lambda j: part_path(oid, vhex, 1))
+        failed = await writer.commit(lambda j: part_path(oid, vhex, 1), self._syncer)
         part = PartEntry(1, result.size, result.etag, len(result.block_hashes), result.merkle_root)
         manifest = self._manifest(bucket, key, oid, vid, [part], result.etag, placement, **fields)
         return await self._publish(manifest, placement, failed, precondition)
@@ -375,13 +377,21 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         )
         targets = [j for j in range(len(placement)) if j not in failed]
         results = await self._on_disks(
-            [placement[j] for j in targets], lambda s: s.disk.write_file(mpath, blob)
+            [placement[j] for j in targets], lambda s: s.disk.write_file(mpath, blob, sync=False)
         )
         for j, outcome in zip(targets, results, strict=True):
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, OSError):
                     raise outcome
                 failed[j] = f"manifest write: {outcome}"
+        # One group commit per disk makes the manifests durable before the index switch.
+        written = [j for j in targets if j not in failed]
+        errors = await self._syncer.sync([placement[j] for j in written])
+        for j, error in zip(written, errors, strict=True):
+            if error is not None:
+                if not isinstance(error, OSError):
+                    raise error
+                failed[j] = f"manifest sync: {error}"
         try:
             if len(placement) - len(failed) < self.diskset.write_quorum:
                 raise InsufficientWriteQuorum(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import blake3
 
+from s3free.engine.groupsync import Syncer
 from s3free.erasure import ReedSolomon
 from s3free.errors import BadDigest, IncompleteBody, InsufficientWriteQuorum
 from s3free.format.footer import ShardFooter
@@ -168,17 +169,21 @@ class PartWriter:
                 await asyncio.wrap_future(discarded)
             raise
 
-    async def commit(self, rel_for_shard: Callable[[int], str]) -> dict[int, str]:
-        """fsync and rename every surviving temp file to its final name, in parallel.
+    async def commit(
+        self, rel_for_shard: Callable[[int], str], syncer: Syncer | None = None
+    ) -> dict[int, str]:
+        """Rename every surviving temp file to its final name, in parallel, durably: each
+        fsynced on its own, or (with a syncer) all made durable by one group commit per disk.
 
         Returns the shards that failed (index -> why). Raises InsufficientWriteQuorum (after
         removing what it committed) when fewer than the quorum made it."""
         loop = asyncio.get_running_loop()
+        grouped = syncer is not None
 
         def commit_one(j: int) -> None:
             temp, self._temps[j] = self._temps[j], None
             try:
-                temp.commit(rel_for_shard(j))
+                temp.commit(rel_for_shard(j), sync=not grouped)
             except BaseException:
                 temp.discard()
                 raise
@@ -193,6 +198,14 @@ class PartWriter:
                 if not isinstance(outcome, OSError):
                     raise outcome
                 self._fail(j, f"commit: {outcome}")
+        if syncer is not None:
+            renamed = [j for j in live if j not in self._failed]
+            errors = await syncer.sync([self._placement[j] for j in renamed])
+            for j, error in zip(renamed, errors, strict=True):
+                if error is not None:
+                    if not isinstance(error, OSError):
+                        raise error
+                    self._fail(j, f"sync: {error}")
         try:
             self._check_quorum()
         except InsufficientWriteQuorum:

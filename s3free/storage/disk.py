@@ -8,6 +8,12 @@ Durability rule: a file becomes visible under its final name only by `TempFile.c
 writes, fsyncs, renames, and fsyncs the directory, so a crash leaves the old name, the new
 name, or a temp file under TMP_DIR (which `clean_temp` removes at start-up) and never a
 half-written file under a final name.
+
+Group commit: `commit(rel, sync=False)` and `write_file(rel, data, sync=False)` skip the fsyncs;
+the caller then calls `sync()` (one syncfs of the disk's filesystem, shared by every write in
+flight) before anything depends on those files. Until that returns, a crash may leave a
+file under its final name torn or empty; the engine only ever does this for files that nothing
+refers to yet (shards before their manifest, a manifest before the index switch).
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ _SYNC_FILE_RANGE_WRITE = 2
 class TempFile(Protocol):
     def write(self, data: bytes | memoryview) -> None: ...
     def writev(self, chunks: list[bytes | memoryview]) -> None: ...
-    def commit(self, rel: str) -> None: ...
+    def commit(self, rel: str, sync: bool = True) -> None: ...
     def discard(self) -> None: ...
 
 
@@ -60,13 +66,14 @@ class Disk(Protocol):
     root: Path
 
     def create_temp(self) -> TempFile: ...
-    def write_file(self, rel: str, data: bytes) -> None: ...
+    def write_file(self, rel: str, data: bytes, sync: bool = True) -> None: ...
+    def sync(self) -> None: ...
     def read_file(self, rel: str) -> bytes: ...
     def open_read(self, rel: str) -> ReadHandle: ...
     def exists(self, rel: str) -> bool: ...
-    def makedirs(self, rel: str) -> None: ...
+    def makedirs(self, rel: str, sync: bool = True) -> None: ...
     def list_dir(self, rel: str) -> list[str]: ...
-    def rename(self, src: str, dst: str) -> None: ...
+    def rename(self, src: str, dst: str, sync: bool = True) -> None: ...
     def move_files(self, pairs: list[tuple[str, str]]) -> None: ...
     def remove(self, rel: str) -> None: ...
     def remove_tree(self, rel: str) -> None: ...
@@ -91,21 +98,35 @@ class LocalDisk:
 
     def create_temp(self) -> LocalTempFile:
         tmp_dir = self.root / TMP_DIR
-        tmp_dir.mkdir(exist_ok=True)
-        return LocalTempFile(self, tmp_dir / uuid.uuid4().hex)
+        path = tmp_dir / uuid.uuid4().hex
+        try:
+            return LocalTempFile(self, path)
+        except FileNotFoundError:  # first use, or removed behind our back: make it and retry
+            tmp_dir.mkdir(exist_ok=True)
+            return LocalTempFile(self, path)
 
-    def write_file(self, rel: str, data: bytes) -> None:
+    def write_file(self, rel: str, data: bytes, sync: bool = True) -> None:
         temp = self.create_temp()
         try:
             temp.write(data)
-            temp.commit(rel)
+            temp.commit(rel, sync=sync)
         except BaseException:
             temp.discard()
             raise
 
-    def makedirs(self, rel: str) -> None:
-        """Create rel and any missing parents, fsyncing each parent that gained an entry, so
-        a committed file is never lost with a directory that was not yet durable."""
+    def sync(self) -> None:
+        """Make every completed write on this disk's filesystem durable (syncfs): the group
+        commit that `sync=False` writes wait for."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            _syncfs(fd)
+        finally:
+            os.close(fd)
+
+    def makedirs(self, rel: str, sync: bool = True) -> None:
+        """Create rel and any missing parents, fsyncing each parent that gained an entry
+        (unless sync=False: the caller syncs the disk), so a committed file is never lost
+        with a directory that was not yet durable."""
         path = self._abs(rel)
         missing: list[Path] = []
         while not path.exists():
@@ -116,13 +137,15 @@ class LocalDisk:
                 directory.mkdir()
             except FileExistsError:
                 continue
-            _fsync_path(directory.parent)
+            if sync:
+                _fsync_path(directory.parent)
 
-    def rename(self, src: str, dst: str) -> None:
+    def rename(self, src: str, dst: str, sync: bool = True) -> None:
         dst_path = self._abs(dst)
-        self.makedirs(str(Path(dst).parent))
+        self.makedirs(str(Path(dst).parent), sync=sync)
         os.replace(self._abs(src), dst_path)
-        _fsync_path(dst_path.parent)
+        if sync:
+            _fsync_path(dst_path.parent)
 
     def move_files(self, pairs: list[tuple[str, str]]) -> None:
         """Rename many files, then fsync each directory touched once (not once per file).
@@ -231,16 +254,18 @@ class LocalTempFile:
             )
             self._started = self._size
 
-    def commit(self, rel: str) -> None:
-        """fsync, close, rename to rel (creating its directory durably), fsync the directory."""
+    def commit(self, rel: str, sync: bool = True) -> None:
+        """fsync, close, rename to rel (creating its directory durably), fsync the directory;
+        with sync=False only close and rename (the caller will sync() the disk)."""
         if self._fd is None:
             raise OSError(errno.EBADF, "temp file already closed", str(self.path))
         fd, self._fd = self._fd, None
         try:
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
-        self._disk.rename(str(self.path.relative_to(self._disk.root)), rel)
+        self._disk.rename(str(self.path.relative_to(self._disk.root)), rel, sync=sync)
 
     def discard(self) -> None:
         if self._fd is not None:
@@ -272,6 +297,35 @@ class LocalReadHandle:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def _load_syncfs():
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_SYNCFS = _load_syncfs()
+
+
+def _syncfs(fd: int) -> None:
+    """syncfs(2): flush the whole filesystem holding fd, reporting writeback errors (Linux
+    5.8+). Without it (not Linux), sync(2) flushes everything."""
+    if _SYNCFS is None:
+        os.sync()
+        return
+    if _SYNCFS(fd) != 0:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, f"syncfs failed: {os.strerror(err)}")
 
 
 def _fsync_path(path: Path) -> None:

@@ -8,7 +8,7 @@ without mocking it:
     disk.fail("read_at", errno.EIO, after=3)      # the 4th and later reads fail
     disk.heal()                                   # back to normal
 
-Operation names: create_temp, write, commit, write_file, read_file, open_read, read_at,
+Operation names: create_temp, write, commit, write_file, sync, read_file, open_read, read_at,
 exists, list_dir, rename, remove, remove_tree, fsync_dir.
 """
 
@@ -68,9 +68,13 @@ class FaultyDisk:
         self.check("create_temp")
         return _FaultyTemp(self, self.inner.create_temp())
 
-    def write_file(self, rel: str, data: bytes) -> None:
+    def write_file(self, rel: str, data: bytes, sync: bool = True) -> None:
         self.check("write_file", rel)
-        self.inner.write_file(rel, data)
+        self.inner.write_file(rel, data, sync=sync)
+
+    def sync(self) -> None:
+        self.check("sync")
+        self.inner.sync()
 
     def read_file(self, rel: str) -> bytes:
         self.check("read_file", rel)
@@ -88,13 +92,13 @@ class FaultyDisk:
         self.check("list_dir", rel)
         return self.inner.list_dir(rel)
 
-    def makedirs(self, rel: str) -> None:
+    def makedirs(self, rel: str, sync: bool = True) -> None:
         self.check("write", rel)
-        self.inner.makedirs(rel)
+        self.inner.makedirs(rel, sync=sync)
 
-    def rename(self, src: str, dst: str) -> None:
+    def rename(self, src: str, dst: str, sync: bool = True) -> None:
         self.check("rename", dst)
-        self.inner.rename(src, dst)
+        self.inner.rename(src, dst, sync=sync)
 
     def move_files(self, pairs: list[tuple[str, str]]) -> None:
         self.check("rename", pairs[0][1] if pairs else "")
@@ -132,9 +136,9 @@ class _FaultyTemp:
         self._disk.check("write")
         self._inner.writev(chunks)
 
-    def commit(self, rel: str) -> None:
+    def commit(self, rel: str, sync: bool = True) -> None:
         self._disk.check("commit", rel)
-        self._inner.commit(rel)
+        self._inner.commit(rel, sync=sync)
 
     def discard(self) -> None:
         self._inner.discard()
