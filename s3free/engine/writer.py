@@ -198,27 +198,34 @@ class PartWriter:
                 if not isinstance(outcome, OSError):
                     raise outcome
                 self._fail(j, f"commit: {outcome}")
-        if syncer is not None:
-            renamed = [j for j in live if j not in self._failed]
-            errors = await syncer.sync([self._placement[j] for j in renamed])
-            for j, error in zip(renamed, errors, strict=True):
-                if error is not None:
-                    if not isinstance(error, OSError):
-                        raise error
-                    self._fail(j, f"sync: {error}")
-        try:
-            self._check_quorum()
-        except InsufficientWriteQuorum:
+        renamed = [j for j in live if j not in self._failed]
+
+        async def remove(shards: list[int]) -> None:
             await asyncio.gather(
                 *(
                     loop.run_in_executor(
                         self._executor, self._placement[j].disk.remove, rel_for_shard(j)
                     )
-                    for j in live
-                    if j not in self._failed
+                    for j in shards
                 ),
                 return_exceptions=True,
             )
+
+        if syncer is not None:
+            errors = await syncer.sync([self._placement[j] for j in renamed])
+            unsynced = []
+            for j, error in zip(renamed, errors, strict=True):
+                if error is not None:
+                    if not isinstance(error, OSError):
+                        raise error
+                    self._fail(j, f"sync: {error}")
+                    unsynced.append(j)
+            # A file its disk could not make durable is not kept: it would pass for a shard.
+            await remove(unsynced)
+        try:
+            self._check_quorum()
+        except InsufficientWriteQuorum:
+            await remove([j for j in renamed if j not in self._failed])
             raise
         return dict(self._failed)
 
