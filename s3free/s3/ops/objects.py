@@ -139,10 +139,17 @@ def _response_headers(ctx, reader, rng, part_number) -> tuple[int, dict[str, str
     return status, headers
 
 
+SMALL_BODY = 256 * 1024  # sent in one write, headers and body together
+
+
 async def get_object(ctx) -> web.StreamResponse:
     reader, rng, part_number = await _open(ctx, head=False)
     try:
         status, headers = _response_headers(ctx, reader, rng, part_number)
+        if reader.content_length <= SMALL_BODY:
+            # Small: read (bounded) first, so a read error is still an S3 error response,
+            # and send everything at once.
+            return web.Response(status=status, headers=headers, body=await reader.read_all())
         response = web.StreamResponse(status=status, headers=headers)
         response.content_length = reader.content_length
         await response.prepare(ctx.request)
