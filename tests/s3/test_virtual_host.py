@@ -1,0 +1,62 @@
+"""Virtual-hosted-style addressing (--domain): bucket.DOMAIN/key works beside path style."""
+
+from __future__ import annotations
+
+import http.client
+import os
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from tests.s3.server import start_server
+
+DOMAIN = "s3.example.test"
+
+
+@pytest.fixture(scope="module")
+def vhost_server(tmp_path_factory):
+    srv = start_server(tmp_path_factory.mktemp("vhost"), "--domain", DOMAIN)
+    yield srv
+    srv.stop()
+
+
+def signed(srv, method: str, host: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    """Send a SigV4-signed request to 127.0.0.1 with the given Host header."""
+    port = urlsplit(srv.endpoint).port
+    request = AWSRequest(
+        method=method,
+        url=f"http://{host}:{port}{path}",
+        data=body,
+        headers={"Host": f"{host}:{port}"},
+    )
+    S3SigV4Auth(Credentials(srv.access_key, srv.secret_key), "s3", "us-east-1").add_auth(request)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request(method, path, body=body, headers=dict(request.headers))
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def test_virtual_hosted_and_path_style_reach_the_same_objects(vhost_server):
+    srv = vhost_server
+    path_style = boto3.client(
+        "s3", endpoint_url=srv.endpoint, region_name="us-east-1",
+        aws_access_key_id=srv.access_key, aws_secret_access_key=srv.secret_key,
+    )  # fmt: skip
+    path_style.create_bucket(Bucket="vbucket")
+    data = os.urandom(5000)
+    status, body = signed(srv, "PUT", f"vbucket.{DOMAIN}", "/dir/obj.bin", data)
+    assert status == 200, body
+    assert path_style.get_object(Bucket="vbucket", Key="dir/obj.bin")["Body"].read() == data
+    status, body = signed(srv, "GET", f"vbucket.{DOMAIN}", "/dir/obj.bin")
+    assert (status, body) == (200, data)
+    status, body = signed(srv, "GET", f"vbucket.{DOMAIN}", "/?list-type=2")
+    assert status == 200 and b"<Key>dir/obj.bin</Key>" in body
+    # The bare domain is the service; a path-style request on it still works.
+    status, body = signed(srv, "GET", DOMAIN, "/vbucket/dir/obj.bin")
+    assert (status, body) == (200, data)
+    status, body = signed(srv, "GET", f"nosuchbucket.{DOMAIN}", "/x")
+    assert status == 404 and b"NoSuchBucket" in body
