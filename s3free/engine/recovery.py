@@ -80,6 +80,7 @@ class RecoveryMixin:
     async def rebuild_index(self: ObjectStore) -> RebuildReport:
         """Restore buckets, listing and object metadata from the disks (the truth)."""
         report = await self._run(self._rebuild_sync)
+        await self.reload_buckets()
         log.info(
             "index rebuilt: %d buckets, %d objects, %d orphan versions, %d without any manifest",
             report.buckets,

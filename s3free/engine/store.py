@@ -82,6 +82,9 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         self._deferred: list[tuple[set[int], Manifest]] = []
         self._background: set[asyncio.Task] = set()
         self._syncer = Syncer(executor)
+        # Buckets are few and change only through this store: kept in memory (from the
+        # index), so that no request pays a thread hop to learn that its bucket exists.
+        self._buckets: dict[str, BucketInfo] = {}
         self._loop = asyncio.get_running_loop()
 
     # -- life cycle --------------------------------------------------------------------------
@@ -120,6 +123,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
             log.info("index missing or incomplete: rebuilding it from the disks")
             await store.rebuild_index()
         else:
+            await store.reload_buckets()
             await store._replay_journal()
         return store
 
@@ -190,10 +194,10 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         _check_acl(acl)
         info = BucketInfo(name, now_ms(), owner, acl)
         async with self._bucket_lock:
-            existing = await self._run(self.index.get_bucket, name)
+            existing = self._buckets.get(name)
             if existing is not None:
                 err = BucketAlreadyExists(f"bucket {name} already exists")
-                err.owner = existing.get("owner", "")  # type: ignore[attr-defined]
+                err.owner = existing.owner  # type: ignore[attr-defined]
                 raise err
             await self._save_bucket(info, new=True)
         return info
@@ -219,16 +223,21 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
                 await self._on_disks(self.diskset.online_slots(), lambda s: s.disk.remove(path))
             raise InsufficientWriteQuorum(f"could not record bucket {info.name} on enough disks")
         await self._run(self.index.put_bucket, info.name, info.to_record())
+        self._buckets[info.name] = info
 
     async def head_bucket(self, name: str) -> BucketInfo:
-        record = await self._run(self.index.get_bucket, name)
-        if record is None:
+        info = self._buckets.get(name)
+        if info is None:
             raise NoSuchBucket(f"bucket {name} does not exist")
-        return BucketInfo.from_record(record)
+        return info
 
     async def list_buckets(self) -> list[BucketInfo]:
+        return sorted(self._buckets.values(), key=lambda b: b.name)
+
+    async def reload_buckets(self) -> None:
+        """Refill the in-memory bucket table from the index (at open, after a rebuild)."""
         records = await self._run(self.index.list_buckets)
-        return [BucketInfo.from_record(r) for r in records]
+        self._buckets = {r["name"]: BucketInfo.from_record(r) for r in records}
 
     async def delete_bucket(self, name: str) -> None:
         """Refuse while objects remain; uploads in progress are aborted with the bucket."""
@@ -242,6 +251,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
                 self.diskset.online_slots(), lambda s: s.disk.remove(bucket_record_path(name))
             )
             await self._run(self.index.delete_bucket, name)
+            self._buckets.pop(name, None)
 
     # -- objects: write ----------------------------------------------------------------------
 
@@ -428,7 +438,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
             self._gates.shared(manifest.bucket),
             self._key_locks.hold((manifest.bucket, manifest.key)),
         ):
-            if await self._run(self.index.get_bucket, manifest.bucket) is None:
+            if manifest.bucket not in self._buckets:
                 raise NoSuchBucket(f"bucket {manifest.bucket} was deleted during the write")
             old = await self._run(self._load_manifest, manifest.bucket, manifest.key)
             if precondition is not None:
@@ -476,7 +486,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         validate_key(key)
         manifest = await self._run(self._load_manifest, bucket, key)
         if manifest is None:
-            if await self._run(self.index.get_bucket, bucket) is None:
+            if bucket not in self._buckets:
                 raise NoSuchBucket(f"bucket {bucket} does not exist")
             raise NoSuchKey(f"{bucket}/{key} does not exist")
         return manifest
@@ -574,7 +584,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         async with self._gates.shared(bucket), self._key_locks.hold((bucket, key)):
             manifest = await self._run(self._load_manifest, bucket, key)
             if manifest is None:
-                if await self._run(self.index.get_bucket, bucket) is None:
+                if bucket not in self._buckets:
                     raise NoSuchBucket(f"bucket {bucket} does not exist")
                 return False
             await self._run(
