@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from s3free.bench.engine import drop_caches
 from s3free.meta.index import Index
 
 BUCKET = "backups-bucket"
@@ -74,16 +75,6 @@ def fill(index: Index, keys: int, hosts: int, manifest_bytes: int) -> list[str]:
     index.set_meta({"complete": True, "set_id": "bench"})
     written.sort(key=lambda k: k.encode())
     return written
-
-
-def drop_caches() -> bool:
-    try:
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-        return True
-    except OSError:
-        return False
 
 
 def dir_size(path: Path) -> int:
