@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.s3.test_s3_users import (
+from tests.s3.users_support import (
     admin,
     anonymous_client,
     code_of,

@@ -12,7 +12,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.s3.test_s3_bad_input import client_error, object_path, raw_request
+from tests.s3.raw import client_error, object_path, raw_request
 
 
 def _names(s3) -> list[str]:

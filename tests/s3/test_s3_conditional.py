@@ -22,7 +22,7 @@ from email.utils import format_datetime
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.s3.test_s3_bad_input import (
+from tests.s3.raw import (
     client_error,
     object_path,
     raw_request,

@@ -25,7 +25,7 @@ from botocore.httpchecksum import (
 
 from s3free.s3.sigv4 import STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER, AuthResult
 from tests.s3.conftest import make_client
-from tests.s3.test_s3_bad_input import (
+from tests.s3.raw import (
     REGION,
     UNSIGNED,
     assert_nothing_left,

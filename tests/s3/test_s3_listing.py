@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.s3.test_s3_users import anonymous_client, code_of, raw_request, status_of
+from tests.s3.users_support import anonymous_client, code_of, raw_request, status_of
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 

@@ -12,7 +12,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from tests.s3.test_s3_users import code_of, status_of
+from tests.s3.users_support import code_of, status_of
 
 MiB = 1024 * 1024
 MIN_PART = 5 * MiB

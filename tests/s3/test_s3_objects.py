@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.s3.test_s3_bad_input import (
+from tests.s3.raw import (
     client_error,
     object_path,
     raw_request,
