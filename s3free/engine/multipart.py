@@ -11,10 +11,11 @@ import hashlib
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from s3free.engine.names import validate_key
+from s3free.engine.reader import ObjectReader
 from s3free.engine.types import ObjectInfo, PartInfo, UploadInfo
 from s3free.engine.writer import PartWriter, ShardIdentity
 from s3free.errors import (
@@ -150,10 +151,17 @@ class MultipartMixin:
         parts: Sequence[tuple[int, str]],
         *,
         precondition: Precondition | None = None,
+        verify: Callable[[AsyncIterator[bytes]], Awaitable[None]] | None = None,
     ) -> ObjectInfo:
         """Assemble the listed (part number, ETag) pairs into the object, ETag
-        "<md5 of the parts' md5s>-<count>" as S3 computes it."""
-        return await asyncio.shield(self._complete(bucket, key, upload_id, parts, precondition))
+        "<md5 of the parts' md5s>-<count>" as S3 computes it.
+
+        `verify`, if given, reads the assembled object (every block checked as in any read)
+        before it becomes visible, and raises to refuse it (e.g. a full-object checksum that
+        does not match); the upload is then left as it was, so it can be retried."""
+        return await asyncio.shield(
+            self._complete(bucket, key, upload_id, parts, precondition, verify)
+        )
 
     async def _complete(
         self: ObjectStore,
@@ -162,6 +170,7 @@ class MultipartMixin:
         upload_id: str,
         parts: Sequence[tuple[int, str]],
         precondition: Precondition | None,
+        verify: Callable[[AsyncIterator[bytes]], Awaitable[None]] | None = None,
     ) -> ObjectInfo:
         async with self._key_locks.hold(("upload", upload_id)):
             record = await self._upload(bucket, key, upload_id)
@@ -248,11 +257,32 @@ class MultipartMixin:
                             "upload %s: shard %d parts not returned: %s", upload_id, j, outcome
                         )
 
+            if verify is not None:
+                try:
+                    await verify(self._draft_reader(manifest))
+                except BaseException:
+                    await undo()
+                    raise
             info = await self._publish(
                 manifest, placement, failed, precondition, undo=undo, upload_id=upload_id
             )
             await self._drop_upload(upload_id)
             return info
+
+    def _draft_reader(self: ObjectStore, manifest) -> ObjectReader:
+        """A reader over a version that is not visible yet (its files are already in place)."""
+        from s3free.engine.reader import BlockReader
+
+        return ObjectReader(
+            info=ObjectInfo.from_manifest(manifest),
+            manifest=manifest,
+            start=0,
+            end=manifest.size - 1,
+            blocks=BlockReader(manifest, self.diskset, self.codec, self._report),
+            executor=self.executor,
+            release=lambda: None,
+            faults=[],
+        )
 
     async def abort_multipart_upload(
         self: ObjectStore, bucket: str, key: str, upload_id: str

@@ -333,6 +333,60 @@ def test_complete_multipart_with_full_object_checksum(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="mp")["Body"].read() == b"".join(parts)
 
 
+def _two_part_upload(s3, bucket: str, key: str) -> tuple[str, list[dict], bytes]:
+    parts = [b"r" * (5 * 1024 * 1024), b"s" * 777]
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    done = []
+    for number, data in enumerate(parts, 1):
+        part = s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        )
+        done.append({"PartNumber": number, "ETag": part["ETag"]})
+    return upload_id, done, b"".join(parts)
+
+
+def test_complete_multipart_with_a_wrong_full_object_checksum_is_refused(s3, bucket):
+    """The full-object checksum is verified against the assembled object: a wrong one is
+    BadDigest, nothing becomes visible, and the upload can still be completed."""
+    upload_id, done, data = _two_part_upload(s3, bucket, "mp")
+    with pytest.raises(ClientError) as info:
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key="mp",
+            UploadId=upload_id,
+            MultipartUpload={"Parts": done},
+            ChecksumCRC32C=checksum("CRC32C", data + b"x"),
+            ChecksumType="FULL_OBJECT",
+        )
+    assert client_error(info) == ("BadDigest", 400)
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="mp")
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="mp",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": done},
+        ChecksumCRC32C=checksum("CRC32C", data),
+        ChecksumType="FULL_OBJECT",
+    )
+    assert s3.get_object(Bucket=bucket, Key="mp")["Body"].read() == data
+
+
+def test_complete_multipart_with_a_composite_checksum_is_not_implemented(s3, bucket):
+    upload_id, done, _ = _two_part_upload(s3, bucket, "mp")
+    with pytest.raises(ClientError) as info:
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key="mp",
+            UploadId=upload_id,
+            MultipartUpload={"Parts": done},
+            ChecksumCRC32="AAAAAA==-2",
+            ChecksumType="COMPOSITE",
+        )
+    assert client_error(info) == ("NotImplemented", 501)
+    s3.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id)
+
+
 def test_upload_part_checksum(server, s3, bucket):
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key="mp", ChecksumAlgorithm="SHA256")[
         "UploadId"
