@@ -9,6 +9,7 @@ import os
 import pytest
 
 from tests.s3.server import start_server
+from tests.s3.users_support import admin, new_user
 
 _names = itertools.count()
 
@@ -68,3 +69,18 @@ def bucket_name():
 def bucket(s3, bucket_name):
     s3.create_bucket(Bucket=bucket_name)
     return bucket_name
+
+
+@pytest.fixture
+def user(server):
+    """A fresh non-root user with a boto3 client signed with its keys; removed afterwards."""
+    made = new_user(server)
+    yield made
+    admin(server, "DELETE", f"/users/{made.name}")
+
+
+@pytest.fixture
+def other_user(server):
+    made = new_user(server)
+    yield made
+    admin(server, "DELETE", f"/users/{made.name}")

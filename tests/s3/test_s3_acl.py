@@ -11,30 +11,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.s3.users_support import (
-    admin,
     anonymous_client,
     code_of,
     error_code,
-    new_user,
     raw_request,
     status_of,
 )
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
-
-
-@pytest.fixture
-def user(server):
-    made = new_user(server)
-    yield made
-    admin(server, "DELETE", f"/users/{made.name}")
-
-
-@pytest.fixture
-def other_user(server):
-    made = new_user(server)
-    yield made
-    admin(server, "DELETE", f"/users/{made.name}")
 
 
 def grants_of(acl: dict) -> list[tuple[str, str]]:

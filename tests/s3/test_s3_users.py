@@ -29,21 +29,6 @@ from tests.s3.users_support import (
 )
 
 
-@pytest.fixture
-def user(server):
-    """A fresh non-root user with a boto3 client signed with its keys; removed afterwards."""
-    made = new_user(server)
-    yield made
-    admin(server, "DELETE", f"/users/{made.name}")
-
-
-@pytest.fixture
-def other_user(server):
-    made = new_user(server)
-    yield made
-    admin(server, "DELETE", f"/users/{made.name}")
-
-
 def names_of(response) -> list[str]:
     return [b["Name"] for b in response["Buckets"]]
 
