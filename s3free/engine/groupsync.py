@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 from collections.abc import Callable, Sequence
 
+from s3free.storage.disk import LocalDisk
 from s3free.storage.diskset import DiskSlot
 
 
@@ -55,16 +57,26 @@ class GroupSync:
 
 
 class Syncer:
-    """A GroupSync per disk of a set."""
+    """A GroupSync per filesystem: syncfs flushes a whole filesystem, so disks that are
+    directories of one filesystem share one flush (a test or single-disk host) while real
+    disks, each its own filesystem, each get their own. A disk wrapped for fault injection
+    (anything but a plain LocalDisk) always gets its own, so its injected errors still happen."""
 
     def __init__(self, executor: concurrent.futures.Executor) -> None:
         self._executor = executor
-        self._groups: dict[str, GroupSync] = {}
+        self._groups: dict[object, GroupSync] = {}
+        self._keys: dict[str, object] = {}
+        self._members: dict[object, list[DiskSlot]] = {}
 
     def _group(self, slot: DiskSlot) -> GroupSync:
-        group = self._groups.get(slot.disk_id)
+        key = self._keys.get(slot.disk_id)
+        if key is None:
+            key = self._keys[slot.disk_id] = _filesystem_key(slot)
+            self._members.setdefault(key, []).append(slot)
+        group = self._groups.get(key)
         if group is None:
-            group = self._groups[slot.disk_id] = GroupSync(slot.disk.sync, self._executor)
+            members = self._members[key]
+            group = self._groups[key] = GroupSync(lambda: _sync_any(members), self._executor)
         return group
 
     async def sync(self, slots: Sequence[DiskSlot]) -> list[BaseException | None]:
@@ -73,3 +85,26 @@ class Syncer:
             *(self._group(slot).sync() for slot in slots), return_exceptions=True
         )
         return [r if isinstance(r, BaseException) else None for r in results]
+
+
+def _filesystem_key(slot: DiskSlot) -> object:
+    if type(slot.disk) is LocalDisk:
+        try:
+            return ("fs", os.stat(slot.disk.root).st_dev)
+        except OSError:
+            pass
+    return ("disk", slot.disk_id)
+
+
+def _sync_any(members: list[DiskSlot]) -> None:
+    """syncfs through the first member disk whose root can still be opened: one that was
+    wiped or unmounted must not fail the flush for the others on the same filesystem."""
+    error: OSError | None = None
+    for slot in list(members):
+        try:
+            slot.disk.sync()
+            return
+        except FileNotFoundError as exc:
+            error = exc
+    assert error is not None
+    raise error

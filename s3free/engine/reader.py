@@ -28,12 +28,52 @@ from s3free.erasure import ReedSolomon
 from s3free.errors import DataUnavailable
 from s3free.format.errors import FormatError
 from s3free.format.ids import bucket_hash
-from s3free.format.manifest import Manifest, PartEntry
+from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.format.record import RECORD_OVERHEAD, ShardRecord, decode_record
+from s3free.storage.disk import ReadHandle
 from s3free.storage.diskset import DiskSet
-from s3free.storage.layout import part_path
+from s3free.storage.layout import shard_file
 
 READ_AHEAD = 3
+# An inline manifest file is read whole when it is at most this big (one read serves it all).
+INLINE_READ = 256 * 1024
+
+
+def shard_file_path(manifest: Manifest, part_number: int) -> str:
+    """Where a version's shard file for a part is on a disk (spec 3): its part file, or for an
+    inline version the version's one file, whose records follow the manifest envelope."""
+    vhex = manifest.version_id.replace("-", "")
+    return shard_file(manifest.object_id, vhex, part_number, manifest.inline)
+
+
+class InlineShardHandle:
+    """The records of an inline manifest file, addressed as if they were a shard file of their
+    own (offset 0 = the first record): the envelope's length is read from the file itself, so
+    a copy rewritten with another generation is still found right."""
+
+    def __init__(self, inner: ReadHandle) -> None:
+        self._inner = inner
+        size = inner.size()
+        self._head = inner.read_at(0, min(size, INLINE_READ))
+        try:
+            self._base = envelope_length(self._head)
+        except FormatError:
+            if size <= INLINE_READ:
+                raise
+            self._head = inner.read_at(0, size)  # a very large envelope: metadata-heavy
+            self._base = envelope_length(self._head)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        start = self._base + offset
+        if start + length <= len(self._head):
+            return self._head[start : start + length]
+        return self._inner.read_at(start, length)
+
+    def size(self) -> int:
+        return self._inner.size() - self._base
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 @dataclass(frozen=True)
@@ -88,7 +128,7 @@ class BlockReader:
         self._lock = threading.Lock()
         self.full_payload = -(-manifest.block_size // manifest.k)
         # Where part N's shard file is: the version directory, or an upload's staging area.
-        self._path_for = path_for or (lambda part: part_path(manifest.object_id, self._vhex, part))
+        self._path_for = path_for or (lambda part: shard_file_path(manifest, part))
 
     def close(self) -> None:
         with self._lock:
@@ -127,6 +167,12 @@ class BlockReader:
             raise _ShardUnusable("shard file missing") from None
         except OSError as exc:
             raise _ShardUnusable(f"open failed: {exc}") from None
+        if self.m.inline:
+            try:
+                handle = InlineShardHandle(handle)
+            except (OSError, FormatError) as exc:
+                handle.close()
+                raise _ShardUnusable(f"inline manifest unreadable: {exc}") from None
         with self._lock:
             existing = self._handles.setdefault(key, handle)
         if existing is not handle:

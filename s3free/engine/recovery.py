@@ -44,6 +44,7 @@ from s3free.storage.layout import (
     MULTIPART_DIR,
     OBJECTS_DIR,
     UPLOAD_RECORD,
+    parse_inline_name,
     parse_part_name,
     part_path,
     upload_part_path,
@@ -275,13 +276,17 @@ def _scan_versions(diskset: DiskSet, report: RebuildReport) -> dict[tuple[str, s
             for b in disk.list_dir(f"{OBJECTS_DIR}/{a}"):
                 for oid in disk.list_dir(f"{OBJECTS_DIR}/{a}/{b}"):
                     odir = f"{OBJECTS_DIR}/{a}/{b}/{oid}"
+                    inline = parse_inline_name(oid)
+                    if inline is not None:
+                        _scan_inline(disk, odir, *inline, versions[inline], report)
+                        continue
                     for vhex in disk.list_dir(odir):
                         vdir = f"{odir}/{vhex}"
                         entries = disk.list_dir(vdir)
                         version = versions[(oid, vhex)]
                         if MANIFEST_NAME in entries:
                             try:
-                                manifest = Manifest.decode(
+                                manifest, _records = Manifest.decode_file(
                                     disk.read_file(f"{vdir}/{MANIFEST_NAME}")
                                 )
                                 if (manifest.object_id, manifest.version_id.replace("-", "")) != (
@@ -299,6 +304,23 @@ def _scan_versions(diskset: DiskSet, report: RebuildReport) -> dict[tuple[str, s
                                     (slot, number)
                                 )
     return versions
+
+
+def _scan_inline(
+    disk, path: str, oid: str, vhex: str, version: _Version, report: RebuildReport
+) -> None:
+    """An inline version file: its manifest counts like a version directory's manifest (its
+    records are checked by reads and the scrubber, not here)."""
+    try:
+        manifest, _records = Manifest.decode_file(disk.read_file(path))
+        if not manifest.inline or (manifest.object_id, manifest.version_id.replace("-", "")) != (
+            oid,
+            vhex,
+        ):
+            raise FormatError("inline manifest does not belong at this path")
+        version.manifests.append(manifest)
+    except (OSError, FormatError) as exc:
+        report.unreadable.append(f"{disk.root}/{path}: {exc}")
 
 
 @dataclass

@@ -44,11 +44,21 @@ from s3free.format.merkle import merkle_root
 from s3free.meta.index import Index
 from s3free.storage.disk import Disk
 from s3free.storage.diskset import DiskSet, DiskSlot
-from s3free.storage.layout import bucket_record_path, manifest_path, part_path, version_dir
+from s3free.storage.layout import (
+    bucket_record_path,
+    inline_path,
+    manifest_file,
+    manifest_path,
+    part_path,
+    version_dir,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MIN_PART_SIZE = 5 * 1024 * 1024
+# A PUT of at most this many bytes (and one block) is stored inline: each disk's shard records
+# go into the manifest file itself, one file per disk instead of two (spec 8.5).
+DEFAULT_INLINE_MAX = 128 * 1024
 Precondition = Callable[[ObjectInfo | None], None]
 
 
@@ -64,11 +74,13 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         *,
         executor: concurrent.futures.ThreadPoolExecutor,
         min_part_size: int = DEFAULT_MIN_PART_SIZE,
+        inline_max: int = DEFAULT_INLINE_MAX,
     ) -> None:
         self.diskset = diskset
         self.index = index
         self.executor = executor
         self.min_part_size = min_part_size
+        self.inline_max = min(inline_max, diskset.block_size)
         self.codec = ReedSolomon(diskset.k, diskset.m)
         self.fault_listeners: list[Callable[[ShardFault], None]] = []
         self.recent_faults: deque[ShardFault] = deque(maxlen=10_000)
@@ -99,6 +111,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         m: int | None = None,
         block_size: int | None = None,
         min_part_size: int = DEFAULT_MIN_PART_SIZE,
+        inline_max: int = DEFAULT_INLINE_MAX,
         io_threads: int = 32,
     ) -> ObjectStore:
         """Open (formatting a new set if the disks are empty), remove temp files left by a
@@ -117,7 +130,9 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        store = cls(diskset, index, executor=executor, min_part_size=min_part_size)
+        store = cls(
+            diskset, index, executor=executor, min_part_size=min_part_size, inline_max=inline_max
+        )
         meta = await store._run(index.get_meta)
         if not meta or meta.get("set_id") != diskset.set_id or not meta.get("complete"):
             log.info("index missing or incomplete: rebuilding it from the disks")
@@ -286,6 +301,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
             block_size=self.diskset.block_size,
             write_quorum=self.diskset.write_quorum,
             executor=self.executor,
+            in_memory=expected_size is not None and expected_size <= self.inline_max,
         )
         result = await writer.write(stream, expected_size=expected_size, expected_md5=expected_md5)
         # Past this point the client has sent everything: finish even if the request task is
@@ -321,8 +337,15 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         **fields,
     ) -> ObjectInfo:
         vhex = vid.replace("-", "")
-        failed = await writer.commit(lambda j: part_path(oid, vhex, 1), self._syncer)
         part = PartEntry(1, result.size, result.etag, len(result.block_hashes), result.merkle_root)
+        if writer.in_memory:
+            manifest = self._manifest(
+                bucket, key, oid, vid, [part], result.etag, placement, inline=True, **fields
+            )
+            return await self._publish(
+                manifest, placement, dict(result.failed), precondition, writer.inline_records()
+            )
+        failed = await writer.commit(lambda j: part_path(oid, vhex, 1), self._syncer)
         manifest = self._manifest(bucket, key, oid, vid, [part], result.etag, placement, **fields)
         return await self._publish(manifest, placement, failed, precondition)
 
@@ -340,6 +363,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         user_metadata: dict[str, str],
         http_headers: dict[str, str],
         checksums: dict[str, str],
+        inline: bool = False,
     ) -> Manifest:
         roots = [bytes.fromhex(p.merkle_root) for p in parts]
         manifest = Manifest(
@@ -361,6 +385,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
             user_metadata=dict(user_metadata),
             http_headers=dict(http_headers),
             checksums=dict(checksums),
+            inline=inline,
         )
         manifest.validate()
         return manifest
@@ -371,14 +396,20 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         placement: Sequence[DiskSlot],
         failed: dict[int, str],
         precondition: Precondition | None,
+        inline: dict[int, list[bytes | memoryview]] | None = None,
         undo: Callable[[], Awaitable[None]] | None = None,
         upload_id: str | None = None,
     ) -> ObjectInfo:
         """Write the manifest next to every surviving shard, then switch the index. If that
         fails, `undo` runs before the version's files are removed (a multipart upload takes
-        its parts back, so a failed complete can be retried)."""
+        its parts back, so a failed complete can be retried).
+
+        With `inline` (shard index -> its records), each disk's manifest file carries that
+        disk's records after the envelope, written straight under its final name in the new
+        version's directory: one file and one group commit per disk make the whole write
+        durable, and a torn file fails its own checksums."""
         vhex = manifest.version_id.replace("-", "")
-        mpath = manifest_path(manifest.object_id, vhex)
+        mpath = manifest_file(manifest.object_id, vhex, manifest.inline)
         blob = await self._run(manifest.encode)
         # Journal the version before any manifest of it exists: a crash before the switch
         # then removes it at start-up instead of leaving it for a rebuild to publish.
@@ -386,9 +417,21 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
             self.index.put_journal, manifest.version_id, _journal(manifest, upload_id=upload_id)
         )
         targets = [j for j in range(len(placement)) if j not in failed]
-        results = await self._on_disks(
-            [placement[j] for j in targets], lambda s: s.disk.write_file(mpath, blob, sync=False)
-        )
+        if inline is None:
+            results = await self._on_disks(
+                [placement[j] for j in targets],
+                lambda s: s.disk.write_file(mpath, blob, sync=False),
+            )
+        else:
+            results = await asyncio.gather(
+                *(
+                    self._loop.run_in_executor(
+                        self.executor, placement[j].disk.create_file, mpath, [blob, *inline[j]]
+                    )
+                    for j in targets
+                ),
+                return_exceptions=True,
+            )
         for j, outcome in zip(targets, results, strict=True):
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, OSError):
@@ -469,9 +512,11 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
                 manifest, http_headers=dict(http_headers), generation=manifest.generation + 1
             )
             blob = await self._run(updated.encode)
-            mpath = manifest_path(updated.object_id, updated.version_id.replace("-", ""))
+            mpath = manifest_file(
+                updated.object_id, updated.version_id.replace("-", ""), updated.inline
+            )
             results = await self._on_disks(
-                self._slots_of(updated), lambda s: s.disk.write_file(mpath, blob)
+                self._slots_of(updated), lambda s: rewrite_manifest_copy(s.disk, mpath, blob)
             )
             if sum(not isinstance(r, BaseException) for r in results) < self.diskset.write_quorum:
                 raise InsufficientWriteQuorum(f"manifest of {bucket}/{key}: too few disks")
@@ -597,7 +642,9 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
     async def _delete_current(self, manifest: Manifest) -> None:
         # The disks are the truth: drop the manifests there first, so a crash between
         # the two steps cannot bring the object back when the index is rebuilt.
-        mpath = manifest_path(manifest.object_id, manifest.version_id.replace("-", ""))
+        mpath = manifest_file(
+            manifest.object_id, manifest.version_id.replace("-", ""), manifest.inline
+        )
         await self._on_disks(self._slots_of(manifest), lambda s: s.disk.remove(mpath))
         await self._run(self.index.delete_object, manifest.bucket, manifest.key)
 
@@ -681,10 +728,18 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
     ) -> None:
         """Remove one version's directory everywhere, then its journal entry (kept when a
         disk failed or was offline, so the next start-up tries again)."""
-        vdir = version_dir(object_id, version_id.replace("-", ""))
+        vhex = version_id.replace("-", "")
+        vdir = version_dir(object_id, vhex)
+        inline = inline_path(object_id, vhex)
         slots = [self.diskset.slot_for(d) for d in placement]
         online = [s for s in slots if s is not None and s.online]
-        results = await self._on_disks(online, lambda s: s.disk.remove_tree(vdir))
+
+        def remove(slot: DiskSlot) -> None:
+            # A version is a directory, or (inline) one file: whichever it is, both go.
+            slot.disk.remove_tree(vdir)
+            slot.disk.remove(inline)
+
+        results = await self._on_disks(online, remove)
         failed = False
         for outcome in results:
             if isinstance(outcome, BaseException):
@@ -698,6 +753,15 @@ class ObjectStore(MultipartMixin, RecoveryMixin):
         """Wait for background removals (tests and shutdown)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+def rewrite_manifest_copy(disk: Disk, mpath: str, blob: bytes) -> None:
+    """Replace one disk's manifest copy (durably), keeping the shard records an inline
+    manifest file carries after its envelope."""
+    records: bytes | memoryview = b""
+    if Manifest.decode(blob).inline:
+        _old, records = Manifest.decode_file(disk.read_file(mpath))
+    disk.write_file(mpath, blob + bytes(records))
 
 
 def _journal(manifest: Manifest, *, deleting: bool = False, upload_id: str | None = None) -> dict:

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # Blocks whose MD5 or encode+append may still be running while the stream is read further.
 PIPELINE_DEPTH = 3
+# An in-memory (inline) block up to this size is hashed and encoded on the event loop itself.
+HASH_ON_LOOP_MAX = 32 * 1024
 
 
 class _Lane:
@@ -92,6 +94,23 @@ class PartResult:
         return merkle_root(self.block_hashes).hex()
 
 
+class _MemoryShard:
+    """Where an inline part's records for one shard gather until they go into its manifest
+    file; used only for parts small enough to be held (at most one block)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes | memoryview] = []
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.chunks.append(data)
+
+    def writev(self, chunks: list[bytes | memoryview]) -> None:
+        self.chunks.extend(chunks)
+
+    def discard(self) -> None:
+        self.chunks = []
+
+
 class PartWriter:
     def __init__(
         self,
@@ -102,6 +121,7 @@ class PartWriter:
         block_size: int,
         write_quorum: int,
         executor: concurrent.futures.Executor,
+        in_memory: bool = False,
     ) -> None:
         self._placement = placement
         self._codec = codec
@@ -116,6 +136,7 @@ class PartWriter:
         self._pending: list[concurrent.futures.Future] = []
         self._md5_lane = _Lane(executor)
         self._encode_lane = _Lane(executor)
+        self._in_memory = in_memory
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -129,7 +150,10 @@ class PartWriter:
         """Consume the stream into temp shard files. On any error (including one raised by the
         stream itself, or cancellation) every temp file is removed and the error re-raised."""
         try:
-            await self._run(self._open_temps)
+            if self._in_memory:
+                self._open_temps()
+            else:
+                await self._run(self._open_temps)
             size = 0
             index = 0
             pieces: list[memoryview] = []
@@ -168,6 +192,15 @@ class PartWriter:
                 # the caller hears of the failure only once the temp files are gone
                 await asyncio.wrap_future(discarded)
             raise
+
+    @property
+    def in_memory(self) -> bool:
+        return self._in_memory
+
+    def inline_records(self) -> dict[int, list[bytes | memoryview]]:
+        """For an in-memory writer, after write(): each surviving shard's records."""
+        assert self._in_memory
+        return {j: t.chunks for j, t in enumerate(self._temps) if t is not None}
 
     async def commit(
         self, rel_for_shard: Callable[[int], str], syncer: Syncer | None = None
@@ -239,6 +272,9 @@ class PartWriter:
             if not slot.online:
                 self._fail(j, f"disk offline: {slot.problem}")
                 continue
+            if self._in_memory:
+                self._temps[j] = _MemoryShard()
+                continue
             try:
                 self._temps[j] = slot.disk.create_temp()
             except OSError as exc:
@@ -248,6 +284,11 @@ class PartWriter:
     async def _submit(self, block: bytes, index: int) -> None:
         # Up to PIPELINE_DEPTH blocks in flight; MD5 and encode+append each keep block order
         # in their own lane, so neither waits for the other.
+        if self._in_memory and len(block) <= HASH_ON_LOOP_MAX:
+            # Tens of microseconds of hashing: cheaper here than two hops through the pool.
+            self._md5.update(block)
+            self._encode_and_append(block, index)
+            return
         while len(self._pending) >= 2 * PIPELINE_DEPTH:
             await asyncio.wrap_future(self._pending[0])
             self._pending.pop(0)

@@ -11,6 +11,10 @@ Encoding (little-endian envelope around canonical JSON):
                            separators=(",", ":"), ensure_ascii=False))
    16+N     4 crc          CRC32C of bytes 0 .. 16+N-1
 
+An inline manifest (`"inline": true`, small single-block objects) is followed in its file by the
+shard records of part 1 for the disk it is on: `decode_file` splits the two. The index keeps
+only the envelope.
+
 Decoding is strict: unknown version, unknown or missing field, wrong type, value out of range,
 inconsistent sizes, or a body that is not in canonical form are all FormatError.
 """
@@ -85,11 +89,12 @@ class Manifest:
     http_headers: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
     codec_id: int = CODEC_ZFEC_RS
+    inline: bool = False
 
     # -- encoding --------------------------------------------------------------------------
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "bucket": self.bucket,
             "checksum_algo": CHECKSUM_ALGO,
             "checksums": dict(self.checksums),
@@ -109,6 +114,9 @@ class Manifest:
             "user_metadata": dict(self.user_metadata),
             "version_id": self.version_id,
         }
+        if self.inline:  # absent when false, so manifests of ordinary objects are unchanged
+            out["inline"] = True
+        return out
 
     def encode(self) -> bytes:
         self.validate()
@@ -121,7 +129,25 @@ class Manifest:
 
     @classmethod
     def decode(cls, data: bytes | memoryview) -> Manifest:
-        raw = bytes(data)
+        """One manifest envelope, nothing before or after it."""
+        return cls._decode_envelope(bytes(data))
+
+    @classmethod
+    def decode_file(cls, data: bytes | memoryview) -> tuple[Manifest, memoryview]:
+        """A manifest file: the envelope and, for an inline manifest, the shard records that
+        follow it (empty otherwise; trailing bytes after an ordinary manifest are refused)."""
+        view = memoryview(data)
+        end = envelope_length(view)
+        manifest = cls._decode_envelope(bytes(view[:end]))
+        tail = view[end:]
+        if tail.nbytes and not manifest.inline:
+            raise FormatError("manifest length does not match its envelope")
+        if manifest.inline and not tail.nbytes:
+            raise FormatError("inline manifest without its shard records")
+        return manifest, tail
+
+    @classmethod
+    def _decode_envelope(cls, raw: bytes) -> Manifest:
         if len(raw) < _ENVELOPE.size + 4:
             raise FormatError("manifest truncated")
         magic, version, reserved, body_length = _ENVELOPE.unpack(raw[: _ENVELOPE.size])
@@ -188,6 +214,7 @@ class Manifest:
             http_headers=d.take("http_headers", dict),
             checksums=d.take("checksums", dict),
             codec_id=ec.take("codec", int),
+            inline=d.take_optional("inline", bool, False),
         )
         ec.done()
         d.done()
@@ -249,9 +276,29 @@ class Manifest:
                 for a, b in mapping.items()
             ):
                 raise FormatError(f"{name} must map strings to strings")
+        if self.inline is not False and (
+            self.inline is not True or len(self.parts) != 1 or self.parts[0].blocks != 1
+        ):
+            raise FormatError("an inline manifest has exactly one part of one block")
         for text in (self.etag, self.content_type, *(p.etag for p in self.parts)):
             if not isinstance(text, str) or not _utf8_ok(text):
                 raise FormatError("text fields must be valid UTF-8 strings")
+
+
+def envelope_length(data: bytes | memoryview) -> int:
+    """Bytes the manifest envelope at the start of data takes (header, body, CRC), from its
+    header alone; the magic and the rest are checked by decoding."""
+    if len(data) < _ENVELOPE.size + 4:
+        raise FormatError("manifest truncated")
+    if bytes(data[:8]) != MANIFEST_MAGIC:
+        raise FormatError("bad manifest magic")
+    (body_length,) = struct.unpack_from("<I", data, 12)
+    if body_length > MAX_MANIFEST_BODY:
+        raise FormatError("manifest length does not match its envelope")
+    end = _ENVELOPE.size + body_length + 4
+    if len(data) < end:
+        raise FormatError("manifest length does not match its envelope")
+    return end
 
 
 def _utf8_ok(text: str) -> bool:
@@ -283,6 +330,15 @@ class _Fields:
             raise FormatError(f"{self._where}.{name} must be an integer")
         if not isinstance(value, kind):
             raise FormatError(f"{self._where}.{name} must be {kind.__name__}")
+        return value
+
+    def take_optional(self, name: str, kind: type, default):
+        """A field that is absent when it has its default (so it must not be present with it)."""
+        if name not in self._left:
+            return default
+        value = self.take(name, kind)
+        if value == default:
+            raise FormatError(f"{self._where}.{name} is present with its default value")
         return value
 
     def done(self) -> None:

@@ -67,6 +67,7 @@ class Disk(Protocol):
 
     def create_temp(self) -> TempFile: ...
     def write_file(self, rel: str, data: bytes, sync: bool = True) -> None: ...
+    def create_file(self, rel: str, chunks: list[bytes | memoryview]) -> None: ...
     def sync(self) -> None: ...
     def read_file(self, rel: str) -> bytes: ...
     def open_read(self, rel: str) -> ReadHandle: ...
@@ -114,6 +115,31 @@ class LocalDisk:
             temp.discard()
             raise
 
+    def create_file(self, rel: str, chunks: list[bytes | memoryview]) -> None:
+        """Write a file that must not exist yet straight under its final name, creating its
+        directories, with no fsync: the caller group-syncs the disk before anything refers to
+        it. Only for names nothing else can hold (a new version's directory): a crash may
+        leave it torn, which its own checksums then reveal. On error nothing is left."""
+        path = self._abs(rel)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            self.makedirs(str(Path(rel).parent), sync=False)
+            fd = os.open(path, flags, 0o644)
+        try:
+            total = sum(len(c) for c in chunks)
+            written = os.writev(fd, chunks)
+            if written != total:
+                rest = b"".join(bytes(c) for c in chunks)[written:]
+                while rest:
+                    rest = rest[os.write(fd, rest) :]
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+
     def sync(self) -> None:
         """Make every completed write on this disk's filesystem durable (syncfs): the group
         commit that `sync=False` writes wait for."""
@@ -127,14 +153,28 @@ class LocalDisk:
         """Create rel and any missing parents, fsyncing each parent that gained an entry
         (unless sync=False: the caller syncs the disk), so a committed file is never lost
         with a directory that was not yet durable."""
-        path = self._abs(rel)
+        # mkdir first and climb only on ENOENT: the common case (parents exist) is one call.
         missing: list[Path] = []
-        while not path.exists():
-            missing.append(path)
-            path = path.parent
+        path = self._abs(rel)
+        while True:
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                if not path.is_dir():
+                    raise
+                break
+            except FileNotFoundError:
+                if path == self.root or path.parent == path:
+                    raise
+                missing.append(path)
+                path = path.parent
+                continue
+            if sync:
+                _fsync_path(path.parent)
+            break
         for directory in reversed(missing):
             try:
-                directory.mkdir()
+                os.mkdir(directory)
             except FileExistsError:
                 continue
             if sync:

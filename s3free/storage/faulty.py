@@ -8,8 +8,8 @@ without mocking it:
     disk.fail("read_at", errno.EIO, after=3)      # the 4th and later reads fail
     disk.heal()                                   # back to normal
 
-Operation names: create_temp, write, commit, write_file, sync, read_file, open_read, read_at,
-exists, list_dir, rename, remove, remove_tree, fsync_dir.
+Operation names: create_temp, write, commit, write_file, create_file, sync, read_file, open_read,
+read_at, exists, list_dir, rename, remove, remove_tree, fsync_dir.
 """
 
 from __future__ import annotations
@@ -71,6 +71,10 @@ class FaultyDisk:
     def write_file(self, rel: str, data: bytes, sync: bool = True) -> None:
         self.check("write_file", rel)
         self.inner.write_file(rel, data, sync=sync)
+
+    def create_file(self, rel: str, chunks) -> None:
+        self.check("create_file", rel)
+        self.inner.create_file(rel, chunks)
 
     def sync(self) -> None:
         self.check("sync")

@@ -5,12 +5,14 @@
     <disk>/buckets/<bucket>.json                         bucket records (on every disk)
     <disk>/objects/<o[0:2]>/<o[2:4]>/<o>/<v>/manifest    one object version's manifest
     <disk>/objects/<o[0:2]>/<o[2:4]>/<o>/<v>/part.NNNNN  that version's shard file for a part
+    <disk>/objects/<o[0:2]>/<o[2:4]>/<o>.<v>.inline      a small version: manifest + its records
     <disk>/multipart/<upload>/upload.json                an upload in progress
     <disk>/multipart/<upload>/part.NNNNN                 an uploaded part's shard file
 
 o = object id (32 hex), v = version id (32 hex, no dashes). Two levels of 256 directories keep
-any one directory small; each version has its own directory so an overwrite never touches the
-files a reader of the old version has open.
+any one directory small; each version has its own directory (or, inline, its own file, with no
+directory to create) so an overwrite never touches the files a reader of the old version has
+open.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ OBJECTS_DIR = "objects"
 MULTIPART_DIR = "multipart"
 MANIFEST_NAME = "manifest"
 UPLOAD_RECORD = "upload.json"
+INLINE_SUFFIX = ".inline"
 
 
 def object_dir(object_id_hex: str) -> str:
@@ -33,6 +36,44 @@ def version_dir(object_id_hex: str, version_hex: str) -> str:
 
 def manifest_path(object_id_hex: str, version_hex: str) -> str:
     return f"{version_dir(object_id_hex, version_hex)}/{MANIFEST_NAME}"
+
+
+def inline_path(object_id_hex: str, version_hex: str) -> str:
+    """An inline version's one file: its manifest, then this disk's shard records. It sits
+    beside the object directories, so writing it creates no directory."""
+    return (
+        f"{OBJECTS_DIR}/{object_id_hex[0:2]}/{object_id_hex[2:4]}/"
+        f"{object_id_hex}.{version_hex}{INLINE_SUFFIX}"
+    )
+
+
+def manifest_file(object_id_hex: str, version_hex: str, inline: bool) -> str:
+    """The file holding a version's manifest on a disk."""
+    if inline:
+        return inline_path(object_id_hex, version_hex)
+    return manifest_path(object_id_hex, version_hex)
+
+
+def shard_file(object_id_hex: str, version_hex: str, part_number: int, inline: bool) -> str:
+    """The file holding a version's records of one part on a disk (for an inline version,
+    the records follow the manifest envelope in that same file)."""
+    if inline:
+        return inline_path(object_id_hex, version_hex)
+    return part_path(object_id_hex, version_hex, part_number)
+
+
+def parse_inline_name(name: str) -> tuple[str, str] | None:
+    """(object hex, version hex) of an inline version file's name, else None."""
+    if len(name) != 65 + len(INLINE_SUFFIX) or not name.endswith(INLINE_SUFFIX):
+        return None
+    oid, dot, vhex = name[:32], name[32], name[33:65]
+    if dot != "." or not (_is_hex32(oid) and _is_hex32(vhex)):
+        return None
+    return oid, vhex
+
+
+def _is_hex32(text: str) -> bool:
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
 
 
 def part_name(part_number: int) -> str:

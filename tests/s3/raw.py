@@ -191,8 +191,13 @@ def temp_files(server: Server) -> list[Path]:
 
 
 def version_dirs(server: Server, bucket: str, key: str) -> list[Path]:
-    rel = object_dir(object_id(bucket, key).hex())
-    return [v for d in disks(server) for v in (d / rel).glob("*")]
+    """Every version of the key on every disk: its directories, and its inline files."""
+    oid = object_id(bucket, key).hex()
+    rel = object_dir(oid)
+    return [
+        *(v for d in disks(server) for v in (d / rel).glob("*")),
+        *(f for d in disks(server) for f in (d / rel).parent.glob(f"{oid}.*.inline")),
+    ]
 
 
 def wait_until(predicate, timeout: float = 5.0, what: str = "condition") -> None:
