@@ -33,6 +33,7 @@ class Pacer:
         self.stats = PaceStats()
         self._due = time.monotonic()
         self._stop = asyncio.Event()
+        self._kick = asyncio.Event()  # set when the rates change: a sleep ends and recomputes
 
     def set_rate(self, rate_mb_s: float | None = None, files_per_s: float | None = None) -> None:
         if rate_mb_s is not None:
@@ -43,9 +44,13 @@ class Pacer:
             if files_per_s < 0:
                 raise ValueError("files per second must not be negative")
             self.files_per_s = files_per_s
+        # The new rates apply from now: forgive the current sleep.
+        self._due = time.monotonic()
+        self._kick.set()
 
     def cancel(self) -> None:
         self._stop.set()
+        self._kick.set()
 
     def cost(self, nbytes: int, files: int) -> float:
         """Seconds this work may take at the current caps (the larger of the two)."""
@@ -65,5 +70,6 @@ class Pacer:
             return
         self.stats.sleeps += 1
         self.stats.slept_s += wait
+        self._kick.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), wait)
+            await asyncio.wait_for(self._kick.wait(), wait)

@@ -3,6 +3,7 @@ orphan pass, both paced by a Pacer and run in the store's thread pool in small s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -76,6 +77,8 @@ async def walk(
             if not page:
                 break
             for b, k, _raw in page:
+                if service.stopping:
+                    raise asyncio.CancelledError
                 await service.check_key(b, k, pacer, job)
                 job.objects_checked += 1
                 after = (b, k)

@@ -76,8 +76,14 @@ class HealService:
         record = await self.store._run(self.state.checkpoint)
         self._last_scrub = (record or {}).get("job")
         self.store.fault_listeners.append(self._on_fault)
+        if (record or {}).get("in_progress"):
+            self.start_scrub(resume=True)  # a pass a restart interrupted goes on at once
         self._worker = asyncio.ensure_future(self._work())
         self._scheduler = asyncio.ensure_future(self._schedule())
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     async def stop(self) -> None:
         """Stop listening, cancel background work (a scrub saves its checkpoint), persist
@@ -88,9 +94,8 @@ class HealService:
         self._stopping.set()
         if self._on_fault in self.store.fault_listeners:
             self.store.fault_listeners.remove(self._on_fault)
-        for pacer in self._pacers.values():
-            pacer.cancel()
-        self._repair_pacer.cancel()
+        # Tasks are cancelled while they sleep or wait on the pool; the pacers are not woken
+        # first (Python 3.11's wait_for can lose a cancellation that races its wake-up).
         tasks = [t for t in (self._worker, self._scheduler, *self._tasks.values()) if t]
         for task in tasks:
             task.cancel()
@@ -421,9 +426,8 @@ class HealService:
     async def _schedule(self) -> None:
         """Resume an interrupted pass now; then one pass scrub_interval_s after the last
         completed one (the first: that long after the service first ran)."""
-        record = await self.store._run(self.state.checkpoint) or {}
-        if record.get("in_progress"):
-            await self.wait(self.start_scrub(resume=True).id)
+        if self._scrub_id is not None:
+            await self.wait(self._scrub_id)
         while True:
             record = await self.store._run(self.state.checkpoint) or {}
             if "last_completed_ms" not in record and "baseline_ms" not in record:
