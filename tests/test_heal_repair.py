@@ -224,3 +224,39 @@ def test_interrupted_repair_leaves_newer_shards_that_are_rejected_then_fixed(tmp
             await store.close()
 
     run(main())
+
+
+def test_repair_jobs_by_key_and_by_bucket_and_unrepairable_survives_restart(tmp_path):
+    async def main():
+        store = await new_store(tmp_path)
+        heal = HealService(store, config())
+        try:
+            data = {k: await put(store, k, BS + 1) for k in ("j1", "j2", "gone")}
+            for key in ("j1", "j2"):
+                m = await store.get_manifest(BUCKET, key)
+                shard_path(store, m, 1, 3).unlink()
+            g = await store.get_manifest(BUCKET, "gone")
+            for j in range(M + 1):
+                shard_path(store, g, 1, j).unlink()
+            job = await heal.wait(heal.start_repair(BUCKET, "j1").id, timeout=10)
+            assert (job.state, job.objects_checked, job.repaired) == ("done", 1, 1)
+            job = await heal.wait(heal.start_repair(BUCKET, "nope").id, timeout=10)
+            assert job.objects_checked == 0 and "does not exist" in job.error
+            job = await heal.wait(heal.start_repair(BUCKET).id, timeout=10)
+            assert (job.objects_checked, job.repaired, job.unrepairable) == (3, 1, 1)
+            assert job.to_json()["kind"] == "repair"
+            for key in ("j1", "j2"):
+                assert await store.get_object_bytes(BUCKET, key) == data[key]
+        finally:
+            await store.close()
+        store = await new_store(tmp_path)
+        heal = HealService(store, config())
+        await heal.start()
+        try:
+            [entry] = heal.status()["unrepairable"]
+            assert entry["key"] == "gone" and entry["reason"] == "data"
+        finally:
+            await heal.stop()
+            await store.close()
+
+    run(main())

@@ -59,8 +59,10 @@ async def walk(
             record["pass_started_ms"] = now_ms()
     if key is not None:
         job.objects_total = 1
-        await service.check_key(bucket or "", key, pacer, job)
-        job.objects_checked += 1
+        if await service.check_key(bucket or "", key, pacer, job):
+            job.objects_checked += 1
+        else:
+            job.error = f"{bucket}/{key} does not exist"
         return
     job.objects_total = await store._run(state.count_objects, bucket)
     since = 0

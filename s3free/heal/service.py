@@ -35,6 +35,9 @@ from s3free.meta.healstate import HealState
 
 log = logging.getLogger(__name__)
 
+# Fault reasons (engine/reader.py) that no repair can fix while they last.
+UNFIXABLE_HERE = ("disk offline", "disk is not part of this set")
+
 
 class HealService:
     def __init__(self, store: ObjectStore, config: HealConfig | None = None) -> None:
@@ -128,11 +131,12 @@ class HealService:
                     health, _ = await self._verify(current, None)
             return health
 
-    async def check_key(self, bucket: str, key: str, pacer: Pacer, job: Job | None) -> None:
-        """Verify and repair one key as a pass does: errors are counted, never raised."""
+    async def check_key(self, bucket: str, key: str, pacer: Pacer, job: Job | None) -> bool:
+        """Verify and repair one key as a pass does: errors are counted, never raised.
+        False when the key does not exist (any more)."""
         async with self.store.leased_manifest(bucket, key) as manifest:
             if manifest is None:
-                return
+                return False
             try:
                 await self._check(manifest, pacer, job)
             except asyncio.CancelledError:
@@ -144,6 +148,7 @@ class HealService:
                 ident = (bucket, key, manifest.version_id)
                 self.queue.add(ident, manifest.k, f"check failed: {exc}")
                 self._changed()
+        return True
 
     async def _verify(self, manifest: Manifest, pacer: Pacer | None) -> tuple[ObjectHealth, int]:
         return await verify_manifest(
@@ -228,8 +233,10 @@ class HealService:
 
     def _on_fault(self, fault: ShardFault) -> None:
         """On the loop, for every bad shard a read met: queue, never block."""
-        ident = (fault.bucket, fault.key, fault.version_id)
         self.disk_errors[fault.disk_id] += 1
+        if fault.reason.startswith(UNFIXABLE_HERE):
+            return  # the disk is away: healing that disk (not this queue) rebuilds its shards
+        ident = (fault.bucket, fault.key, fault.version_id)
         shards = self._fault_shards.setdefault(ident, set())
         shards.add(fault.shard_index)
         priority = max(0, self.store.diskset.n - len(shards))
