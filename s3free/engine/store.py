@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from s3free.engine.groupsync import Syncer
+from s3free.engine.healing import HealingMixin
 from s3free.engine.locks import BucketGates, KeyLocks
 from s3free.engine.multipart import MultipartMixin
 from s3free.engine.names import validate_bucket_name, validate_key
@@ -66,7 +67,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class ObjectStore(MultipartMixin, RecoveryMixin):
+class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
     def __init__(
         self,
         diskset: DiskSet,

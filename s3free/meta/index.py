@@ -13,6 +13,8 @@ Key space (bucket names never contain NUL; object keys are refused if they do):
     U <upload id>                           upload record (JSON)
     u <bucket> NUL <key> NUL <upload id>    upload listing entry (empty)
     P <upload id> NUL <part number:05d>     part record (JSON)
+    J <version id>                          crash journal entry (JSON)
+    H ...                                   the healer's queue and checkpoint (meta/healstate.py)
 """
 
 from __future__ import annotations
@@ -61,10 +63,12 @@ class Index:
         self.db.put(_META, _j(meta), sync=True)
 
     def clear(self) -> None:
-        """Drop everything (before a rebuild)."""
+        """Drop everything (before a rebuild) but the healer's state (prefix H), which names
+        versions and outlives a rebuild: a stale entry is dropped when the healer meets it."""
         with self.db.write_batch(sync=True) as batch:
             for key in self.db.iterator(include_value=False):
-                batch.delete(key)
+                if not key.startswith(b"H"):
+                    batch.delete(key)
 
     # -- buckets ---------------------------------------------------------------------------
 

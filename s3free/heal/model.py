@@ -1,0 +1,129 @@
+"""The heal service's values: its configuration, the health of one object version, and jobs.
+
+These are what the CLI, the admin API and the chaos suite read (each has `to_json`), so their
+field names are part of the contract in the issue 4 brief; fields may be added, not renamed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+SHARD_STATES = ("ok", "missing", "corrupt", "offline", "misplaced", "stale")
+MANIFEST_STATES = ("ok", "missing", "corrupt", "stale", "offline")
+
+
+@dataclass
+class HealConfig:
+    scrub_rate_mb_s: float = 8.0  # bytes verified per second cap (0 = unlimited)
+    scrub_files_per_s: float = 200.0  # shard files opened per second cap (0 = unlimited)
+    scrub_interval_s: float = 7 * 86400  # one full pass a week; 0 = never automatically
+    orphan_grace_s: float = 3600.0  # orphans/temp files younger than this are never touched
+    queue_max: int = 100_000  # bounded repair queue
+    repair_retries: int = 3
+    # Added by the implementation (not in the first contract):
+    quarantine_max_age_s: float = 7 * 86400  # quarantined shard files older are removed
+    quarantine_max_files: int = 10_000  # per disk; the oldest beyond this are removed
+    retry_backoff_s: float = 5.0  # first retry after this, then x4 each attempt
+    checkpoint_every: int = 100  # objects between two persisted scrub checkpoints
+
+
+@dataclass
+class ShardHealth:
+    """One (part, shard index) of one version: the worst state any of its blocks is in."""
+
+    part: int
+    shard: int
+    disk_id: str
+    state: str  # "ok" | "missing" | "corrupt" | "offline" | "misplaced" | "stale"
+    detail: str = ""
+    bad_blocks: int = 0  # blocks of this shard file that failed (0 when missing/offline)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ObjectHealth:
+    """Full health of one object version, shard by shard, from reading every record."""
+
+    bucket: str
+    key: str
+    version_id: str
+    k: int
+    m: int
+    shards: list[ShardHealth]
+    manifests: dict[str, str]  # disk_id -> "ok" | "missing" | "corrupt" | "stale" | "offline"
+    bytes_checked: int
+    generation: int = 1  # the manifest's (the index's copy)
+    # The fewest shards that were good in any one block: the redundancy really left. A block
+    # is rebuildable when this is >= k, even if no single shard file is wholly good.
+    block_min_good: int = 0
+    errors: list[str] = field(default_factory=list)  # what made blocks or parts unrecoverable
+
+    @property
+    def healthy(self) -> int:
+        """Min over parts of the shard indices whose whole file is "ok"."""
+        per_part: dict[int, int] = {}
+        for s in self.shards:
+            per_part[s.part] = per_part.get(s.part, 0) + (s.state == "ok")
+        return min(per_part.values(), default=0)
+
+    @property
+    def needs_repair(self) -> bool:
+        return any(s.state != "ok" for s in self.shards) or any(
+            v != "ok" for v in self.manifests.values()
+        )
+
+    @property
+    def repairable(self) -> bool:
+        """Every block still has k good shards (spec: more than m bad in a block is a loss),
+        and nothing else (a part's Merkle root) says the data cannot be trusted."""
+        return self.block_min_good >= self.k and not self.errors
+
+    def bad_shards(self) -> list[ShardHealth]:
+        return [s for s in self.shards if s.state != "ok"]
+
+    def to_json(self) -> dict:
+        return {
+            "block_min_good": self.block_min_good,
+            "bucket": self.bucket,
+            "bytes_checked": self.bytes_checked,
+            "errors": list(self.errors),
+            "generation": self.generation,
+            "healthy": self.healthy,
+            "k": self.k,
+            "key": self.key,
+            "m": self.m,
+            "manifests": dict(self.manifests),
+            "needs_repair": self.needs_repair,
+            "repairable": self.repairable,
+            "shards": [s.to_json() for s in self.shards],
+            "version_id": self.version_id,
+        }
+
+
+@dataclass
+class Job:
+    """A scrub or repair pass; its counters are what progress bars and summaries show."""
+
+    id: str
+    kind: str  # "scrub" | "repair"
+    state: str  # "running" | "done" | "failed" | "cancelled"
+    bucket: str | None
+    key: str | None
+    objects_checked: int = 0
+    objects_total: int | None = None
+    shards_bad: int = 0
+    repaired: int = 0
+    unrepairable: int = 0
+    orphans_removed: int = 0
+    bytes_checked: int = 0
+    started_ms: int = 0
+    finished_ms: int | None = None
+    error: str = ""
+    # Added: scrub pacing decisions (sleeps) and manifest copies restored.
+    throttled: int = 0
+    manifests_restored: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,287 @@
+"""Repairing one object version: rebuild bad shard files from any k good ones, then publish.
+
+Order (and why a reader holding the old manifest, generation g, never gets wrong bytes):
+
+1. Each bad shard file of a part is rebuilt block by block: the block is read and verified
+   through the engine's BlockReader (k good shards, BLAKE3 against the content hash), encoded,
+   and the record for each target shard index is appended to a temp file on the target disk,
+   with generation G = (highest generation seen in any record or manifest copy) + 1. One block
+   (and its shards) is in memory at a time. Before anything is committed, the Merkle root of
+   the block hashes must equal the manifest's part root.
+2. Commit, per shard file: the bad file is moved to the disk's quarantine (never deleted),
+   then the temp file is fsynced, renamed into place and its directory fsynced (spec 11.1).
+   A reader with manifest g that opens the file now sees records of generation G > g and
+   rejects them (spec 12) exactly as it rejected the bad file before: it decodes from other
+   shards. A reader that already had the bad file open keeps its old inode and keeps rejecting
+   it. So no reader's outcome changes during the repair.
+3. Under the key's lock (the one PUT and DELETE take at their switch): if the index still
+   points at this version, the manifest (the index's current one, so a concurrent header
+   update is kept) is written with generation max(current + 1, G) to every online placement
+   disk that now holds a good shard of every part (temp, fsync, rename, fsync dir), then the
+   index is switched to it. Readers opening the object from then on accept the new shards.
+   If the version was overwritten or deleted meanwhile, no manifest is written (a delete has
+   removed the old ones; writing one would resurrect the object at the next index rebuild);
+   the shard files just written are removed, and anything a crash leaves behind is an orphan
+   (a version directory no manifest in the index references) for the scrubber.
+A crash between 2 and 3 leaves shards newer than every manifest: readers reject them, the next
+verify reports them, and the next repair rebuilds them with a still higher generation.
+
+Nothing is written for a version with fewer than k good shards in some block (unrepairable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import blake3
+
+from s3free.engine.reader import BlockReader
+from s3free.erasure import ReedSolomon
+from s3free.format.header import CODEC_ZFEC_RS, ShardHeader
+from s3free.format.manifest import Manifest, PartEntry
+from s3free.format.merkle import merkle_root
+from s3free.format.record import encode_record
+from s3free.heal.files import manifest_file_path, quarantine, shard_file_path
+from s3free.heal.model import ObjectHealth
+from s3free.heal.verify import SLICE_BYTES
+from s3free.storage.diskset import DiskSet, DiskSlot
+
+if TYPE_CHECKING:
+    from s3free.engine.store import ObjectStore
+
+log = logging.getLogger(__name__)
+
+REBUILD_STATES = ("missing", "corrupt", "misplaced", "stale")
+
+
+class RepairAborted(Exception):
+    """A part could not be rebuilt consistently (its data changed or failed mid-way)."""
+
+
+@dataclass
+class RepairOutcome:
+    status: str  # "clean" | "repaired" | "partial" | "unrepairable" | "superseded" | "waiting"
+    shards_rebuilt: int = 0
+    manifests_written: int = 0
+    generation: int = 0
+    failures: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+class PartRebuilder:
+    """Rebuilds some shard indices of one part into temp files; blocking, for the pool."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        diskset: DiskSet,
+        codec: ReedSolomon,
+        part: PartEntry,
+        targets: dict[int, DiskSlot],
+        generation: int,
+    ) -> None:
+        self.m = manifest
+        self.part = part
+        self.targets = dict(targets)
+        self.generation = generation
+        self.failures: dict[int, str] = {}
+        self._codec = codec
+        self._reader = BlockReader(
+            manifest, diskset, codec, lambda fault: None, lambda n: shard_file_path(manifest, n)
+        )
+        self._temps: dict[int, object] = {}
+        self._hashes: list[bytes] = []
+        self._oid = bytes.fromhex(manifest.object_id)
+        self._vid = bytes.fromhex(manifest.version_id.replace("-", ""))
+        from s3free.format.ids import bucket_hash
+
+        self._bhash = bucket_hash(manifest.bucket)
+
+    def open(self) -> None:
+        for j, slot in self.targets.items():
+            try:
+                self._temps[j] = slot.disk.create_temp()
+            except OSError as exc:
+                self.failures[j] = f"create temp: {exc}"
+
+    def write_slice(self, first: int, count: int) -> int:
+        """Rebuild blocks first..first+count-1 into the temp files; returns bytes read."""
+        done = 0
+        for b in range(first, min(first + count, self.part.blocks)):
+            block = self._reader.read_block(self.part, b)  # DataUnavailable if < k good
+            digest = blake3.blake3(block).digest()
+            self._hashes.append(digest)
+            shards = self._codec.encode(block)
+            for j, temp in list(self._temps.items()):
+                header = ShardHeader(
+                    codec_id=CODEC_ZFEC_RS,
+                    k=self.m.k,
+                    m=self.m.m,
+                    shard_index=j,
+                    object_id=self._oid,
+                    bucket_hash=self._bhash,
+                    version_id=self._vid,
+                    part_number=self.part.number,
+                    block_index=b,
+                    block_length=len(block),
+                    payload_length=len(shards[j]),
+                    generation=self.generation,
+                    content_hash=digest,
+                )
+                try:
+                    temp.write(encode_record(header, shards[j]))
+                except OSError as exc:
+                    self.failures[j] = f"write: {exc}"
+                    del self._temps[j]
+                    temp.discard()
+            done += len(block)
+        return done
+
+    def finish(self) -> list[int]:
+        """Check the part's Merkle root, then quarantine each bad file and commit its
+        replacement durably. Returns the shard indices now in place."""
+        self._reader.close()
+        if len(self._hashes) != self.part.blocks:
+            raise RepairAborted(f"part {self.part.number}: not every block was rebuilt")
+        root = merkle_root(self._hashes).hex()
+        if root != self.part.merkle_root:
+            raise RepairAborted(
+                f"part {self.part.number}: rebuilt blocks give Merkle root {root}, the manifest "
+                f"says {self.part.merkle_root}; nothing committed"
+            )
+        rel = shard_file_path(self.m, self.part.number)
+        committed = []
+        for j, temp in list(self._temps.items()):
+            disk = self.targets[j].disk
+            del self._temps[j]
+            try:
+                quarantine(disk, rel, self.m, self.part.number)
+                temp.commit(rel, sync=True)
+                committed.append(j)
+            except OSError as exc:
+                temp.discard()
+                self.failures[j] = f"commit: {exc}"
+        return committed
+
+    def discard(self) -> None:
+        self._reader.close()
+        for temp in self._temps.values():
+            try:
+                temp.discard()
+            except OSError as exc:
+                log.warning("could not remove a repair temp file: %s", exc)
+        self._temps = {}
+
+
+async def repair_version(
+    store: ObjectStore,
+    manifest: Manifest,
+    health: ObjectHealth,
+    max_generation: int,
+    pace: Callable[[int, int], Awaitable[None]] | None = None,
+) -> RepairOutcome:
+    """Repair what `health` (a verify of `manifest`) found; see the module docstring."""
+    if not health.needs_repair:
+        return RepairOutcome("clean", generation=manifest.generation)
+    if not health.repairable:
+        why = "; ".join(health.errors) or f"fewer than {health.k} good shards in a block"
+        return RepairOutcome("unrepairable", message=f"data left untouched: {why}")
+    diskset = store.diskset
+    generation = max(max_generation, manifest.generation) + 1
+    good = {(s.part, s.shard) for s in health.shards if s.state == "ok"}
+    rebuilt: list[tuple[int, int]] = []
+    failures: list[str] = []
+    per_slice = max(1, SLICE_BYTES // manifest.block_size)
+    for part in manifest.parts:
+        targets = {}
+        for s in health.shards:
+            if s.part == part.number and s.state in REBUILD_STATES:
+                slot = diskset.slot_for(s.disk_id)
+                if slot is not None and slot.online:
+                    targets[s.shard] = slot
+        if not targets:
+            continue
+        builder = PartRebuilder(manifest, diskset, store.codec, part, targets, generation)
+        try:
+            await store._run(builder.open)
+            for first in range(0, part.blocks, per_slice):
+                done = await store._run(builder.write_slice, first, per_slice)
+                if pace is not None:
+                    await pace(done, 0)
+            committed = await store._run(builder.finish)
+        except BaseException:
+            await store._run(builder.discard)
+            raise
+        failures += [f"part {part.number} shard {j}: {why}" for j, why in builder.failures.items()]
+        rebuilt += [(part.number, j) for j in committed]
+        good.update((part.number, j) for j in committed)
+    if not rebuilt and all(v in ("ok", "offline") for v in health.manifests.values()):
+        return RepairOutcome(
+            "waiting" if not failures else "partial",
+            failures=failures,
+            message="bad shards are on offline disks" if not failures else "",
+        )
+    return await _publish(store, manifest, good, rebuilt, generation, failures)
+
+
+async def _publish(
+    store: ObjectStore,
+    manifest: Manifest,
+    good: set[tuple[int, int]],
+    rebuilt: list[tuple[int, int]],
+    generation: int,
+    failures: list[str],
+) -> RepairOutcome:
+    loop = asyncio.get_running_loop()
+    diskset = store.diskset
+
+    async def on_disks(slots: list[DiskSlot], fn: Callable[[DiskSlot], object]) -> list:
+        return await asyncio.gather(
+            *(loop.run_in_executor(store.executor, fn, s) for s in slots), return_exceptions=True
+        )
+
+    async with store.key_locked(manifest.bucket, manifest.key):
+        current = await store.current_manifest(manifest.bucket, manifest.key)
+        if current is None or current.version_id != manifest.version_id:
+            # Overwritten or deleted meanwhile: that write wins; take back what we added.
+            for number, j in rebuilt:
+                slot = diskset.slot_for(manifest.placement[j])
+                if slot is not None and slot.online:
+                    rel = shard_file_path(manifest, number)
+                    await on_disks([slot], lambda s, r=rel: s.disk.remove(r))
+            return RepairOutcome(
+                "superseded", message="the version was replaced or deleted during the repair"
+            )
+        final = replace(current, generation=max(current.generation + 1, generation))
+        blob = await store._run(final.encode)
+        holders = []
+        for j, disk_id in enumerate(final.placement):
+            slot = diskset.slot_for(disk_id)
+            if slot is None or not slot.online:
+                continue
+            if all((p.number, j) in good for p in final.parts):
+                holders.append(slot)
+        rel = manifest_file_path(final)
+        results = await on_disks(holders, lambda s: s.disk.write_file(rel, blob, sync=True))
+        written = 0
+        for slot, outcome in zip(holders, results, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, OSError):
+                    raise outcome
+                failures.append(f"manifest on {slot.disk_id}: {outcome}")
+            else:
+                written += 1
+        if written == 0:
+            raise OSError(f"{manifest.bucket}/{manifest.key}: no manifest copy could be written")
+        await store.index_repaired(final)
+    return RepairOutcome(
+        "partial" if failures else "repaired",
+        shards_rebuilt=len(rebuilt),
+        manifests_written=written,
+        generation=final.generation,
+        failures=failures,
+    )
