@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import itertools
 import logging
 import time
@@ -39,8 +40,9 @@ from s3free.errors import (
     NoSuchBucket,
     NoSuchKey,
 )
+from s3free.format.errors import FormatError
 from s3free.format.ids import bucket_hash, object_id, uuid7
-from s3free.format.manifest import Manifest, PartEntry
+from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.format.merkle import merkle_root
 from s3free.meta.index import Index
 from s3free.storage.disk import Disk
@@ -757,12 +759,17 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
 
 
 def rewrite_manifest_copy(disk: Disk, mpath: str, blob: bytes) -> None:
-    """Replace one disk's manifest copy (durably), keeping the shard records an inline
-    manifest file carries after its envelope."""
-    records: bytes | memoryview = b""
+    """Replace one disk's manifest copy (durably), keeping the shard records an inline file
+    carries after its envelope (found from the old envelope's length alone: a copy whose JSON
+    rotted still has good records; an OSError if even that length is unusable)."""
+    records = b""
     if Manifest.decode(blob).inline:
-        _old, records = Manifest.decode_file(disk.read_file(mpath))
-    disk.write_file(mpath, blob + bytes(records))
+        raw = disk.read_file(mpath)
+        try:
+            records = raw[envelope_length(raw) :]
+        except FormatError as exc:
+            raise OSError(errno.EBADMSG, f"inline file's records cannot be found: {exc}") from None
+    disk.write_file(mpath, blob + records)
 
 
 def _journal(manifest: Manifest, *, deleting: bool = False, upload_id: str | None = None) -> dict:

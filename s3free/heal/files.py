@@ -1,7 +1,8 @@
 """Where a version's files are, and the quarantine: the only place the healer names paths.
 
-Every shard file the healer opens or writes goes through `shard_file_path`, so that inline
-objects (shard records stored after the manifest envelope, no part file) are one change here.
+Every shard file the healer opens or writes goes through `shard_file_path` / `open_shard`,
+which know inline versions (spec 8.5: the records follow the manifest envelope in the version's
+one file, so rebuilding such a shard rewrites that whole file, envelope first).
 
 Quarantine (STYLE.md practice 3: move bad shards aside, never delete them in a repair):
 
@@ -17,9 +18,10 @@ import os
 import time
 from pathlib import Path
 
+from s3free.engine.reader import InlineShardHandle
 from s3free.format.manifest import Manifest
-from s3free.storage.disk import Disk
-from s3free.storage.layout import manifest_path, part_name, part_path, version_dir
+from s3free.storage.disk import Disk, ReadHandle
+from s3free.storage.layout import manifest_file, part_name, shard_file, version_dir
 
 QUARANTINE_DIR = ".s3free.quarantine"
 
@@ -30,11 +32,25 @@ def vhex_of(manifest: Manifest) -> str:
 
 def shard_file_path(manifest: Manifest, part_number: int) -> str:
     """The file holding one part's shard records on a placement disk."""
-    return part_path(manifest.object_id, vhex_of(manifest), part_number)
+    return shard_file(manifest.object_id, vhex_of(manifest), part_number, manifest.inline)
 
 
 def manifest_file_path(manifest: Manifest) -> str:
-    return manifest_path(manifest.object_id, vhex_of(manifest))
+    return manifest_file(manifest.object_id, vhex_of(manifest), manifest.inline)
+
+
+def open_shard(disk: Disk, manifest: Manifest, part_number: int) -> ReadHandle:
+    """A part's shard records on one disk, addressed from the first record (for an inline
+    version: past the envelope of the copy on that disk). FormatError if an inline file's
+    envelope does not fit it."""
+    handle = disk.open_read(shard_file_path(manifest, part_number))
+    if not manifest.inline:
+        return handle
+    try:
+        return InlineShardHandle(handle)
+    except BaseException:
+        handle.close()
+        raise
 
 
 def version_dir_of(manifest: Manifest) -> str:

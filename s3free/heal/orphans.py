@@ -8,6 +8,7 @@ directory young):
   that has no crash-journal entry (spec 13.1: the store settles those itself), that no upload
   in progress will complete into, and that no reader holds (leases);
 - a version directory on a disk that is not in the current version's placement;
+- the same for an inline version's one file (`objects/…/<o>.<v>.inline`, spec 8.5);
 - a `part.NNNNN` file in a referenced version directory whose part the manifest does not list;
 - a `multipart/<upload>/` directory of an upload the index does not know;
 - any entry of `.s3free.tmp/`.
@@ -32,6 +33,7 @@ from s3free.storage.layout import (
     MANIFEST_NAME,
     MULTIPART_DIR,
     OBJECTS_DIR,
+    parse_inline_name,
     parse_part_name,
 )
 
@@ -59,6 +61,11 @@ def scan_prefix(slot: DiskSlot, a: str) -> tuple[list[VersionDir], int]:
     for b in disk.list_dir(f"{OBJECTS_DIR}/{a}"):
         for oid in disk.list_dir(f"{OBJECTS_DIR}/{a}/{b}"):
             odir = f"{OBJECTS_DIR}/{a}/{b}/{oid}"
+            inline = parse_inline_name(oid)
+            if inline is not None:
+                opened += 1
+                out.append(_inline_version(slot, odir, *inline))
+                continue
             for vhex in disk.list_dir(odir):
                 vid = canonical_version(vhex)
                 if vid is None:
@@ -69,7 +76,9 @@ def scan_prefix(slot: DiskSlot, a: str) -> tuple[list[VersionDir], int]:
                 if MANIFEST_NAME in entries:
                     opened += 1
                     try:
-                        copy = Manifest.decode(disk.read_file(f"{vdir}/{MANIFEST_NAME}"))
+                        copy, _records = Manifest.decode_file(
+                            disk.read_file(f"{vdir}/{MANIFEST_NAME}")
+                        )
                         if copy.object_id == oid and copy.version_id == vid:
                             manifest = copy
                     except (OSError, FormatError):
@@ -77,6 +86,19 @@ def scan_prefix(slot: DiskSlot, a: str) -> tuple[list[VersionDir], int]:
                 parts = [n for n in map(parse_part_name, entries) if n is not None]
                 out.append(VersionDir(slot, vdir, vid, manifest, parts))
     return out, opened
+
+
+def _inline_version(slot: DiskSlot, rel: str, oid: str, vhex: str) -> VersionDir:
+    vid = canonical_version(vhex)
+    assert vid is not None
+    manifest = None
+    try:
+        copy, _records = Manifest.decode_file(slot.disk.read_file(rel))
+        if copy.inline and copy.object_id == oid and copy.version_id == vid:
+            manifest = copy
+    except (OSError, FormatError):
+        manifest = None
+    return VersionDir(slot, rel, vid, manifest, [1])
 
 
 def old_enough(slot: DiskSlot, rel: str, grace_s: float) -> bool:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import blake3
 
 from s3free.engine.reader import BlockReader
+from s3free.engine.store import rewrite_manifest_copy
 from s3free.erasure import ReedSolomon
 from s3free.format.header import CODEC_ZFEC_RS, ShardHeader
 from s3free.format.manifest import Manifest, PartEntry
@@ -102,11 +103,19 @@ class PartRebuilder:
         self._bhash = bucket_hash(manifest.bucket)
 
     def open(self) -> None:
+        # An inline version's shard file is its one file: the manifest envelope comes first
+        # (this generation's; _publish then writes the new one over it, keeping the records).
+        head = self.m.encode() if self.m.inline else b""
         for j, slot in self.targets.items():
             try:
                 self._temps[j] = slot.disk.create_temp()
+                if head:
+                    self._temps[j].write(head)
             except OSError as exc:
                 self.failures[j] = f"create temp: {exc}"
+                temp = self._temps.pop(j, None)
+                if temp is not None:
+                    temp.discard()
 
     def write_slice(self, first: int, count: int) -> int:
         """Rebuild blocks first..first+count-1 into the temp files; returns bytes read."""
@@ -266,7 +275,7 @@ async def _publish(
             if all((p.number, j) in good for p in final.parts):
                 holders.append(slot)
         rel = manifest_file_path(final)
-        results = await on_disks(holders, lambda s: s.disk.write_file(rel, blob, sync=True))
+        results = await on_disks(holders, lambda s: rewrite_manifest_copy(s.disk, rel, blob))
         written = 0
         for slot, outcome in zip(holders, results, strict=True):
             if isinstance(outcome, BaseException):

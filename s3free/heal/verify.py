@@ -28,7 +28,7 @@ from s3free.format.ids import bucket_hash
 from s3free.format.manifest import Manifest, PartEntry
 from s3free.format.merkle import merkle_root
 from s3free.format.record import RECORD_OVERHEAD, ShardRecord, decode_record
-from s3free.heal.files import manifest_file_path, shard_file_path
+from s3free.heal.files import manifest_file_path, open_shard
 from s3free.heal.model import ObjectHealth, ShardHealth
 from s3free.storage.diskset import DiskSet
 
@@ -82,7 +82,7 @@ class VersionVerifier:
                 continue
             read += len(raw)
             try:
-                copy = Manifest.decode(raw)
+                copy, _records = Manifest.decode_file(raw)
             except FormatError:
                 self.manifests[disk_id] = "corrupt"
                 continue
@@ -102,7 +102,6 @@ class VersionVerifier:
         """Open the part's shard files; returns how many were opened (for pacing)."""
         self._hashes = []
         self._part_broken = False
-        rel = shard_file_path(self.m, part.number)
         opened = 0
         for j, disk_id in enumerate(self.m.placement):
             health = ShardHealth(part.number, j, disk_id, "ok")
@@ -115,11 +114,11 @@ class VersionVerifier:
                 self._mark(part.number, j, "offline", f"disk offline: {slot.problem}")
                 continue
             try:
-                self._handles[j] = slot.disk.open_read(rel)
+                self._handles[j] = open_shard(slot.disk, self.m, part.number)
                 opened += 1
             except FileNotFoundError:
                 self._mark(part.number, j, "missing", "shard file missing")
-            except OSError as exc:
+            except (OSError, FormatError) as exc:
                 self._mark(part.number, j, "corrupt", f"cannot open: {exc}")
         return opened
 
