@@ -36,6 +36,7 @@ class Config:
     tls_key: str | None = None
     block_size: int | None = None
     log_level: str = "info"
+    disk_probe_s: float = 5.0  # how often every disk's health is probed
 
     # -- derived -------------------------------------------------------------------------
 
@@ -85,6 +86,8 @@ class Config:
             raise ConfigError(f"region: {self.region!r} is not a region name like us-east-1")
         if self.block_size is not None and not 4096 <= self.block_size <= 64 * 1024 * 1024:
             raise ConfigError(f"block_size: {self.block_size} must be 4096..67108864 bytes")
+        if not 0.01 <= self.disk_probe_s <= 3600:
+            raise ConfigError(f"disk_probe_s: {self.disk_probe_s} must be 0.01..3600 seconds")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(
                 f"log_level: {self.log_level!r} must be debug, info, warning or error"
@@ -106,6 +109,11 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"block_size: {value!r} is not a whole number of bytes") from None
+    if name == "disk_probe_s":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"disk_probe_s: {value!r} is not a number of seconds") from None
     if value is not None and not isinstance(value, str):
         if name == "ec" and isinstance(value, int | float):
             raise ConfigError(f'ec: write it as a quoted string, e.g. "6+3" (got {value!r})')

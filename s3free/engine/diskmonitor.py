@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from s3free.format.diskformat import DiskFormat
@@ -69,6 +69,7 @@ class MonitorConfig:
     cooldown_max_s: float = 600.0
     count_budget_s: float = 1.0  # time allowed to count one disk's shard files
     count_cache_s: float = 30.0
+    format_fresh: bool = True  # False: report an empty replacement, do not format it
 
 
 @dataclass
@@ -207,10 +208,13 @@ class DiskMonitor:
                 await self._apply(slot, result)
             await self._drive_healing()
 
-    async def check(self, position: int) -> dict:
-        """Probe one disk now (the operator's `disk replace`); returns its status."""
+    async def check(self, position: int, *, format_fresh: bool = True) -> dict:
+        """Probe one disk now (the operator's `disk replace`: formats an empty directory even
+        when the monitor's config does not); returns its status."""
         slot = self.diskset.slots[position]
         async with self._check_lock:
+            if format_fresh and self.config.format_fresh is False:
+                self.config = replace(self.config, format_fresh=True)
             result = await self.store._run(probe, unwrap(slot.disk), self.expected_format(slot))
             await self._apply(slot, result)
             await self._drive_healing()
@@ -225,8 +229,10 @@ class DiskMonitor:
                 await self._load_tracker(slot)
             return
         if result.status == "fresh":
-            await self._replace(slot)
-            return
+            if self.config.format_fresh:
+                await self._replace(slot)
+                return
+            result = Probe("fresh", "empty directory, not formatted yet (disk replace does it)")
         if slot.online:
             slot.mark_offline(result.detail)
         else:
