@@ -60,11 +60,14 @@ def status_json(srv) -> dict:
 
 
 def wait_for(srv, position: int, state: str, timeout: float = 10) -> dict:
+    """Poll status until the disk is in `state` ("healing" also accepts a heal that already
+    finished, as a real heal service may be that quick)."""
     deadline = time.monotonic() + timeout
     while True:
         doc = status_json(srv)["disks"][position]
-        if doc["state"] == state or time.monotonic() > deadline:
-            assert doc["state"] == state, doc
+        done = doc["state"] == state or (state == "healing" and doc["last_heal"])
+        if done or time.monotonic() > deadline:
+            assert done, doc
             return doc
         time.sleep(0.1)
 
@@ -128,14 +131,15 @@ def test_a_disk_wiped_while_serving_is_replaced_and_healing(srv, s3c):
     check_all(s3c, objects)  # reads carry on while it is gone
     doc = wait_for(srv, 1, "healing")
     assert DiskFormat.decode((victim / FORMAT_FILE).read_bytes()) == old
-    assert (victim / HEALING_FILE).exists()
-    assert doc["heal"]["position"] == 1 and doc["heal"]["disk_id"] == old.disk_id
+    heal = doc["heal"] or doc["last_heal"]
+    assert heal["position"] == 1 and heal["disk_id"] == old.disk_id
+    assert (victim / HEALING_FILE).exists() == (doc["state"] == "healing")
     s3c.put_object(Bucket="bkt", Key="after", Body=b"x" * 100_000)
     objects["after"] = b"x" * 100_000
     check_all(s3c, objects)
-    out = disk("status", "--endpoint", srv.endpoint, env=root_env(srv))
-    assert "disk 1: healing" in out.stdout
-    if not HAS_HEAL:
+    if not HAS_HEAL:  # nothing heals it: it stays healing, and says why
+        out = disk("status", "--endpoint", srv.endpoint, env=root_env(srv))
+        assert "disk 1: healing" in out.stdout
         assert "no heal service attached" in out.stdout
 
 
@@ -167,8 +171,12 @@ def test_directory_removed_then_replaced_by_the_operator(srv, s3c):
     out = disk("replace", str(victim), "--json", "--endpoint", srv.endpoint, env=root_env(srv))
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)
-    assert answer["disk"]["state"] == "healing"
-    assert "healing" in answer["action"]
+    if not HAS_HEAL:
+        assert answer["disk"]["state"] == "healing"
+        assert "healing" in answer["action"]
+    else:  # the monitor's own loop may have formatted and healed it first
+        assert answer["disk"]["state"] in ("healing", "online")
+    assert (victim / FORMAT_FILE).exists()
     check_all(s3c, objects)
     out = disk("replace", "nonsense", "--endpoint", srv.endpoint, env=root_env(srv))
     failed(out, 1, "not a disk of this set")
