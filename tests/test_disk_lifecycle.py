@@ -164,6 +164,8 @@ def test_a_wiped_disk_is_formatted_with_its_id_and_marked_healing(tmp_path):
             assert monitor.health[3].probe_soon
             await monitor.check_all()
             slot = store.diskset.slots[3]
+            assert states(monitor)[3] == "offline" and "next probe" in slot.problem
+            await monitor.check_all()  # still empty at the second look: formatted
             assert slot.online and states(monitor)[3] == "healing"
             new = DiskFormat.decode((victim / FORMAT_FILE).read_bytes())
             assert new == old  # same set, id, position, disk list
@@ -204,6 +206,8 @@ def test_healing_survives_a_restart_and_finishes_through_the_healer(tmp_path):
         assert states(monitor)[0] == "offline"
         assert "directory missing" in store.diskset.slots[0].problem
         victim.mkdir()  # the operator puts a new empty directory in its place
+        await monitor.check_all()
+        assert states(monitor)[0] == "offline"
         await monitor.check_all()
         assert states(monitor)[0] == "healing"
         await monitor.stop()
@@ -316,6 +320,8 @@ def test_an_empty_directory_given_at_start_up_is_formatted(tmp_path):
             assert not store.diskset.slots[5].online  # DiskSet.open leaves it alone
             monitor = DiskMonitor(store, FAST)
             await monitor.start(background=False)
+            assert states(monitor)[5] == "offline"
+            await monitor.check_all()
             assert states(monitor)[5] == "healing"
             assert await get(store, "k") == data
         finally:

@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from s3free.format.diskformat import DiskFormat
@@ -84,6 +84,7 @@ class DiskHealth:
     held_until: float = 0.0  # offline by the error limit: not back before this
     cooldown: float = 0.0
     probe_soon: bool = False
+    fresh_seen: int = 0  # probes in a row that found an empty directory
     last_probe: Probe | None = None
     last_probe_ms: int = 0
     tracker: HealingTracker | None = None
@@ -213,14 +214,12 @@ class DiskMonitor:
         when the monitor's config does not); returns its status."""
         slot = self.diskset.slots[position]
         async with self._check_lock:
-            if format_fresh and self.config.format_fresh is False:
-                self.config = replace(self.config, format_fresh=True)
             result = await self.store._run(probe, unwrap(slot.disk), self.expected_format(slot))
-            await self._apply(slot, result)
+            await self._apply(slot, result, force=format_fresh)
             await self._drive_healing()
         return (await self.status())["disks"][position]
 
-    async def _apply(self, slot: DiskSlot, result: Probe) -> None:
+    async def _apply(self, slot: DiskSlot, result: Probe, force: bool = False) -> None:
         h = self.health[slot.position]
         h.last_probe, h.last_probe_ms, h.probe_soon = result, _now_ms(), False
         if result.ok:
@@ -228,11 +227,18 @@ class DiskMonitor:
                 slot.mark_online()
                 await self._load_tracker(slot)
             return
+        h.fresh_seen = h.fresh_seen + 1 if result.status == "fresh" else 0
         if result.status == "fresh":
-            if self.config.format_fresh:
+            # Formatted only when two probes in a row (probe_s apart) found it empty, so a
+            # directory caught half-way through an `rm -rf` or a mount is left alone, unless
+            # the operator asked for it (check(), i.e. `disk replace`).
+            if force or (self.config.format_fresh and h.fresh_seen >= 2):
                 await self._replace(slot)
                 return
-            result = Probe("fresh", "empty directory, not formatted yet (disk replace does it)")
+            why = "formatted at the next probe if still empty"
+            if not self.config.format_fresh:
+                why = "not formatted here (`s3free disk replace` does it)"
+            result = Probe("fresh", f"empty directory: {why}")
         if slot.online:
             slot.mark_offline(result.detail)
         else:
