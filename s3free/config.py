@@ -36,6 +36,11 @@ class Config:
     tls_key: str | None = None
     block_size: int | None = None
     log_level: str = "info"
+    disk_probe_s: float = 5.0  # how often every disk's health is probed
+    scrub_rate_mb_s: float = 8.0  # scrub and repair pace, MB verified per second (0: no cap)
+    scrub_files_per_s: float = 200.0  # ...and shard files opened per second (0: no cap)
+    scrub_interval_s: float = 7 * 86400.0  # a full scrub pass this often (0: only on demand)
+    orphan_grace_s: float = 3600.0  # unreferenced files younger than this are never collected
 
     # -- derived -------------------------------------------------------------------------
 
@@ -85,6 +90,10 @@ class Config:
             raise ConfigError(f"region: {self.region!r} is not a region name like us-east-1")
         if self.block_size is not None and not 4096 <= self.block_size <= 64 * 1024 * 1024:
             raise ConfigError(f"block_size: {self.block_size} must be 4096..67108864 bytes")
+        for name, (low, high, unit) in _FLOAT_RANGES.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ConfigError(f"{name}: {value} must be {low:g}..{high:g} {unit}")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(
                 f"log_level: {self.log_level!r} must be debug, info, warning or error"
@@ -92,6 +101,14 @@ class Config:
 
 
 _KEYS = {f.name for f in fields(Config)}
+# Numeric settings: allowed range and unit, for validation and messages.
+_FLOAT_RANGES = {
+    "disk_probe_s": (0.01, 3600, "seconds"),
+    "scrub_rate_mb_s": (0, 100_000, "MB/s"),
+    "scrub_files_per_s": (0, 1_000_000, "files/s"),
+    "scrub_interval_s": (0, 365 * 86400, "seconds"),
+    "orphan_grace_s": (60, 365 * 86400, "seconds"),
+}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -106,6 +123,12 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"block_size: {value!r} is not a whole number of bytes") from None
+    if name in _FLOAT_RANGES:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            unit = _FLOAT_RANGES[name][2]
+            raise ConfigError(f"{name}: {value!r} is not a number ({unit})") from None
     if value is not None and not isinstance(value, str):
         if name == "ec" and isinstance(value, int | float):
             raise ConfigError(f'ec: write it as a quoted string, e.g. "6+3" (got {value!r})')

@@ -92,3 +92,8 @@ class DataUnavailable(StorageError):
 
 class DiskSetError(StorageError):
     """The configured disks do not form a usable set (foreign disk, too few disks, ...)."""
+
+
+class StoreInUse(DiskSetError):
+    """Another process (a running server, or `s3free disk` working directly on the disks)
+    holds this store's index."""

@@ -20,8 +20,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from s3free.admin.disks import DISKS, HEAL
 from s3free.config import Config
 from s3free.engine import ObjectStore
+from s3free.engine.diskmonitor import DiskMonitor, MonitorConfig
+from s3free.heal import HealConfig, HealService, attach
 from s3free.meta.users import ROOT_USER, User, UserStore
 from s3free.s3.app import INFLIGHT, Settings, make_app
 
@@ -68,6 +71,8 @@ class Running:
     runner: web.AppRunner
     store: ObjectStore
     url: str
+    monitor: DiskMonitor | None = None
+    heal: HealService | None = None
 
     async def close(self, drain_timeout: float = 60.0) -> None:
         """Stop accepting, let requests in flight finish, then close connections and the
@@ -78,6 +83,10 @@ class Running:
         if not await self.runner.app[INFLIGHT].drain(drain_timeout):
             log.warning("requests still in flight after %.0f s; closing anyway", drain_timeout)
         await self.runner.cleanup()
+        if self.heal is not None:
+            await self.heal.stop()
+        if self.monitor is not None:
+            await self.monitor.stop()
         await self.store.close()
 
 
@@ -90,12 +99,24 @@ async def start(config: Config, creds: RootCredentials) -> Running:
         m=k_m[1] if k_m else None,
         block_size=config.block_size,
     )
+    monitor: DiskMonitor | None = None
+    heal = None
     try:
+        probe_s = config.disk_probe_s
+        monitor = DiskMonitor(
+            store, MonitorConfig(probe_s=probe_s, cooldown_s=min(30.0, max(1.0, 6 * probe_s)))
+        )
+        await monitor.start()
+        heal = await _start_heal(store, config)
+        monitor.attach_healer(heal)
         users = UserStore(
             User(ROOT_USER, creds.access_key, creds.secret_key), store.diskset, store.executor
         )
         await users.load()
         app = make_app(store, users, Settings(region=config.region, domain=config.domain))
+        app[DISKS] = monitor
+        if heal is not None:
+            app[HEAL] = heal
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=60.0)
         await runner.setup()
         context = None
@@ -106,12 +127,29 @@ async def start(config: Config, creds: RootCredentials) -> Running:
         site = web.TCPSite(runner, host, port, ssl_context=context, reuse_address=True)
         await site.start()
     except BaseException:
+        if heal is not None:
+            await heal.stop()
+        if monitor is not None:
+            await monitor.stop()
         await store.close()
         raise
     scheme = "https" if context else "http"
     bound_host, bound_port = runner.addresses[0][:2]  # the real port when 0 was asked for
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    return Running(runner, store, f"{scheme}://{shown}:{bound_port}")
+    return Running(runner, store, f"{scheme}://{shown}:{bound_port}", monitor, heal)
+
+
+async def _start_heal(store: ObjectStore, config: Config) -> HealService:
+    """The heal service: heal-on-read, the repair queue and the scheduled scrub."""
+    return await attach(
+        store,
+        HealConfig(
+            scrub_rate_mb_s=config.scrub_rate_mb_s,
+            scrub_files_per_s=config.scrub_files_per_s,
+            scrub_interval_s=config.scrub_interval_s,
+            orphan_grace_s=config.orphan_grace_s,
+        ),
+    )
 
 
 def serve(config: Config) -> None:

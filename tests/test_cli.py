@@ -27,7 +27,9 @@ def test_help_lists_the_five_command_groups():
     assert sorted(listed) == sorted(GROUPS)
 
 
-@pytest.mark.parametrize("args", [("disk", "status"), ("cluster",), ("admin", "info")])
+@pytest.mark.parametrize(
+    "args", [("disk", "add", "/x"), ("disk", "remove", "0"), ("cluster",), ("admin", "info")]
+)
 def test_groups_not_built_say_so_and_exit_nonzero(args):
     out = s3free(*args)
     assert out.returncode == 2

@@ -357,7 +357,13 @@ def test_unusual_keys_round_trip(tmp_path):
         listing = await store.list_objects(BUCKET)
         assert [o.key for o in listing.objects] == sorted(GOOD_KEYS, key=lambda k: k.encode())
         # keys name nothing on the disks: nothing lands outside the disk and index dirs
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["disk0", "disk1", "disk2", "meta"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "disk0",
+            "disk1",
+            "disk2",
+            "meta",
+            "meta.lock",
+        ]
 
     with_store(tmp_path, body, n=3)
 

@@ -6,6 +6,8 @@ JSON in and out; errors are {"error": CODE, "message": TEXT} with a fitting HTTP
     GET    /_s3free/admin/v1/users            -> {"users": [{"name", "access_key", "created_ms"}]}
     PUT    /_s3free/admin/v1/users/<name>     {"access_key", "secret_key"} -> 200 {"name", ...}
     DELETE /_s3free/admin/v1/users/<name>     -> 204
+
+Disks, healing jobs and object verification: s3free/admin/disks.py.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ async def handle_admin(request: web.Request) -> web.Response:
     if not raw.startswith(API):
         return _error(404, "NotFound", f"no admin endpoint at {path}")
     parts = [unquote(p) for p in raw[len(API) :].split("/")]
+    if parts[0] in ("disks", "jobs", "objects"):
+        from s3free.admin.disks import handle_disks
+
+        return await handle_disks(request, parts, body)
     try:
         if parts == ["users"] and request.method == "GET":
             return web.json_response(

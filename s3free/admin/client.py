@@ -121,6 +121,29 @@ class AdminClient:
     def remove_user(self, name: str) -> None:
         self.call("DELETE", _user_path(name))
 
+    # -- disks and healing (s3free/admin/disks.py) ---------------------------------------
+
+    def disk_status(self) -> dict[str, Any]:
+        return self.call("GET", "disks")
+
+    def start_scrub(self, bucket: str | None, rate_mb_s: float | None) -> dict[str, Any]:
+        return self.call("POST", "disks/scrub", _json({"bucket": bucket, "rate_mb_s": rate_mb_s}))[
+            "job"
+        ]
+
+    def start_repair(self, bucket: str | None, key: str | None) -> dict[str, Any]:
+        return self.call("POST", "disks/repair", _json({"bucket": bucket, "key": key}))["job"]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.call("GET", f"jobs/{quote(job_id, safe='')}")["job"]
+
+    def verify(self, bucket: str, key: str) -> dict[str, Any]:
+        return self.call("POST", "objects/verify", _json({"bucket": bucket, "key": key}))["health"]
+
+    def disk_action(self, action: str, disk: str | None) -> dict[str, Any]:
+        """replace (add and remove answer 501 NotBuilt)."""
+        return self.call("POST", f"disks/{action}", _json({"disk": disk}))
+
     # -- transport ------------------------------------------------------------------------
 
     def call(self, method: str, path: str, body: bytes = b"") -> Any:
@@ -163,6 +186,10 @@ class AdminClient:
         raise _error(status, data, self.endpoint)
 
 
+def _json(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc).encode()
+
+
 def _user_path(name: str) -> str:
     # The name is one path segment, and the server decodes %2F before splitting the path.
     if not name or "/" in name:
@@ -203,8 +230,8 @@ def _error(status: int, data: bytes, endpoint: str) -> AdminError:
         return AdminError(f"access denied: {detail}", status, code)
     if status == 409:
         return AdminError(message or detail, status, code)
-    if status == 404 and code == "NoSuchUser":
-        return AdminError(message or detail, status, code)
+    if status in (404, 501, 503) and code != "NotFound" and message:
+        return AdminError(message, status, code)
     if status == 400:
         return AdminError(f"invalid request: {message or code}", status, code)
     return AdminError(f"server error (HTTP {status}): {detail}", status, code)

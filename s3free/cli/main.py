@@ -12,6 +12,7 @@ import click
 
 from s3free import __version__
 from s3free.cli.bench import bench
+from s3free.cli.disk import disk
 
 NOT_BUILT_EXIT = 2
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -60,13 +61,6 @@ def server(config_file: str | None, **flags) -> None:
     except OSError as exc:
         click.echo(f"s3free server: {exc}", err=True)
         sys.exit(1)
-
-
-@main.command(context_settings=_PASS_THROUGH)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def disk(args: tuple[str, ...]) -> None:
-    """Disk status, scrub, repair, verify, replace (not built yet)."""
-    _not_built("disk", args, "self-healing and its disk commands are planned")
 
 
 @main.command(context_settings=_PASS_THROUGH)
@@ -193,6 +187,7 @@ def user_remove(name: str, endpoint: str, ca_bundle) -> None:
 
 
 main.add_command(bench)
+main.add_command(disk)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from s3free.engine.multipart import MultipartMixin
 from s3free.engine.names import validate_bucket_name, validate_key
 from s3free.engine.reader import BlockReader, ObjectReader
 from s3free.engine.recovery import RecoveryMixin, _listing_entry
+from s3free.engine.storelock import StoreLock
 from s3free.engine.types import BucketInfo, ListResult, ObjectInfo, ObjectSummary, ShardFault
 from s3free.engine.writer import PartResult, PartWriter, ShardIdentity
 from s3free.erasure import ReedSolomon
@@ -39,6 +40,7 @@ from s3free.errors import (
     InvalidRange,
     NoSuchBucket,
     NoSuchKey,
+    StoreInUse,
 )
 from s3free.format.errors import FormatError
 from s3free.format.ids import bucket_hash, object_id, uuid7
@@ -121,7 +123,9 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         crash, and rebuild the index from the disks if it is missing or incomplete."""
         executor = concurrent.futures.ThreadPoolExecutor(io_threads, thread_name_prefix="s3free-io")
         loop = asyncio.get_running_loop()
+        lock: StoreLock | None = None
         try:
+            lock = await loop.run_in_executor(executor, StoreLock.acquire, Path(meta_dir))
             diskset = await loop.run_in_executor(
                 executor, lambda: DiskSet.open(disks, k=k, m=m, block_size=block_size)
             )
@@ -131,11 +135,14 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                     log.info("removed %d temp files on %s", removed, slot.disk.root)
             index = await loop.run_in_executor(executor, _open_index, Path(meta_dir))
         except BaseException:
+            if lock is not None:
+                lock.release()
             executor.shutdown(wait=False)
             raise
         store = cls(
             diskset, index, executor=executor, min_part_size=min_part_size, inline_max=inline_max
         )
+        store._store_lock = lock
         meta = await store._run(index.get_meta)
         if not meta or meta.get("set_id") != diskset.set_id or not meta.get("complete"):
             log.info("index missing or incomplete: rebuilding it from the disks")
@@ -177,6 +184,9 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
             await asyncio.gather(*list(self._background), return_exceptions=True)
         await self._run(self.index.close)
         self.executor.shutdown(wait=True)
+        lock = getattr(self, "_store_lock", None)
+        if lock is not None:
+            lock.release()
 
     async def _run(self, fn, *args):
         return await self._loop.run_in_executor(self.executor, fn, *args)
@@ -790,6 +800,8 @@ def _open_index(path: Path) -> Index:
     try:
         return Index(path)
     except plyvel.Error as exc:
+        if "lock" in str(exc).lower():  # held by another process: in use, not corrupt
+            raise StoreInUse(f"the index at {path} is in use by another process: {exc}") from None
         aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
         log.error("index at %s is unusable (%s): moved to %s, rebuilding", path, exc, aside)
         path.rename(aside)

@@ -27,7 +27,7 @@ from s3free.errors import DiskSetError
 from s3free.format.diskformat import DiskFormat
 from s3free.format.errors import FormatError
 from s3free.storage.disk import Disk, LocalDisk
-from s3free.storage.layout import FORMAT_FILE
+from s3free.storage.layout import FORMAT_FILE, HEALING_FILE
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,13 @@ class DiskSlot:
         self.online = False
         self.problem = problem
 
+    def mark_online(self) -> None:
+        """Back in service (the health probe passed); see s3free/engine/diskmonitor.py."""
+        if not self.online:
+            log.warning("disk %s (%s) online again", self.position, self.disk.root)
+        self.online = True
+        self.problem = ""
+
 
 class DiskSet:
     def __init__(self, slots: list[DiskSlot], set_id: str, k: int, m: int, block_size: int):
@@ -89,6 +96,11 @@ class DiskSet:
     def write_quorum(self) -> int:
         """Shards per block that must be written for a PUT to succeed: k+1 (or k+m when m=1)."""
         return min(self.k + 1, self.n)
+
+    @property
+    def disk_ids(self) -> tuple[str, ...]:
+        """Every disk id by position: format.json's `disks` list."""
+        return tuple(s.disk_id for s in self.slots)
 
     def slot_for(self, disk_id: str) -> DiskSlot | None:
         return self._by_id.get(disk_id)
@@ -230,7 +242,8 @@ def _read_format(disk: Disk) -> tuple[DiskFormat | None, str]:
     try:
         data = disk.read_file(FORMAT_FILE)
     except FileNotFoundError:
-        entries = [e for e in disk.list_dir("") if e != ".s3free.tmp"]
+        # A healing tracker without format.json is a replacement cut short by a crash.
+        entries = [e for e in disk.list_dir("") if e not in (".s3free.tmp", HEALING_FILE)]
         if entries:
             return None, f"unformatted but not empty ({len(entries)} entries)"
         return None, ""

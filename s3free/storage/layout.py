@@ -1,6 +1,7 @@
 """Where things live on one disk (relative paths), in one place.
 
     <disk>/format.json                                  which set and position this disk is
+    <disk>/healing.json                                 present while a replaced disk is healed
     <disk>/.s3free.tmp/<random>                          files being written; removed at start-up
     <disk>/buckets/<bucket>.json                         bucket records (on every disk)
     <disk>/objects/<o[0:2]>/<o[2:4]>/<o>/<v>/manifest    one object version's manifest
@@ -18,6 +19,7 @@ open.
 from __future__ import annotations
 
 FORMAT_FILE = "format.json"
+HEALING_FILE = "healing.json"
 BUCKETS_DIR = "buckets"
 OBJECTS_DIR = "objects"
 MULTIPART_DIR = "multipart"

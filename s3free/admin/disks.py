@@ -1,0 +1,165 @@
+"""Admin API for disks and healing (root only; authenticated by s3free/admin/api.py).
+
+    GET  /_s3free/admin/v1/disks               -> {"set_id", "k", "m", ..., "disks": [...],
+                                                   "heal": HealService.status() | null}
+    POST /_s3free/admin/v1/disks/scrub         {"bucket"?, "rate_mb_s"?} -> 202 {"job": Job}
+    POST /_s3free/admin/v1/disks/repair        {"bucket"?, "key"?}       -> 202 {"job": Job}
+    GET  /_s3free/admin/v1/jobs/<id>           -> {"job": Job}            (404 NoSuchJob)
+    POST /_s3free/admin/v1/objects/verify      {"bucket", "key"} -> {"health": ObjectHealth}
+    POST /_s3free/admin/v1/disks/replace       {"disk": position | path | disk id}
+                                               -> {"disk": status of that disk, "action": text}
+    POST /_s3free/admin/v1/disks/add|remove    -> 501 NotBuilt
+
+Scrub, repair, jobs and verify go to the heal service (the HEAL app key, set by the server;
+503 HealUnavailable when absent). Keys travel in JSON bodies, never in the path.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from s3free.engine.diskmonitor import DiskMonitor
+from s3free.errors import NoSuchBucket, NoSuchKey
+
+DISKS = web.AppKey("disks", DiskMonitor)
+HEAL = web.AppKey("heal", object)  # an s3free.heal.HealService (the heal contract)
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _body(body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        raise _BadRequest("body must be JSON") from None
+    if not isinstance(doc, dict):
+        raise _BadRequest("body must be a JSON object")
+    return doc
+
+
+def _text(doc: dict, name: str, required: bool = False) -> str | None:
+    value = doc.get(name)
+    if value is None or value == "":
+        if required:
+            raise _BadRequest(f'"{name}" is required')
+        return None
+    if not isinstance(value, str):
+        raise _BadRequest(f'"{name}" must be a string')
+    return value
+
+
+def find_slot(monitor: DiskMonitor, spec: object) -> int:
+    """A disk named by position, path or disk id -> its position (ValueError if none)."""
+    slots = monitor.diskset.slots
+    if isinstance(spec, int) and not isinstance(spec, bool) and 0 <= spec < len(slots):
+        return spec
+    if isinstance(spec, str):
+        if spec.isdigit() and int(spec) < len(slots):
+            return int(spec)
+        for slot in slots:
+            if spec in (slot.disk_id, str(slot.disk.root)):
+                return slot.position
+    raise ValueError(f"{spec!r} is not a disk of this set (give a position, path or disk id)")
+
+
+async def handle_disks(request: web.Request, parts: list[str], body: bytes) -> web.Response:
+    """Routes under disks/, jobs/ and objects/; `parts` is the decoded path after the API."""
+    method = request.method
+    monitor = request.app.get(DISKS)
+    heal: Any = request.app.get(HEAL)
+    try:
+        if parts == ["disks"] and method == "GET":
+            if monitor is None:
+                return _error(503, "DisksUnavailable", "this server runs no disk monitor")
+            status = await monitor.status()
+            status["heal"] = heal.status() if heal is not None else None
+            return web.json_response(status)
+        if parts in (["disks", "add"], ["disks", "remove"]) and method == "POST":
+            return _error(
+                501,
+                "NotBuilt",
+                f"disk {parts[1]} is not built yet: a set has a fixed number of disks "
+                "(see specs/beexl-v1.md, 'Adding and draining disks')",
+            )
+        if parts == ["disks", "replace"] and method == "POST":
+            if monitor is None:
+                return _error(503, "DisksUnavailable", "this server runs no disk monitor")
+            doc = _body(body)
+            try:
+                position = find_slot(monitor, doc.get("disk"))
+            except ValueError as exc:
+                return _error(404, "NoSuchDisk", str(exc))
+            before = monitor.state(monitor.diskset.slots[position])
+            disk = await monitor.check(position)
+            return web.json_response({"disk": disk, "action": _action(before, disk)})
+        heal_route = (
+            parts in (["disks", "scrub"], ["disks", "repair"], ["objects", "verify"])
+            and method == "POST"
+        ) or (len(parts) == 2 and parts[0] == "jobs" and method == "GET")
+        if not heal_route:
+            return _error(404, "NotFound", f"no admin endpoint {method} {'/'.join(parts)}")
+        if heal is None:
+            return _error(
+                503,
+                "HealUnavailable",
+                "the heal service is not running in this server (scrub, repair and verify need it)",
+            )
+        if parts[0] == "jobs":
+            job = heal.job(parts[1])
+            if job is None:
+                return _error(404, "NoSuchJob", f"no job {parts[1]}")
+            return web.json_response({"job": job.to_json()})
+        doc = _body(body)
+        bucket = _text(doc, "bucket", required=parts[1] == "verify")
+        if bucket is not None and bucket not in {b.name for b in await _buckets(request)}:
+            return _error(404, "NoSuchBucket", f"bucket {bucket} does not exist")
+        if parts[1] == "scrub":
+            rate = doc.get("rate_mb_s")
+            if rate is not None and (
+                isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0
+            ):
+                raise _BadRequest('"rate_mb_s" must be a number >= 0 (0 = unlimited)')
+            job = heal.start_scrub(bucket, float(rate) if rate is not None else None)
+            return web.json_response({"job": job.to_json()}, status=202)
+        key = _text(doc, "key", required=parts[1] == "verify")
+        if key is not None and bucket is None:
+            raise _BadRequest('"key" needs "bucket"')
+        if parts[1] == "repair":
+            job = heal.start_repair(bucket, key)
+            return web.json_response({"job": job.to_json()}, status=202)
+        health = await heal.verify(bucket, key)
+        return web.json_response({"health": health.to_json()})
+    except _BadRequest as exc:
+        return _error(400, "BadRequest", str(exc))
+    except NoSuchKey as exc:
+        return _error(404, "NoSuchKey", str(exc))
+    except NoSuchBucket as exc:
+        return _error(404, "NoSuchBucket", str(exc))
+
+
+async def _buckets(request: web.Request):
+    from s3free.s3.app import STORE
+
+    return await request.app[STORE].list_buckets()
+
+
+def _action(before: str, disk: dict) -> str:
+    after = disk["state"]
+    if before != "healing" and after == "healing":
+        return "formatted the empty directory into the set; healing started"
+    if after == "healing":
+        return "healing in progress"
+    if before == "offline" and after == "online":
+        return "back online"
+    if after == "online":
+        return "nothing to do: the disk is online and formatted"
+    return f"still offline: {disk['problem']}"

@@ -1,0 +1,329 @@
+"""`s3free disk`: status, scrub, repair, job, verify, replace (add/remove: not built).
+
+Each command talks to a running server through the admin API (`--endpoint`, root credentials
+from S3FREE_ACCESS_KEY/S3FREE_SECRET_KEY) or, given `--disk PATH...`/`--config FILE`/
+`--data-dir`, works directly on the disks when no server holds them (s3free/admin/local.py).
+Thin: parse, call, print (s3free/cli/diskview.py renders).
+
+Exit status: 0 done; 1 failed (refused, not found, job failed); 2 usage, missing credentials,
+not built; 3 endpoint unreachable; 4 access denied (wrong credentials); 5 a path is not a disk
+of this store; 6 the store is in use by a running server (direct mode refused); 7 no heal
+service; 8 unrepairable objects found; 9 (verify) the object needs repair but can be repaired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from s3free.cli import diskview
+
+EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_DENIED = 1, 2, 3, 4
+EXIT_NOT_THIS_STORE, EXIT_IN_USE, EXIT_NO_HEAL, EXIT_UNREPAIRABLE, EXIT_NEEDS_REPAIR = 5, 6, 7, 8, 9
+
+
+class Fail(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _target(f):
+    """Where to act: a server (--endpoint) or the disks themselves (--disk/--config)."""
+    options = [
+        click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts."),
+        click.option("--meta-dir", help="Direct mode: the index directory."),
+        click.option("--data-dir", help="Direct mode: the server's data directory."),
+        click.option("--config", "config_file", help="Direct mode: the server's YAML config."),
+        click.option("--disk", "disks", multiple=True, help="Direct mode: a disk (repeat)."),
+        click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False)),
+        click.option("--endpoint", help="The server's URL (default http://127.0.0.1:9000)."),
+    ]
+    for option in options:
+        f = option(f)
+    return f
+
+
+class _Remote:
+    """The admin client behind the same async calls as LocalDisks."""
+
+    def __init__(self, client) -> None:
+        self.c = client
+
+    async def status(self):
+        return self.c.disk_status()
+
+    async def scrub(self, bucket, rate):
+        return self.c.start_scrub(bucket, rate)
+
+    async def repair(self, bucket, key):
+        return self.c.start_repair(bucket, key)
+
+    async def job(self, job_id):
+        return self.c.job(job_id)
+
+    async def verify(self, bucket, key):
+        return self.c.verify(bucket, key)
+
+    async def replace(self, disk):
+        return self.c.disk_action("replace", disk)
+
+    async def settle(self):
+        return None
+
+    async def close(self):
+        return None
+
+
+async def _backend(opts: dict):
+    direct = opts["disks"] or opts["config_file"] or opts["data_dir"]
+    if direct and opts["endpoint"]:
+        raise Fail("give --endpoint or direct-mode options (--disk/--config), not both", 2)
+    if not direct:
+        from s3free.admin.client import AdminClient, credentials_from_env
+
+        access, secret = credentials_from_env()
+        client = AdminClient(
+            opts["endpoint"] or "http://127.0.0.1:9000",
+            access,
+            secret,
+            region=os.environ.get("S3FREE_REGION") or "us-east-1",
+            ca_bundle=opts["ca_bundle"],
+        )
+        return _Remote(client), False
+    from s3free.admin.local import LocalDisks
+    from s3free.config import load
+
+    flags = {"disks": opts["disks"], "data_dir": opts["data_dir"], "meta_dir": opts["meta_dir"]}
+    config = load(opts["config_file"], flags)
+    if opts["disks"] and not (opts["meta_dir"] or opts["data_dir"] or opts["config_file"]):
+        raise Fail("with --disk, say where the index is: --meta-dir DIR (or --data-dir)", 2)
+    return await LocalDisks.open([Path(p) for p in config.disk_paths], config.meta_path), True
+
+
+def _run(what: str, opts: dict, body) -> None:
+    """Open the backend, run body(backend, direct) -> exit code, map failures to codes."""
+    from s3free.admin.client import AdminError, ConfigError, Unreachable
+    from s3free.admin.local import HealUnavailable, NotAStore
+    from s3free.config import ConfigError as SettingsError
+    from s3free.errors import DiskSetError, NoSuchBucket, NoSuchKey, StoreInUse
+
+    async def go() -> int:
+        backend, direct = await _backend(opts)
+        try:
+            return await body(backend, direct)
+        finally:
+            await backend.close()
+
+    try:
+        code = asyncio.run(go())
+    except Fail as exc:
+        code = _say(what, str(exc), exc.code)
+    except (ConfigError, SettingsError) as exc:
+        code = _say(what, str(exc), EXIT_USAGE)
+    except Unreachable as exc:
+        code = _say(what, str(exc), EXIT_UNREACHABLE)
+    except AdminError as exc:
+        code = _say(what, str(exc), _admin_code(exc))
+    except StoreInUse as exc:
+        code = _say(what, f"{exc}; use --endpoint to go through the server", EXIT_IN_USE)
+    except (NotAStore, DiskSetError) as exc:
+        code = _say(what, str(exc), EXIT_NOT_THIS_STORE)
+    except HealUnavailable as exc:
+        code = _say(what, str(exc), EXIT_NO_HEAL)
+    except (NoSuchKey, NoSuchBucket, ValueError) as exc:
+        code = _say(what, str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        code = _say(what, "interrupted", EXIT_FAILED)
+    sys.exit(code)
+
+
+def _admin_code(exc) -> int:
+    if exc.status == 403:
+        return EXIT_DENIED
+    if exc.status == 503 and exc.code == "HealUnavailable":
+        return EXIT_NO_HEAL
+    if exc.status == 501:
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def _say(what: str, message: str, code: int) -> int:
+    click.echo(f"s3free disk {what}: {message}", err=True)
+    return code
+
+
+def _emit(opts: dict, doc: dict, text: list[str]) -> None:
+    if opts["as_json"]:
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        for line in text:
+            click.echo(line)
+
+
+@click.group()
+def disk() -> None:
+    """Disk status, scrub, repair, verify and replacement.
+
+    Against a running server (--endpoint, root credentials from S3FREE_ACCESS_KEY and
+    S3FREE_SECRET_KEY) or directly on the disks when no server holds them (--disk PATH
+    repeated with --meta-dir, or --config FILE, or --data-dir). Exit status: 0 done,
+    1 failed, 2 usage, 3 endpoint unreachable, 4 access denied, 5 not a disk of this store,
+    6 store in use by a server, 7 no heal service, 8 unrepairable objects, 9 object needs
+    repair (verify).
+    """
+
+
+@disk.command()
+@_target
+def status(**opts) -> None:
+    """Per disk: state, format, usage, shard files, errors, heal progress."""
+
+    async def body(backend, direct) -> int:
+        doc = await backend.status()
+        _emit(opts, doc, diskview.status_lines(doc))
+        return 0
+
+    _run("status", opts, body)
+
+
+async def _follow(opts: dict, backend, job: dict, wait: bool, timeout: float) -> int:
+    if not wait:
+        _emit(opts, {"job": job}, [diskview.started_line(job)])
+        return 0
+    deadline = time.monotonic() + timeout
+    tty = sys.stderr.isatty()
+    shown = 0.0
+    while job.get("state") == "running":
+        if time.monotonic() > deadline:
+            raise Fail(f"job {job['id']} still running after {timeout:g} s (it goes on)")
+        await asyncio.sleep(0.2)
+        job = await backend.job(job["id"])
+        if job is None:
+            raise Fail("the job vanished (server restarted?)")
+        if not opts["as_json"] and (tty or time.monotonic() - shown >= 5):
+            end = "\r" if tty else "\n"
+            click.echo(diskview.progress_line(job), err=True, nl=False)
+            click.echo(end, err=True, nl=False)
+            shown = time.monotonic()
+    if tty and not opts["as_json"]:
+        click.echo("", err=True)
+    await backend.settle()
+    _emit(opts, {"job": job}, diskview.summary_lines(job))
+    if job.get("state") != "done":
+        return EXIT_FAILED
+    return EXIT_UNREPAIRABLE if job.get("unrepairable") else 0
+
+
+def _wait_options(f):
+    f = click.option("--timeout", default=7 * 86400.0, help="Give up waiting after seconds.")(f)
+    return click.option("--wait", is_flag=True, help="Follow the job; print a summary.")(f)
+
+
+@disk.command()
+@click.option("--bucket", help="Only this bucket.")
+@click.option("--rate", type=float, help="MB/s to verify at (0 = unlimited).")
+@_wait_options
+@_target
+def scrub(bucket, rate, wait, timeout, **opts) -> None:
+    """Start a scrub pass now (verify every shard, repair, collect orphans)."""
+
+    async def body(backend, direct) -> int:
+        job = await backend.scrub(bucket, rate)
+        return await _follow(opts, backend, job, wait or direct, timeout)
+
+    _run("scrub", opts, body)
+
+
+@disk.command()
+@click.option("--bucket", help="Only this bucket.")
+@click.option("--object", "key", help="Only this key (needs --bucket).")
+@_wait_options
+@_target
+def repair(bucket, key, wait, timeout, **opts) -> None:
+    """Repair now: verify objects in scope and rebuild what is missing or bad."""
+    if key and not bucket:
+        raise click.UsageError("--object needs --bucket")
+
+    async def body(backend, direct) -> int:
+        job = await backend.repair(bucket, key)
+        return await _follow(opts, backend, job, wait or direct, timeout)
+
+    _run("repair", opts, body)
+
+
+@disk.command()
+@click.argument("job_id")
+@_wait_options
+@_target
+def job(job_id, wait, timeout, **opts) -> None:
+    """Show a scrub or repair job by id (with --wait, follow it)."""
+
+    async def body(backend, direct) -> int:
+        found = await backend.job(job_id)
+        if found is None:
+            raise Fail(f"no job {job_id}")
+        if not wait and found.get("state") == "running":
+            _emit(opts, {"job": found}, [diskview.progress_line(found)])
+            return 0
+        return await _follow(opts, backend, found, True, timeout)
+
+    _run("job", opts, body)
+
+
+@disk.command()
+@click.argument("bucket")
+@click.argument("key")
+@_target
+def verify(bucket, key, **opts) -> None:
+    """The full health of one object, shard by shard."""
+
+    async def body(backend, direct) -> int:
+        health = await backend.verify(bucket, key)
+        _emit(opts, {"health": health}, diskview.health_lines(health))
+        verdict = diskview.verdict(health)
+        return {"ok": 0, "degraded": EXIT_NEEDS_REPAIR}.get(verdict, EXIT_UNREPAIRABLE)
+
+    _run("verify", opts, body)
+
+
+@disk.command()
+@click.argument("which")
+@_wait_options
+@_target
+def replace(which, wait, timeout, **opts) -> None:
+    """Re-probe disk WHICH (position, path or disk id) now; an empty directory in its place
+    is formatted into the set and healed."""
+
+    async def body(backend, direct) -> int:
+        answer = await backend.replace(which)
+        _emit(opts, answer, diskview.replace_lines(answer))
+        heal = answer["disk"].get("heal") or {}
+        if wait and heal.get("job_id"):
+            job = await backend.job(heal["job_id"])
+            return await _follow(opts, backend, job, True, timeout)
+        return 0 if answer["disk"]["state"] != "offline" else EXIT_FAILED
+
+    _run("replace", opts, body)
+
+
+@disk.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def add(args) -> None:
+    """Add a disk to the set (not built yet)."""
+    _say("add", "not built yet (a set has a fixed number of disks; design in the spec)", 2)
+    sys.exit(EXIT_USAGE)
+
+
+@disk.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def remove(args) -> None:
+    """Drain and remove a disk (not built yet)."""
+    _say("remove", "not built yet (draining is designed in the spec, not built)", 2)
+    sys.exit(EXIT_USAGE)

@@ -1,0 +1,145 @@
+"""Text for `s3free disk`: the same JSON (admin API or direct mode) rendered for people."""
+
+from __future__ import annotations
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def status_lines(doc: dict) -> list[str]:
+    lines = [
+        f"set {doc['set_id']}  RS({doc['k']},{doc['m']})  write quorum {doc['write_quorum']}",
+    ]
+    rows = [("POS", "STATE", "DISK ID", "USED / TOTAL", "SHARDS", "ERRORS", "PATH")]
+    for d in doc["disks"]:
+        shards = d.get("shards")
+        if shards is None:
+            shown = "-"
+        else:
+            shown = f"{'' if shards['exact'] else '~'}{shards['shard_files']}"
+        rows.append(
+            (
+                str(d["position"]),
+                d["state"],
+                d["disk_id"][:8],
+                f"{size(d['used_bytes'])} / {size(d['total_bytes'])}",
+                shown,
+                str(d["errors"]),
+                d["path"],
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    for d in doc["disks"]:
+        if d["problem"]:
+            lines.append(f"disk {d['position']}: {d['state']}: {d['problem']}")
+        if d["last_error"]:
+            lines.append(f"disk {d['position']}: last error: {d['last_error']}")
+        heal = d.get("heal")
+        if heal:
+            waiting = f" ({heal['waiting']})" if heal.get("waiting") else ""
+            lines.append(
+                f"disk {d['position']}: healing: {heal['objects_checked']} objects checked, "
+                f"{heal['objects_repaired']} repaired, {size(heal['bytes_checked'])} verified, "
+                f"pass {heal['passes']}{', job ' + heal['job_id'] if heal['job_id'] else ''}"
+                f"{waiting}"
+            )
+    estimated = [d for d in doc["disks"] if d.get("shards") and not d["shards"]["exact"]]
+    if estimated:
+        lines.append("~: shard count estimated from a sample of object directories")
+    heal = doc.get("heal")
+    if heal is None:
+        lines.append("heal service: not running")
+    else:
+        lines.append(
+            f"heal: repair queue {heal.get('queue_depth', '-')}, "
+            f"unrepairable {len(heal.get('unrepairable') or [])}"
+        )
+    return lines
+
+
+def started_line(job: dict) -> str:
+    return f"started {job.get('kind', 'job')} {job['id']} (follow it: s3free disk job {job['id']})"
+
+
+def progress_line(job: dict) -> str:
+    done, total = job.get("objects_checked", 0), job.get("objects_total")
+    if total:
+        filled = int(20 * min(done, total) / total)
+        bar = f"[{'#' * filled}{'-' * (20 - filled)}] {100 * done // total:3d}% {done}/{total}"
+    else:
+        bar = f"{done} objects"
+    return (
+        f"{job.get('kind', 'job')} {job['id']} {job.get('state')}: {bar}, "
+        f"{size(job.get('bytes_checked', 0))} verified, {job.get('shards_bad', 0)} shards bad, "
+        f"{job.get('repaired', 0)} repaired, {job.get('unrepairable', 0)} unrepairable"
+    )
+
+
+def summary_lines(job: dict) -> list[str]:
+    took = ""
+    if job.get("finished_ms") and job.get("started_ms"):
+        took = f" in {(job['finished_ms'] - job['started_ms']) / 1000:.1f} s"
+    lines = [
+        f"{job.get('kind', 'job')} {job['id']} {job.get('state')}{took}",
+        f"  objects checked   {job.get('objects_checked', 0)}",
+        f"  shards bad        {job.get('shards_bad', 0)}",
+        f"  repaired          {job.get('repaired', 0)}",
+        f"  unrepairable      {job.get('unrepairable', 0)}",
+        f"  orphans removed   {job.get('orphans_removed', 0)}",
+        f"  verified          {size(job.get('bytes_checked', 0))}",
+    ]
+    if job.get("error"):
+        lines.append(f"  error             {job['error']}")
+    return lines
+
+
+def verdict(health: dict) -> str:
+    """ "ok", "degraded" (repairable) or "unrepairable", from the shard states."""
+    parts: dict[int, int] = {}
+    bad = False
+    for s in health.get("shards", []):
+        parts.setdefault(s["part"], 0)
+        if s["state"] == "ok":
+            parts[s["part"]] += 1
+        else:
+            bad = True
+    bad = bad or any(v != "ok" for v in health.get("manifests", {}).values())
+    healthy = min(parts.values()) if parts else health.get("k", 0)
+    if healthy < health.get("k", 0):
+        return "unrepairable"
+    return "degraded" if bad else "ok"
+
+
+def health_lines(health: dict) -> list[str]:
+    lines = [
+        f"{health['bucket']}/{health['key']} version {health['version_id']}  "
+        f"RS({health['k']},{health['m']})  {size(health.get('bytes_checked', 0))} verified",
+        "PART   SHARD  DISK ID   STATE      DETAIL",
+    ]
+    for s in health.get("shards", []):
+        lines.append(
+            f"{s['part']:<6} {s['shard']:<6} {s['disk_id'][:8]:<9} {s['state']:<10} "
+            f"{s.get('detail', '')}".rstrip()
+        )
+    for disk_id, state in sorted(health.get("manifests", {}).items()):
+        lines.append(f"manifest on {disk_id[:8]}: {state}")
+    lines.append(f"verdict: {verdict(health)}")
+    return lines
+
+
+def replace_lines(answer: dict) -> list[str]:
+    d = answer["disk"]
+    lines = [f"disk {d['position']} ({d['path']}): {answer['action']}", f"state: {d['state']}"]
+    if d["problem"]:
+        lines.append(f"problem: {d['problem']}")
+    return lines

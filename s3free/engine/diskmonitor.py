@@ -1,0 +1,440 @@
+"""Disk lifecycle at run time: error counting, offline/online, replacement and healing state.
+
+Each disk of the set is in one state (specs/beexl-v1.md, "Disk states"):
+
+    online   in service (DiskSlot.online)
+    offline  out of service: the probe failed, or too many hard I/O errors came in a short
+             window (then it stays out for a cool-down that doubles each time, up to a cap,
+             so a disk that fails every read does not flap)
+    healing  in service (new writes land on it) while a repair pass rebuilds what it lacks;
+             <disk>/healing.json records the progress and survives restarts
+
+The engine keeps working while quorum allows: readers skip offline disks and decode from
+the others, writers skip them (placement ranks online disks first).
+
+Every disk is wrapped in a MonitoredDisk so errors from real I/O are seen. Hard errors (EIO,
+EROFS, ...) count toward offline; ENOENT/ENOTDIR only ask for an early probe (a wiped disk
+looks like every file missing). The probe (s3free/storage/health.py) runs every `probe_s`:
+it brings a recovered disk back, and recognises a NEW EMPTY directory in a disk's place. That
+one is formatted with the same disk id and position (manifests name disk ids, so keeping the
+id means no manifest or sibling format.json changes), gets a healing tracker, and a repair
+pass over everything is started through the healer (the heal service; s3free.heal sits above
+the engine, so it is attached here through a two-method protocol). A disk of another set, a
+mismatching format.json or a non-empty directory without one is never written to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from s3free.format.diskformat import DiskFormat
+from s3free.storage.diskset import DiskSlot
+from s3free.storage.health import (
+    HealingTracker,
+    Probe,
+    ShardCount,
+    count_shards,
+    format_replacement,
+    may_format,
+    probe,
+    read_tracker,
+    remove_tracker,
+    write_tracker,
+)
+from s3free.storage.monitored import MonitoredDisk, classify, unwrap
+
+log = logging.getLogger(__name__)
+
+
+class Healer(Protocol):
+    """What the monitor needs of the heal service (s3free.heal.HealService)."""
+
+    def start_repair(self, bucket: str | None = None, key: str | None = None) -> Any: ...
+    def job(self, job_id: str) -> Any | None: ...
+
+
+@dataclass
+class MonitorConfig:
+    probe_s: float = 5.0  # one probe of every disk this often
+    error_limit: int = 5  # hard I/O errors within error_window_s that take a disk offline
+    error_window_s: float = 30.0
+    cooldown_s: float = 30.0  # first stay offline after the error limit; doubles each time
+    cooldown_max_s: float = 600.0
+    count_budget_s: float = 1.0  # time allowed to count one disk's shard files
+    count_cache_s: float = 30.0
+    format_fresh: bool = True  # False: report an empty replacement, do not format it
+
+
+@dataclass
+class DiskHealth:
+    """What the monitor knows about one slot beyond DiskSlot.online/problem."""
+
+    errors: int = 0  # every OSError seen on this disk
+    hard_errors: int = 0
+    last_error: str = ""
+    last_error_ms: int = 0
+    recent: deque = field(default_factory=deque)  # monotonic times of recent hard errors
+    held_until: float = 0.0  # offline by the error limit: not back before this
+    cooldown: float = 0.0
+    probe_soon: bool = False
+    fresh_seen: int = 0  # probes in a row that found an empty directory
+    last_probe: Probe | None = None
+    last_probe_ms: int = 0
+    tracker: HealingTracker | None = None
+    last_heal: dict | None = None  # summary of the last finished heal
+    count: ShardCount | None = None
+    counted_at: float = 0.0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class DiskMonitor:
+    def __init__(self, store, config: MonitorConfig | None = None) -> None:
+        self.store = store
+        self.diskset = store.diskset
+        self.config = config or MonitorConfig()
+        self.health: dict[int, DiskHealth] = {s.position: DiskHealth() for s in self.diskset.slots}
+        self.healer: Healer | None = None
+        self._lock = threading.Lock()
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._check_lock = asyncio.Lock()
+        self._job_id: str = ""  # the repair pass healing disks are waiting on
+        self._retry_at = 0.0  # after a failed pass, the next one waits for the cool-down
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def start(self, *, background: bool = True) -> None:
+        """Wrap every disk to see its errors, load healing trackers, run one check, and (with
+        background) keep probing every probe_s."""
+        for slot in self.diskset.slots:
+            if not isinstance(slot.disk, MonitoredDisk):
+                slot.disk = MonitoredDisk(slot.disk, self._reporter(slot))
+        for slot in self.diskset.online_slots():
+            await self._load_tracker(slot)
+        await self.check_all()
+        if background:
+            self._task = asyncio.ensure_future(self._run_loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def attach_healer(self, healer: Healer | None) -> None:
+        self.healer = healer
+        self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _run_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.probe_s)
+            self._wake.clear()
+            try:
+                await self.check_all()
+            except Exception:
+                log.exception("disk check failed")
+
+    # -- errors from real I/O (any thread) -----------------------------------------------------
+
+    def _reporter(self, slot: DiskSlot):
+        def report(op: str, exc: OSError) -> None:
+            self._on_error(slot, op, exc)
+
+        return report
+
+    def _on_error(self, slot: DiskSlot, op: str, exc: OSError) -> None:
+        kind = classify(exc)
+        cfg = self.config
+        h = self.health[slot.position]
+        now = time.monotonic()
+        with self._lock:
+            if kind == "suspect":
+                # A missing file is normal (a missing shard); it is not an error of the disk
+                # unless the probe says so.
+                h.probe_soon = True
+            else:
+                h.errors += 1
+                h.last_error = f"{op}: {exc}"
+                h.last_error_ms = _now_ms()
+            trip = False
+            if kind == "hard":
+                h.hard_errors += 1
+                h.recent.append(now)
+                while h.recent and h.recent[0] < now - cfg.error_window_s:
+                    h.recent.popleft()
+                if len(h.recent) >= cfg.error_limit and slot.online:
+                    h.cooldown = min(
+                        cfg.cooldown_max_s, h.cooldown * 2 if h.cooldown else cfg.cooldown_s
+                    )
+                    h.held_until = now + h.cooldown
+                    h.recent.clear()
+                    trip = True
+        if trip:
+            slot.mark_offline(
+                f"{cfg.error_limit} I/O errors within {cfg.error_window_s:g} s "
+                f"(last: {op}: {exc}); retried in {h.cooldown:g} s"
+            )
+        if kind != "soft":
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    # -- the probe and what follows from it ------------------------------------------------------
+
+    def expected_format(self, slot: DiskSlot) -> DiskFormat:
+        ds = self.diskset
+        return DiskFormat(
+            ds.set_id, slot.disk_id, slot.position, ds.disk_ids, ds.k, ds.m, ds.block_size
+        )
+
+    async def check_all(self) -> None:
+        """Probe every disk (in parallel) and act on the results, then drive healing."""
+        async with self._check_lock:
+            slots = self.diskset.slots
+            probes = await asyncio.gather(
+                *(self.store._run(probe, unwrap(s.disk), self.expected_format(s)) for s in slots)
+            )
+            for slot, result in zip(slots, probes, strict=True):
+                await self._apply(slot, result)
+            await self._drive_healing()
+
+    async def check(self, position: int, *, format_fresh: bool = True) -> dict:
+        """Probe one disk now (the operator's `disk replace`: formats an empty directory even
+        when the monitor's config does not); returns its status."""
+        slot = self.diskset.slots[position]
+        async with self._check_lock:
+            result = await self.store._run(probe, unwrap(slot.disk), self.expected_format(slot))
+            await self._apply(slot, result, force=format_fresh)
+            await self._drive_healing()
+        return (await self.status())["disks"][position]
+
+    async def _apply(self, slot: DiskSlot, result: Probe, force: bool = False) -> None:
+        h = self.health[slot.position]
+        h.last_probe, h.last_probe_ms, h.probe_soon = result, _now_ms(), False
+        if result.ok:
+            if not slot.online and time.monotonic() >= h.held_until:
+                slot.mark_online()
+                await self._load_tracker(slot)
+            return
+        h.fresh_seen = h.fresh_seen + 1 if result.status == "fresh" else 0
+        if result.status == "fresh":
+            # Formatted only when two probes in a row (probe_s apart) found it empty, so a
+            # directory caught half-way through an `rm -rf` or a mount is left alone, unless
+            # the operator asked for it (check(), i.e. `disk replace`).
+            if force or (self.config.format_fresh and h.fresh_seen >= 2):
+                await self._replace(slot)
+                return
+            why = "formatted at the next probe if still empty"
+            if not self.config.format_fresh:
+                why = "not formatted here (`s3free disk replace` does it)"
+            result = Probe("fresh", f"empty directory: {why}")
+        if slot.online:
+            slot.mark_offline(result.detail)
+        else:
+            slot.problem = result.detail
+
+    async def _replace(self, slot: DiskSlot) -> None:
+        """A new empty directory where a disk of the set should be: format it into the set
+        at the same position with the same id, with a healing tracker, and bring it in."""
+        h = self.health[slot.position]
+        if slot.online:
+            slot.mark_offline("format.json vanished and the directory is empty (wiped?)")
+        siblings = [s.disk.root for s in self.diskset.online_slots()]
+        refused = may_format(slot.disk.root, siblings)
+        if refused:
+            slot.problem = f"empty, not formatted: {refused}"
+            return
+        tracker = HealingTracker(
+            self.diskset.set_id,
+            slot.disk_id,
+            slot.position,
+            _now_ms(),
+            f"replaced: empty directory at position {slot.position}",
+        )
+        try:
+            await self.store._run(
+                format_replacement, unwrap(slot.disk), self.expected_format(slot), tracker
+            )
+        except OSError as exc:
+            slot.problem = f"empty, formatting failed: {exc}"
+            return
+        log.warning(
+            "disk %s at position %d was replaced by an empty directory: formatted, healing",
+            slot.disk.root,
+            slot.position,
+        )
+        h.tracker = tracker
+        h.held_until = 0.0
+        with self._lock:
+            h.recent.clear()
+        slot.mark_online()
+
+    async def _load_tracker(self, slot: DiskSlot) -> None:
+        h = self.health[slot.position]
+        try:
+            tracker = await self.store._run(read_tracker, unwrap(slot.disk))
+        except Exception as exc:  # unreadable or invalid: healing state unknown, heal again
+            log.error("healing tracker on %s unusable (%s): healing again", slot.disk.root, exc)
+            tracker = HealingTracker(
+                self.diskset.set_id, slot.disk_id, slot.position, _now_ms(), f"tracker: {exc}"
+            )
+        if tracker is not None and (
+            tracker.set_id != self.diskset.set_id or tracker.disk_id != slot.disk_id
+        ):
+            log.error("healing tracker on %s names another disk: healing again", slot.disk.root)
+            tracker = HealingTracker(
+                self.diskset.set_id, slot.disk_id, slot.position, _now_ms(), "tracker mismatch"
+            )
+        h.tracker = tracker
+
+    # -- healing ------------------------------------------------------------------------------
+
+    async def _drive_healing(self) -> None:
+        """Follow the repair pass the healing disks wait on; start one when none runs; a
+        disk is healed when a pass that started after it came in finished."""
+        healing = [
+            s for s in self.diskset.online_slots() if self.health[s.position].tracker is not None
+        ]
+        if not healing or self.healer is None:
+            return
+        job = self.healer.job(self._job_id) if self._job_id else None
+        if job is not None and job.state == "running":
+            for slot in healing:
+                tracker = self.health[slot.position].tracker
+                if tracker is not None and tracker.job_id == job.id:
+                    self._copy_progress(tracker, job)
+                    await self._save_tracker(slot)
+            return
+        for slot in healing:
+            h = self.health[slot.position]
+            tracker = h.tracker
+            assert tracker is not None
+            if job is not None and tracker.job_id == job.id:
+                self._copy_progress(tracker, job)
+                if job.state == "done":
+                    await self._finish(slot, job)
+                    continue
+            tracker.job_id = ""  # none yet, failed, cancelled, or unknown after a restart
+        waiting = [s for s in healing if self.health[s.position].tracker is not None]
+        if job is not None and job.state in ("failed", "cancelled"):
+            log.error("repair pass %s %s: %s; retrying", job.id, job.state, job.error)
+            self._retry_at = time.monotonic() + self.config.cooldown_s
+        self._job_id = ""
+        if not waiting or time.monotonic() < self._retry_at:
+            return
+        job = self.healer.start_repair()
+        self._job_id = job.id
+        for slot in waiting:
+            tracker = self.health[slot.position].tracker
+            assert tracker is not None
+            tracker.job_id, tracker.job_state = job.id, job.state
+            tracker.passes += 1
+            await self._save_tracker(slot)
+        log.info("repair pass %s started to heal %d disk(s)", job.id, len(waiting))
+
+    @staticmethod
+    def _copy_progress(tracker: HealingTracker, job) -> None:
+        tracker.job_state = job.state
+        tracker.objects_checked = job.objects_checked
+        tracker.objects_repaired = job.repaired
+        tracker.bytes_checked = job.bytes_checked
+        tracker.unrepairable = job.unrepairable
+        tracker.last_key = str(job.to_json().get("last_key") or "")
+
+    async def _save_tracker(self, slot: DiskSlot) -> None:
+        tracker = self.health[slot.position].tracker
+        try:
+            await self.store._run(write_tracker, unwrap(slot.disk), tracker)
+        except OSError as exc:
+            log.warning("could not update healing tracker on %s: %s", slot.disk.root, exc)
+
+    async def _finish(self, slot: DiskSlot, job) -> None:
+        h = self.health[slot.position]
+        try:
+            await self.store._run(remove_tracker, unwrap(slot.disk))
+        except OSError as exc:
+            log.warning("could not remove healing tracker on %s: %s", slot.disk.root, exc)
+            return
+        assert h.tracker is not None
+        h.last_heal = {**h.tracker.to_json(), "finished_ms": _now_ms()}
+        h.tracker = None
+        log.warning(
+            "disk %s healed: %d objects checked, %d repaired, %d unrepairable",
+            slot.disk.root,
+            job.objects_checked,
+            job.repaired,
+            job.unrepairable,
+        )
+
+    # -- status -------------------------------------------------------------------------------
+
+    def state(self, slot: DiskSlot) -> str:
+        if not slot.online:
+            return "offline"
+        return "healing" if self.health[slot.position].tracker is not None else "online"
+
+    async def status(self) -> dict:
+        """Everything `disk status` shows, JSON-ready."""
+        slots = self.diskset.slots
+        usages = await asyncio.gather(
+            *(self.store._run(s.disk.usage) for s in slots), return_exceptions=True
+        )
+        counts = await asyncio.gather(*(self._count(s) for s in slots))
+        disks = []
+        for slot, usage, count in zip(slots, usages, counts, strict=True):
+            h = self.health[slot.position]
+            heal = None
+            if h.tracker is not None:
+                heal = h.tracker.to_json()
+                if self.healer is None:
+                    heal["waiting"] = "no heal service attached"
+            disks.append(
+                {
+                    "position": slot.position,
+                    "path": str(slot.disk.root),
+                    "disk_id": slot.disk_id,
+                    "set_id": self.diskset.set_id,
+                    "state": self.state(slot),
+                    "problem": slot.problem,
+                    "format": h.last_probe.status if h.last_probe else "unknown",
+                    "last_probe_ms": h.last_probe_ms,
+                    "used_bytes": None if isinstance(usage, BaseException) else usage[0],
+                    "total_bytes": None if isinstance(usage, BaseException) else usage[1],
+                    "shards": count.to_json() if count else None,
+                    "errors": h.errors,
+                    "hard_errors": h.hard_errors,
+                    "last_error": h.last_error,
+                    "last_error_ms": h.last_error_ms,
+                    "heal": heal,
+                    "last_heal": h.last_heal,
+                }
+            )
+        ds = self.diskset
+        return {"set_id": ds.set_id, "k": ds.k, "m": ds.m, "block_size": ds.block_size,
+                "write_quorum": ds.write_quorum, "disks": disks}  # fmt: skip
+
+    async def _count(self, slot: DiskSlot) -> ShardCount | None:
+        """Shard files on the disk, counted at most every count_cache_s (bounded in time)."""
+        h = self.health[slot.position]
+        if not slot.online:
+            return h.count
+        if h.count is None or time.monotonic() - h.counted_at > self.config.count_cache_s:
+            try:
+                h.count = await self.store._run(
+                    count_shards, slot.disk.root, self.config.count_budget_s
+                )
+                h.counted_at = time.monotonic()
+            except OSError as exc:
+                log.warning("could not count shards on %s: %s", slot.disk.root, exc)
+        return h.count
