@@ -216,9 +216,10 @@ async def _plant_orphans(rig: Rig) -> tuple[set[str], set[str]]:
         if not src.exists():
             continue
         shutil.copytree(src, root / vdir)
-        for dirpath, _, files in os.walk(root / vdir):
+        for dirpath, _, files in os.walk(root / vdir, topdown=False):
             for name in files:
                 os.utime(os.path.join(dirpath, name), (day2, day2))
+            os.utime(dirpath, (day2, day2))  # a directory's mtime counts too
         prefixes_old.add(f"{root.name}/{vdir}")
     # The young orphan: version 2's files, which the overwrite by version 3 removed.
     for disk_id, root in layout.roots.items():
