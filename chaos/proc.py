@@ -1,0 +1,104 @@
+"""A real `s3free server` process on 127.0.0.1 for the scenarios that kill it, and a boto3
+client for it (no retries: every error is seen)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ACCESS_KEY = "CHAOSROOTACCESSKEY01"
+SECRET_KEY = "chaos-root-secret-key-0123456789abcdef"
+READY = re.compile(r"s3free ready: (http://\S+) ")
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen
+    endpoint: str
+    output: list[str] = field(default_factory=list)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, exactly what a power cut does to the process."""
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def client(self):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name="us-east-1",
+            config=Config(
+                retries={"max_attempts": 1, "mode": "standard"},
+                connect_timeout=10,
+                read_timeout=120,
+            ),
+        )
+
+
+def disk_args(root: Path, n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        out += ["--disk", str(root / f"disk{i}")]
+    return out
+
+
+def start(root: Path, disks: int, ec: str, block_size: int, timeout: float = 60) -> ServerProcess:
+    cmd = [
+        sys.executable, "-m", "s3free.cli.main", "server", "--data-dir", str(root),
+        *disk_args(root, disks), "--ec", ec, "--listen", "127.0.0.1:0", "--log-level", "warning",
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "S3FREE_ACCESS_KEY": ACCESS_KEY,
+        "S3FREE_SECRET_KEY": SECRET_KEY,
+        "S3FREE_BLOCK_SIZE": str(block_size),
+    }
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    output: list[str] = []
+    found: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            match = READY.search(line)
+            if match and not found:
+                found.append(match.group(1))
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not found:
+        if proc.poll() is not None:
+            time.sleep(0.2)
+            raise RuntimeError(f"s3free server exited ({proc.returncode}):\n{''.join(output)}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"s3free server not ready in {timeout}s:\n{''.join(output)}")
+        time.sleep(0.05)
+    return ServerProcess(proc, found[0], output)

@@ -1,0 +1,240 @@
+"""Scenarios that SIGKILL a real server process: during PUTs, and during
+CompleteMultipartUpload. After each kill the server is restarted on the same disks and every
+acknowledged object must read back byte for byte through it; the one write in flight may be
+absent or complete, never anything else; nothing never written is listed; no temp file is left.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from chaos.data import MIB, Acks, Profile, Version
+from chaos.proc import ServerProcess, start
+from chaos.report import Row
+from chaos.verify import Verdict, verify_s3
+
+BUCKET = "chaos"
+MIN_PART = 5 * MIB  # the server's minimum multipart part size (all parts but the last)
+
+
+def server_dataset(profile: Profile, seed: int, gen: int) -> list[Version]:
+    """The mixed sizes, with the multipart object cut to the server's minimum part size."""
+    out = [Version(f"{name}/{gen}", gen, size, seed=seed) for name, size in profile.sizes()]
+    out.append(Version(f"multipart/{gen}", gen, MIN_PART + 777, parts=(MIN_PART, 777), seed=seed))
+    return out
+
+
+def put_s3(client, version: Version) -> None:
+    if not version.parts:
+        resp = client.put_object(
+            Bucket=BUCKET, Key=version.key, Body=version.file(), ContentLength=version.size
+        )
+        etag = resp["ETag"].strip('"')
+    else:
+        upload = client.create_multipart_upload(Bucket=BUCKET, Key=version.key)["UploadId"]
+        parts = upload_parts(client, version, upload)
+        etag = complete(client, version, upload, parts)
+    if etag != version.etag():
+        raise AssertionError(f"{version.key}: ETag {etag}, expected {version.etag()}")
+
+
+def upload_parts(client, version: Version, upload: str) -> list[dict]:
+    parts = []
+    for number, (a, b) in enumerate(version.part_ranges(), 1):
+        resp = client.upload_part(
+            Bucket=BUCKET,
+            Key=version.key,
+            UploadId=upload,
+            PartNumber=number,
+            Body=version.file(a, b),
+            ContentLength=b - a,
+        )
+        parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+    return parts
+
+
+def complete(client, version: Version, upload: str, parts: list[dict]) -> str:
+    resp = client.complete_multipart_upload(
+        Bucket=BUCKET, Key=version.key, UploadId=upload, MultipartUpload={"Parts": parts}
+    )
+    return resp["ETag"].strip('"')
+
+
+def temp_files(root: Path, disks: int) -> list[Path]:
+    out = []
+    for i in range(disks):
+        tmp = root / f"disk{i}" / ".s3free.tmp"
+        if tmp.is_dir():
+            out.extend(tmp.iterdir())
+    return out
+
+
+class Writer(threading.Thread):
+    """Writes versions one at a time (BEGIN, ACK) until the server dies or the list ends."""
+
+    def __init__(self, server: ServerProcess, acks: Acks, versions: list[Version]) -> None:
+        super().__init__(daemon=True)
+        self.server, self.acks, self.versions = server, acks, versions
+        self.client = server.client()
+        self.error = ""
+
+    def run(self) -> None:
+        for version in self.versions:
+            self.acks.begin(version)
+            try:
+                put_s3(self.client, version)
+            except Exception as exc:
+                if self.server.alive():
+                    self.acks.fail(version, repr(exc))
+                    self.error = f"{version.key}: {exc!r}"
+                return  # killed: the write stays in flight (its outcome is unknown)
+            self.acks.ack(version)
+
+
+def _after_restart(root: Path, profile: Profile, acks: Acks, row: Row, where: str) -> None:
+    server = start(root, profile.disks, f"{profile.k}+{profile.m}", profile.block_size)
+    try:
+        left = temp_files(root, profile.disks)
+        if left:
+            row.problems.append(f"{where}: temp files survived start-up: {left[:3]}")
+        verdict: Verdict = verify_s3(server.client(), BUCKET, acks)
+        row.problems += [f"{where}: {p}" for p in verdict.problems]
+        row.bytes_verified += verdict.bytes_verified
+        # What the restart showed is now the state a later crash must keep.
+        settle(server.client(), acks)
+    finally:
+        server.stop()
+
+
+def settle(client, acks: Acks) -> None:
+    """Fold each in-flight write into the acknowledged state as observed after a restart."""
+    for key, version in list(acks.inflight.items()):
+        try:
+            head = client.head_object(Bucket=BUCKET, Key=key)
+        except client.exceptions.ClientError:
+            head = None
+        acks.inflight.pop(key)
+        if head is not None and head["ETag"].strip('"') == version.etag():
+            acks.done[key] = version
+
+
+def sigkill_put(profile: Profile, seed: int, rounds: int, workdir: Path | None = None) -> Row:
+    """Each round: a writer overwrites the dataset with a new generation; the server is
+    SIGKILLed at a random moment; the restarted server must show old-or-new for every key."""
+    row = Row("sigkill-put")
+    rng = random.Random(f"{seed}/sigkill-put")
+    root = Path(tempfile.mkdtemp(prefix="chaos-sigkill-put-", dir=workdir))
+    started = time.monotonic()
+    acks = Acks()
+    server = start(root, profile.disks, f"{profile.k}+{profile.m}", profile.block_size)
+    try:
+        server.client().create_bucket(Bucket=BUCKET)
+        writer = Writer(server, acks, server_dataset(profile, seed, 1))
+        writer.run()
+        if writer.error:
+            row.problems.append(f"initial write failed: {writer.error}")
+        inflight_at_kill = 0
+        for r in range(rounds):
+            if not server.alive():
+                server = start(root, profile.disks, f"{profile.k}+{profile.m}", profile.block_size)
+            versions = [
+                Version(v.key, r + 2, v.size, v.parts, seed)
+                for v in server_dataset(profile, seed, 1)
+            ]
+            rng.shuffle(versions)
+            versions.append(Version(f"new/{r}", r + 2, profile.big, seed=seed))
+            writer = Writer(server, acks, versions)
+            writer.start()
+            time.sleep(rng.uniform(0.05, 0.6))
+            server.kill()
+            row.faults += 1
+            writer.join(120)
+            inflight_at_kill += len(acks.inflight)
+            if writer.error:
+                row.problems.append(f"round {r}: a write failed before the kill: {writer.error}")
+            _after_restart(root, profile, acks, row, f"round {r}")
+        row.notes.append(f"{inflight_at_kill} of {rounds} kills landed during a PUT")
+        row.detected = inflight_at_kill
+    finally:
+        server.kill()
+        row.seconds = time.monotonic() - started
+        row.fault_kinds = f"{row.faults} SIGKILL during PUT"
+        _cleanup(root, row)
+    return row
+
+
+def sigkill_complete(profile: Profile, seed: int, rounds: int, workdir: Path | None = None) -> Row:
+    """Each round: parts uploaded, CompleteMultipartUpload sent, SIGKILL a few ms later.
+    After a restart the object is whole or absent; if absent, retrying the same complete
+    must succeed (the upload and its parts survived)."""
+    row = Row("sigkill-complete")
+    rng = random.Random(f"{seed}/sigkill-complete")
+    root = Path(tempfile.mkdtemp(prefix="chaos-sigkill-complete-", dir=workdir))
+    started = time.monotonic()
+    acks = Acks()
+    ec = f"{profile.k}+{profile.m}"
+    server = start(root, profile.disks, ec, profile.block_size)
+    try:
+        server.client().create_bucket(Bucket=BUCKET)
+        Writer(server, acks, server_dataset(profile, seed, 1)).run()
+        visible = retried = 0
+        for r in range(rounds):
+            if not server.alive():
+                server = start(root, profile.disks, ec, profile.block_size)
+            client = server.client()
+            version = Version(f"mpu/{r}", r + 2, MIN_PART + 4321, (MIN_PART, 4321), seed)
+            upload = client.create_multipart_upload(Bucket=BUCKET, Key=version.key)["UploadId"]
+            parts = upload_parts(client, version, upload)
+            acks.begin(version)
+            outcome: list[str] = []
+
+            def send(c=client, v=version, u=upload, p=parts, out=outcome) -> None:
+                try:
+                    out.append(complete(c, v, u, p))
+                except Exception as exc:
+                    out.append(f"error {exc!r}")
+
+            thread = threading.Thread(target=send, daemon=True)
+            thread.start()
+            time.sleep(rng.uniform(0.0, 0.03))
+            server.kill()
+            row.faults += 1
+            thread.join(120)
+            if outcome and outcome[0] == version.etag():
+                acks.ack(version)  # the kill came after the reply
+            _after_restart(root, profile, acks, row, f"round {r}")
+            if acks.done.get(version.key) == version:
+                visible += 1
+                continue
+            server = start(root, profile.disks, ec, profile.block_size)
+            try:
+                etag = complete(server.client(), version, upload, parts)
+                if etag != version.etag():
+                    row.problems.append(f"round {r}: retried complete gave ETag {etag}")
+                acks.ack(version)
+                retried += 1
+            except Exception as exc:
+                row.problems.append(f"round {r}: retrying the complete failed: {exc!r}")
+            server.stop()
+            _after_restart(root, profile, acks, row, f"round {r} after retry")
+        row.detected = rounds
+        row.repaired = retried
+        row.notes.append(f"{visible} completes survived the kill, {retried} were retried")
+    finally:
+        server.kill()
+        row.seconds = time.monotonic() - started
+        row.fault_kinds = f"{row.faults} SIGKILL during CompleteMultipartUpload"
+        _cleanup(root, row)
+    return row
+
+
+def _cleanup(root: Path, row: Row) -> None:
+    if row.ok:
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        row.notes.append(f"disks kept for inspection in {root}")

@@ -1,0 +1,105 @@
+"""The chaos suite's fast subset that needs no heal service: every acknowledged object reads
+back byte for byte after bit flips, damaged/deleted/swapped shard files, deleted manifests,
+wiped disks, EIO/EROFS/ENOSPC disks, a lost index, and SIGKILLs of a real server process.
+(The scrub half of each scenario is in test_chaos_heal.py.)"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from chaos import engine_scenarios, process_scenarios, suite
+from chaos.data import FAST, dataset
+from chaos.rig import BUCKET, Rig
+from s3free.format.ids import bucket_hash
+from s3free.format.record import decode_record
+from tests.helpers import run
+
+INDEX_BITROT = pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: LevelDB opened without paranoid_checks silently drops corrupt log "
+    "records, the index still says complete, and acknowledged objects vanish (no rebuild)",
+)
+
+FAST_ENGINE = [
+    pytest.param(s.name, marks=INDEX_BITROT) if s.name == "index-tables-bitrot" else s.name
+    for s in engine_scenarios.SCENARIOS
+    if s.fast
+]
+
+
+@pytest.mark.parametrize("name", FAST_ENGINE)
+def test_engine_scenario_reads_back(name, tmp_path):
+    row = suite.run_one(name, seed=7, heal=False, workdir=tmp_path)
+    assert row.ok, row.fail_message()
+    assert row.faults > 0, "the scenario injected nothing"
+    assert row.bytes_verified > 0
+
+
+def test_sigkill_during_put(tmp_path):
+    row = process_scenarios.sigkill_put(FAST, 3, rounds=1, workdir=tmp_path)
+    assert row.ok, row.fail_message()
+    assert row.faults == 1
+
+
+def test_sigkill_during_complete(tmp_path):
+    row = process_scenarios.sigkill_complete(FAST, 3, rounds=1, workdir=tmp_path)
+    assert row.ok, row.fail_message()
+
+
+def test_locator_finds_every_record(tmp_path):
+    """The injectors' map of the disks is right: every record span the locator names decodes
+    as that object's shard record of that part and block (so faults land where intended)."""
+
+    async def main() -> int:
+        rig = Rig(tmp_path, FAST, 5, random.Random(5))
+        store = await rig.open()
+        await store.create_bucket(BUCKET)
+        await rig.write(dataset(FAST, 5))
+        layout = rig.layout()
+        checked = 0
+        for manifest in (await rig.manifests()).values():
+            for part in manifest.parts:
+                for shard in range(manifest.k + manifest.m):
+                    for block, span in enumerate(layout.records(manifest, part.number, shard)):
+                        with open(span.path, "rb") as f:
+                            f.seek(span.offset)
+                            record = decode_record(f.read(span.end - span.offset))
+                        h = record.header
+                        assert (h.object_id.hex(), h.part_number, h.block_index) == (
+                            manifest.object_id,
+                            part.number,
+                            block,
+                        )
+                        assert (h.shard_index, h.bucket_hash) == (shard, bucket_hash(BUCKET))
+                        checked += 1
+        await rig.close()
+        return checked
+
+    assert run(main()) > 19 * 6
+
+
+def test_injected_bitflip_is_detected_by_reads(tmp_path):
+    """A flip in a data shard's payload must be reported by a read (the suite's 'detected'
+    column is not vacuous)."""
+
+    async def main() -> list:
+        rig = Rig(tmp_path, FAST, 9, random.Random(9))
+        store = await rig.open()
+        await store.create_bucket(BUCKET)
+        version = dataset(FAST, 9)[-2]  # big/0b: 2 MiB, many blocks
+        await rig.write([version])
+        manifest = await store.get_manifest(BUCKET, version.key)
+        inj = rig.injector()
+        inj.budget.used[manifest.version_id] = {0}  # aim at data shard 0
+        inj.budget.m = 1
+        assert inj.bitflip(manifest, region="payload")
+        data = await store.get_object_bytes(BUCKET, version.key)
+        assert data == version.read(0, version.size)
+        faults = list(store.recent_faults)
+        await rig.close()
+        return faults
+
+    faults = run(main())
+    assert faults and all(f.shard_index == 0 for f in faults), faults

@@ -1,0 +1,42 @@
+"""The chaos suite's scrub half: after each scenario's faults, ONE scrub through the heal
+service must leave every acknowledged object with k+m healthy shards, read back intact, and
+remove nothing but the planted old orphan. Also SIGKILL during a scrub's repairs and client
+load while a scrub rebuilds a wiped disk."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("s3free.heal")  # the heal service is built concurrently (issue 4)
+
+from chaos import engine_scenarios, heal_scenarios, suite
+from chaos.data import FAST
+
+INDEX_BITROT = pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: a corrupt LevelDB log is opened without paranoid_checks; "
+    "acknowledged objects vanish from the index (see test_chaos_fast.py)",
+)
+
+SCENARIOS = [
+    pytest.param(s.name, marks=INDEX_BITROT) if s.name == "index-tables-bitrot" else s.name
+    for s in engine_scenarios.SCENARIOS
+    if s.fast
+]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_one_scrub_repairs_everything(name, tmp_path):
+    row = suite.run_one(name, seed=11, heal=True, workdir=tmp_path)
+    assert row.ok, row.fail_message()
+    assert row.repaired is not None
+
+
+def test_sigkill_during_scrub_repair(tmp_path):
+    row = heal_scenarios.sigkill_scrub(FAST, 13, workdir=tmp_path)
+    assert row.ok, row.fail_message()
+
+
+def test_client_load_while_scrub_heals_a_wiped_disk(tmp_path):
+    row = heal_scenarios.load_during_heal(FAST, 17, ops=30, seconds=10.0, workdir=tmp_path)
+    assert row.ok, row.fail_message()
