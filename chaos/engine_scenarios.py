@@ -193,7 +193,8 @@ async def _plant_orphans(rig: Rig) -> tuple[set[str], set[str]]:
     period: must be kept). Returns their inventory prefixes (old, young)."""
     assert rig.store is not None
     key = "orphan/source"
-    old = Version(key, 1, 3000, seed=rig.seed)
+    size = 200_000  # over the inline limit: these versions are directories (spec 3)
+    old = Version(key, 1, size, seed=rig.seed)
     await rig.write([old])
     first = await rig.store.get_manifest(BUCKET, key)
     layout = rig.layout()
@@ -202,11 +203,11 @@ async def _plant_orphans(rig: Rig) -> tuple[set[str], set[str]]:
     for disk_id, root in layout.roots.items():
         if (root / vdir).exists():
             shutil.copytree(root / vdir, saved / disk_id / "v")
-    young = Version(key, 2, 3000, seed=rig.seed)
+    young = Version(key, 2, size, seed=rig.seed)
     await rig.write([young])  # replaces (and removes) version 1
     await rig.store.wait_idle()
     second = await rig.store.get_manifest(BUCKET, key)
-    await rig.write([Version(key, 3, 3000, seed=rig.seed)])
+    await rig.write([Version(key, 3, size, seed=rig.seed)])
     await rig.store.wait_idle()
     vdir2 = version_dir(second.object_id, second.version_id.replace("-", ""))
     prefixes_old, prefixes_young = set(), set()

@@ -3,8 +3,9 @@
 Everything is derived from the manifest through the format modules (spec sections 3 and 7):
 shard j of part P is on the disk `placement[j]`, record i of a shard starts at
 i * (192 + ceil(block_size / k)) from the start of that shard's records. `shard_location` is
-the ONE place that knows where a part's records start, so inline objects (records stored after
-the manifest envelope in the `manifest` file) are handled there and nowhere else.
+the ONE place that knows where a part's records start, so inline versions (spec 8.5: one file
+per disk, `objects/aa/bb/<o>.<v>.inline`, the records after the manifest envelope) are handled
+there and nowhere else.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from s3free.format.footer import FOOTER_SIZE
 from s3free.format.header import HEADER_SIZE
 from s3free.format.manifest import Manifest
 from s3free.format.record import record_size
-from s3free.storage.layout import manifest_path, part_path
+from s3free.storage.layout import manifest_file as layout_manifest_file
+from s3free.storage.layout import shard_file
 
 
 def is_inline(manifest: Manifest) -> bool:
     """Whether the version's part-1 records live in its manifest files (inline objects)."""
-    return bool(getattr(manifest, "inline", False))
+    return manifest.inline
 
 
 def envelope_length(manifest_file: Path) -> int:
@@ -39,14 +41,13 @@ def shard_location(root: Path, manifest: Manifest, part: int) -> tuple[Path, int
     """(file, offset of record 0) of this disk's shard of `part`: the part file, or, for an
     inline object, the manifest file after its envelope."""
     vhex = manifest.version_id.replace("-", "")
-    if is_inline(manifest):
-        mfile = root / manifest_path(manifest.object_id, vhex)
-        return mfile, envelope_length(mfile)
-    return root / part_path(manifest.object_id, vhex, part), 0
+    path = root / shard_file(manifest.object_id, vhex, part, manifest.inline)
+    return path, envelope_length(path) if manifest.inline else 0
 
 
 def manifest_file(root: Path, manifest: Manifest) -> Path:
-    return root / manifest_path(manifest.object_id, manifest.version_id.replace("-", ""))
+    vhex = manifest.version_id.replace("-", "")
+    return root / layout_manifest_file(manifest.object_id, vhex, manifest.inline)
 
 
 @dataclass(frozen=True)

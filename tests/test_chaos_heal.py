@@ -7,22 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("s3free.heal")  # the heal service is built concurrently (issue 4)
-
 from chaos import engine_scenarios, heal_scenarios, suite
 from chaos.data import FAST
 
-INDEX_BITROT = pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a corrupt LevelDB log is opened without paranoid_checks; "
-    "acknowledged objects vanish from the index (see test_chaos_fast.py)",
-)
-
-SCENARIOS = [
-    pytest.param(s.name, marks=INDEX_BITROT) if s.name == "index-tables-bitrot" else s.name
-    for s in engine_scenarios.SCENARIOS
-    if s.fast
-]
+SCENARIOS = [s.name for s in engine_scenarios.SCENARIOS if s.fast]
 
 
 @pytest.mark.parametrize("name", SCENARIOS)

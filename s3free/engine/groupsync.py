@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from s3free.storage.disk import LocalDisk
 from s3free.storage.diskset import DiskSlot
+from s3free.storage.monitored import MonitoredDisk
 
 
 class GroupSync:
@@ -88,9 +89,12 @@ class Syncer:
 
 
 def _filesystem_key(slot: DiskSlot) -> object:
-    if type(slot.disk) is LocalDisk:
+    disk = slot.disk
+    while isinstance(disk, MonitoredDisk):  # only watches errors: the disk below decides
+        disk = disk.inner
+    if type(disk) is LocalDisk:
         try:
-            return ("fs", os.stat(slot.disk.root).st_dev)
+            return ("fs", os.stat(disk.root).st_dev)
         except OSError:
             pass
     return ("disk", slot.disk_id)

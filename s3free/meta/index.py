@@ -47,7 +47,9 @@ class Index:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self.db = plyvel.DB(str(self.path), create_if_missing=True)
+        # paranoid_checks: a damaged log or table refuses to open (the store then rebuilds the
+        # index from the disks) instead of silently dropping the records it cannot read.
+        self.db = plyvel.DB(str(self.path), create_if_missing=True, paranoid_checks=True)
         self._create_lock = threading.Lock()
 
     def close(self) -> None:

@@ -33,7 +33,13 @@ from pathlib import Path
 from s3free.format.diskformat import DiskFormat
 from s3free.format.errors import FormatError
 from s3free.storage.disk import TMP_DIR
-from s3free.storage.layout import FORMAT_FILE, HEALING_FILE, OBJECTS_DIR, parse_part_name
+from s3free.storage.layout import (
+    FORMAT_FILE,
+    HEALING_FILE,
+    OBJECTS_DIR,
+    parse_inline_name,
+    parse_part_name,
+)
 
 PROBE_BYTES = b"s3free health probe\n"
 
@@ -174,7 +180,7 @@ def remove_tracker(disk) -> None:
 
 @dataclass(frozen=True)
 class ShardCount:
-    shard_files: int  # part.NNNNN files under objects/
+    shard_files: int  # part.NNNNN and inline files under objects/
     manifests: int
     exact: bool  # False: scaled up from the first `prefixes_done` of `prefixes_total` dirs
     prefixes_done: int
@@ -203,6 +209,9 @@ def count_shards(root: Path, budget_s: float = 1.0) -> ShardCount:
                 if name == "manifest":
                     manifests += 1
                 elif parse_part_name(name) is not None:
+                    parts += 1
+                elif parse_inline_name(name) is not None:  # an inline version: both in one
+                    manifests += 1
                     parts += 1
         done += 1
     if done == len(prefixes):

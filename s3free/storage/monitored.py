@@ -68,6 +68,9 @@ class MonitoredDisk:
     def write_file(self, rel: str, data: bytes, sync: bool = True) -> None:
         self._call("write_file", self.inner.write_file, rel, data, sync=sync)
 
+    def create_file(self, rel: str, chunks) -> None:
+        self._call("create_file", self.inner.create_file, rel, chunks)
+
     def sync(self) -> None:
         self._call("sync", self.inner.sync)
 
