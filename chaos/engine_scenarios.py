@@ -143,7 +143,7 @@ def _index(how: str) -> Hook:
     return inject
 
 
-_WRITE_OPS = ("create_temp", "write", "write_file", "commit", "rename", "sync")
+_WRITE_OPS = ("create_temp", "create_file", "write", "write_file", "commit", "rename", "sync")
 
 SCENARIOS: list[EngineScenario] = [
     EngineScenario("bitflips", inject_bitflips),

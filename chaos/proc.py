@@ -4,18 +4,15 @@ client for it (no retries: every error is seen)."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from s3free.bench.spawn import spawn_server
+
 ACCESS_KEY = "CHAOSROOTACCESSKEY01"
 SECRET_KEY = "chaos-root-secret-key-0123456789abcdef"
-READY = re.compile(r"s3free ready: (http://\S+) ")
 
 
 @dataclass
@@ -67,38 +64,14 @@ def disk_args(root: Path, n: int) -> list[str]:
 
 
 def start(root: Path, disks: int, ec: str, block_size: int, timeout: float = 60) -> ServerProcess:
-    cmd = [
-        sys.executable, "-m", "s3free.cli.main", "server", "--data-dir", str(root),
-        *disk_args(root, disks), "--ec", ec, "--listen", "127.0.0.1:0", "--log-level", "warning",
+    args = [
+        "--data-dir", str(root), *disk_args(root, disks), "--ec", ec,
+        "--listen", "127.0.0.1:0", "--log-level", "warning",
     ]  # fmt: skip
     env = {
-        **os.environ,
         "S3FREE_ACCESS_KEY": ACCESS_KEY,
         "S3FREE_SECRET_KEY": SECRET_KEY,
         "S3FREE_BLOCK_SIZE": str(block_size),
     }
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    output: list[str] = []
-    found: list[str] = []
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line)
-            match = READY.search(line)
-            if match and not found:
-                found.append(match.group(1))
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while not found:
-        if proc.poll() is not None:
-            time.sleep(0.2)
-            raise RuntimeError(f"s3free server exited ({proc.returncode}):\n{''.join(output)}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"s3free server not ready in {timeout}s:\n{''.join(output)}")
-        time.sleep(0.05)
-    return ServerProcess(proc, found[0], output)
+    proc, endpoint, output = spawn_server(args, env, timeout)
+    return ServerProcess(proc, endpoint, output)

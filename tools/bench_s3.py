@@ -16,18 +16,16 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 from s3free.bench.s3load import DEFAULT_WORKLOADS, Workload, run_load
+from s3free.bench.spawn import spawn_server
 
 TARGETS = {  # from the S3 API issue, for this 2-core machine
     "get-4KiB": ("ops_per_s", 1500),
@@ -39,30 +37,14 @@ TARGETS = {  # from the S3 API issue, for this 2-core machine
 
 def start_server(root: Path, access: str, secret: str) -> tuple[subprocess.Popen, str]:
     disks = [f"--disk={root / f'disk{i}'}" for i in range(1, 10)]
-    cmd = [sys.executable, "-m", "s3free.cli.main", "server", "--data-dir", str(root),
-           "--listen", "127.0.0.1:0", "--ec", "6+3", "--log-level", "warning", *disks]  # fmt: skip
-    env = {**os.environ, "S3FREE_ACCESS_KEY": access, "S3FREE_SECRET_KEY": secret}
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    found: list[str] = []
-
-    def pump() -> None:
-        for line in proc.stdout:
-            match = re.search(r"s3free ready: (\S+) ", line)
-            if match:
-                found.append(match.group(1))
-            elif not found:
-                sys.stderr.write(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + 60
-    while not found:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("the server did not start")
-        time.sleep(0.05)
-    return proc, found[0]
+    args = ["--data-dir", str(root), "--listen", "127.0.0.1:0", "--ec", "6+3",
+            "--log-level", "warning", *disks]  # fmt: skip
+    env = {"S3FREE_ACCESS_KEY": access, "S3FREE_SECRET_KEY": secret}
+    try:
+        proc, endpoint, _output = spawn_server(args, env)
+    except RuntimeError as exc:
+        raise SystemExit(f"the server did not start: {exc}") from None
+    return proc, endpoint
 
 
 def peak_rss_mib(pid: int) -> float | None:

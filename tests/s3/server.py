@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import subprocess
-import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from s3free.bench.spawn import spawn_server
+
 ACCESS_KEY = "S3FREETESTROOTKEY01"
 SECRET_KEY = "s3free-test-root-secret-key-0123456789"
-READY = re.compile(r"s3free ready: (https?://\S+) ")
 
 
 @dataclass
@@ -62,37 +58,12 @@ def start_server(
     timeout: float = 60,
 ) -> Server:
     data_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "s3free.cli.main", "server", "--data-dir", str(data_dir),
-           "--listen", "127.0.0.1:0", *args]  # fmt: skip
+    cmd = ["--data-dir", str(data_dir), "--listen", "127.0.0.1:0", *args]
     ca = None
     if tls:
         cert, key = make_cert(data_dir)
         cmd += ["--tls-cert", cert, "--tls-key", key]
         ca = cert
-    full_env = {**os.environ, "S3FREE_ACCESS_KEY": ACCESS_KEY, "S3FREE_SECRET_KEY": SECRET_KEY}
-    full_env.update(env or {})
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env
-    )
-    output: list[str] = []
-    found: list[str] = []
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line)
-            match = READY.search(line)
-            if match and not found:
-                found.append(match.group(1))
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while not found:
-        if proc.poll() is not None:
-            time.sleep(0.2)
-            raise RuntimeError(f"s3free server exited ({proc.returncode}):\n{''.join(output)}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"s3free server not ready in {timeout}s:\n{''.join(output)}")
-        time.sleep(0.05)
-    return Server(proc, found[0], data_dir, output=output, ca_file=ca)
+    full_env = {"S3FREE_ACCESS_KEY": ACCESS_KEY, "S3FREE_SECRET_KEY": SECRET_KEY, **(env or {})}
+    proc, endpoint, output = spawn_server(cmd, full_env, timeout)
+    return Server(proc, endpoint, data_dir, output=output, ca_file=ca)
