@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from chaos import healing, suite
+from chaos import suite
 from chaos.report import details, table
 
 
@@ -23,16 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="where temp disks go")
     args = parser.parse_args(argv)
     chosen = args.scenario or [e.name for e in suite.ENTRIES if args.long or e.fast]
-    heal = healing.available()
     print(
         f"chaos: {len(chosen)} scenario(s), {'long' if args.long else 'fast'} profile, "
-        f"seed {args.seed}, heal service {'available' if heal else 'NOT available'}",
+        f"seed {args.seed}",
         flush=True,
     )
     rows = []
     started = time.monotonic()
     for name in chosen:
-        row = suite.run_one(name, long=args.long, seed=args.seed, heal=heal, workdir=args.workdir)
+        row = suite.run_one(name, long=args.long, seed=args.seed, workdir=args.workdir)
         rows.append(row)
         print(f"  {name}: {'PASS' if row.ok else 'FAIL'} ({row.seconds:.1f} s)", flush=True)
     print()

@@ -306,8 +306,6 @@ def by_name(name: str) -> EngineScenario:
     raise KeyError(name)
 
 
-def run(name: str, profile: Profile, seed: int, heal: bool | None = None, workdir=None) -> Row:
+def run(name: str, profile: Profile, seed: int, heal: bool = True, workdir=None) -> Row:
     """Run one engine scenario in its own event loop."""
-    if heal is None:
-        heal = healing.available()
     return asyncio.run(run_scenario(by_name(name), profile, seed, heal, workdir))

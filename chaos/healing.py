@@ -1,22 +1,17 @@
 """One scrub through the heal service (s3free.heal, issue 4), and the health check after it.
 
-The heal service is optional here: `available()` says whether it is importable. Scenarios run
-their read-back checks without it and say "n/a" for detected/repaired; with it they run ONE
-scrub and require every acknowledged object to have all k+m shards healthy again.
+Scenarios run with heal=False do only their read-back checks and say "n/a" for
+detected/repaired; with the heal service they run ONE scrub and require every acknowledged
+object to have all k+m shards healthy again.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 
 from chaos.data import Acks
 
 SCRUB_TIMEOUT_S = 600.0
-
-
-def available() -> bool:
-    return importlib.util.find_spec("s3free.heal") is not None
 
 
 @dataclass

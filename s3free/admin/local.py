@@ -25,10 +25,6 @@ class NotAStore(DiskSetError):
     """The paths given are not the disks of one s3free store."""
 
 
-class HealUnavailable(Exception):
-    """This build has no heal service (s3free.heal)."""
-
-
 def check_paths(paths: list[Path]) -> None:
     """Refuse before opening when no path is a formatted disk: opening would otherwise
     format them all as a brand-new set."""

@@ -110,7 +110,7 @@ async def _backend(opts: dict):
 def _run(what: str, opts: dict, body) -> None:
     """Open the backend, run body(backend, direct) -> exit code, map failures to codes."""
     from s3free.admin.client import AdminError, ConfigError, Unreachable
-    from s3free.admin.local import HealUnavailable, NotAStore
+    from s3free.admin.local import NotAStore
     from s3free.config import ConfigError as SettingsError
     from s3free.errors import DiskSetError, NoSuchBucket, NoSuchKey, StoreInUse
 
@@ -135,8 +135,6 @@ def _run(what: str, opts: dict, body) -> None:
         code = _say(what, f"{exc}; use --endpoint to go through the server", EXIT_IN_USE)
     except (NotAStore, DiskSetError) as exc:
         code = _say(what, str(exc), EXIT_NOT_THIS_STORE)
-    except HealUnavailable as exc:
-        code = _say(what, str(exc), EXIT_NO_HEAL)
     except (NoSuchKey, NoSuchBucket, ValueError) as exc:
         code = _say(what, str(exc), EXIT_FAILED)
     except KeyboardInterrupt:

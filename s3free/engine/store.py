@@ -423,12 +423,15 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         durable, and a torn file fails its own checksums."""
         vhex = manifest.version_id.replace("-", "")
         mpath = manifest_file(manifest.object_id, vhex, manifest.inline)
-        blob = await self._run(manifest.encode)
-        # Journal the version before any manifest of it exists: a crash before the switch
-        # then removes it at start-up instead of leaving it for a rebuild to publish.
-        await self._run(
-            self.index.put_journal, manifest.version_id, _journal(manifest, upload_id=upload_id)
-        )
+
+        def encode_and_journal() -> bytes:
+            # Journal the version before any manifest of it exists: a crash before the switch
+            # then removes it at start-up instead of leaving it for a rebuild to publish.
+            blob = manifest.encode()
+            self.index.put_journal(manifest.version_id, _journal(manifest, upload_id=upload_id))
+            return blob
+
+        blob = await self._run(encode_and_journal)
         targets = [j for j in range(len(placement)) if j not in failed]
         if inline is None:
             results = await self._on_disks(
@@ -463,7 +466,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 raise InsufficientWriteQuorum(
                     f"the manifest reached only {len(placement) - len(failed)} disks"
                 )
-            old = await self._switch(manifest, precondition)
+            old = await self._switch(manifest, blob, precondition)
         except BaseException:
             if undo is not None:
                 await undo()
@@ -487,30 +490,37 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         return ObjectInfo.from_manifest(manifest)
 
     async def _switch(
-        self, manifest: Manifest, precondition: Precondition | None
+        self, manifest: Manifest, blob: bytes, precondition: Precondition | None
     ) -> Manifest | None:
-        """Make manifest the visible version of its key; returns the version it replaced."""
+        """Make manifest (encoded: blob) the visible version of its key; returns the version
+        it replaced."""
         async with (
             self._gates.shared(manifest.bucket),
             self._key_locks.hold((manifest.bucket, manifest.key)),
         ):
             if manifest.bucket not in self._buckets:
                 raise NoSuchBucket(f"bucket {manifest.bucket} was deleted during the write")
-            old = await self._run(self._load_manifest, manifest.bucket, manifest.key)
-            if precondition is not None:
-                precondition(ObjectInfo.from_manifest(old) if old else None)
-            journal: dict[str, dict | None] = {manifest.version_id: None}
-            if old is not None and old.version_id != manifest.version_id:
-                journal[old.version_id] = _journal(old)  # removed by _retire, or at start-up
-            await self._run(
-                lambda: self.index.put_object(
-                    manifest.bucket,
-                    manifest.key,
-                    _listing_entry(manifest),
-                    manifest.encode(),
-                    journal,
+
+            def switch(old: Manifest | None) -> None:
+                journal: dict[str, dict | None] = {manifest.version_id: None}
+                if old is not None and old.version_id != manifest.version_id:
+                    journal[old.version_id] = _journal(old)  # removed by _retire, or at start-up
+                self.index.put_object(
+                    manifest.bucket, manifest.key, _listing_entry(manifest), blob, journal
                 )
-            )
+
+            def load_and_switch() -> Manifest | None:
+                old = self._load_manifest(manifest.bucket, manifest.key)
+                switch(old)
+                return old
+
+            if precondition is None:  # one trip to the pool for the common, unconditional write
+                return await self._run(load_and_switch)
+            # The precondition runs on the loop, between reading the current version and the
+            # switch, both under the key's lock.
+            old = await self._run(self._load_manifest, manifest.bucket, manifest.key)
+            precondition(ObjectInfo.from_manifest(old) if old else None)
+            await self._run(switch, old)
             return old
 
     async def update_object_headers(
