@@ -31,6 +31,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import secrets
 import shutil
 import signal
@@ -94,6 +95,19 @@ class Server:
             self.proc.kill()
             self.proc.wait(10)
         return rss
+
+
+def machine_busy_s() -> float:
+    """CPU-seconds all CPUs of the machine spent busy (not idle or waiting on I/O) so far."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU-seconds of this process and its waited-for children (the servers)."""
+    usages = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usages)
 
 
 def wait_job(admin: AdminClient, job_id: str, timeout: float) -> dict:
@@ -233,6 +247,8 @@ def run(args: argparse.Namespace) -> dict:
         "probe_s": args.probe_s,
         "dataset": {"objects": len(plan), "bytes": data_bytes, "mix": describe_mix(plan)},
     }
+    fig["loadavg_before"] = os.getloadavg()[0]
+    machine0, ours0, wall0 = machine_busy_s(), own_cpu_s(), time.monotonic()
     server = None
     say = print
     try:
@@ -294,6 +310,9 @@ def run(args: argparse.Namespace) -> dict:
         if server is not None:
             server.stop()
         shutil.rmtree(scratch, ignore_errors=True)
+    wall = time.monotonic() - wall0
+    other = machine_busy_s() - machine0 - (own_cpu_s() - ours0)
+    fig["other_cpu"] = {"seconds": other, "share": other / (wall * (os.cpu_count() or 1))}
     check(fig, len(plan))
     report(fig, say)
     return fig
@@ -406,6 +425,9 @@ def report(fig: dict, say) -> None:
     say("  (scrub MB/s: shard bytes verified during the GET window)")
     say(f"server peak RSS: {fig['server_a_rss_mib'] or 0:.0f} MiB (server 1, uncapped), "
         f"{fig['server_b_rss_mib'] or 0:.0f} MiB (server 2, default caps)")  # fmt: skip
+    o = fig["other_cpu"]
+    say(f"other processes used {o['seconds']:.0f} CPU-seconds during the run ({o['share']:.0%} "
+        f"of the machine; load average before: {fig['loadavg_before']:.2f})")  # fmt: skip
     for problem in fig["problems"]:
         say(f"PROBLEM: {problem}")
 
