@@ -50,6 +50,7 @@ from s3free.bench.healkit import (
     GET_SIZE,
     ScrubDriver,
     describe_mix,
+    durable_creates_per_s,
     plan_dataset,
     primitive_rates,
     read_files_rate,
@@ -200,8 +201,12 @@ def heal_wiped_disk(server: Server, root: Path, timeout: float) -> dict:
     pass to its end, then the time until the monitor shows the disk online (not healing)."""
     disk = root / f"disk{WIPED + 1}"
     lost_bytes, lost_files = tree_bytes(disk)
-    shutil.rmtree(disk)
+    # Moved aside in one rename (the server may be creating a probe file in it meanwhile),
+    # then deleted outside the set.
+    gone = root / f"wiped-disk{WIPED + 1}"
+    disk.rename(gone)
     disk.mkdir()
+    shutil.rmtree(gone)
     cpu = server.cpu_s()
     t0 = time.time()
     answer = server.admin.disk_action("replace", str(WIPED))
@@ -265,6 +270,7 @@ def run(args: argparse.Namespace) -> dict:
         cold = read_files_rate(disks, cold=True, budget_s=max(2.0, 60 * args.scale))
         warm = read_files_rate(disks, cold=False, budget_s=max(2.0, 60 * args.scale))
         prims = primitive_rates(K, M, BLOCK, budget)
+        prims["durable_creates"] = durable_creates_per_s(scratch, max(0.5, 2 * args.scale))
         fig["ceilings"] = {"read_cold": cold, "read_warm": warm, **prims,
                            "verify_model_warm": verify_model(prims, warm, K, M),
                            "verify_model_cold": verify_model(prims, cold, K, M)}  # fmt: skip
@@ -356,7 +362,7 @@ def report(fig: dict, say) -> None:
     say(f"dataset: {ds['objects']} objects, {mb(ds['bytes'])} ({ds['mix']})")
     say(f"  {mb(ds['shard_bytes'])} in {ds['files']} files on the disks "
         f"({1 / ratio:.2f}x); written through S3 in {ds['write_s']:.1f} s")  # fmt: skip
-    say("ceilings, one thread                                     MB/s")
+    say(f"{'ceilings, one thread':<62} MB/s")
     for label, value in (
         ("read the shard files, cold (fadvise DONTNEED)", f"{c['read_cold']:,.0f}"),
         ("read the shard files, warm (page cache)", f"{c['read_warm']:,.0f}"),
@@ -365,10 +371,12 @@ def report(fig: dict, say) -> None:
         ("CRC32C of a shard payload", f"{c['crc32c']:,.0f}"),
         (f"RS({K},{M}) encode / decode, a data shard lost (block MB/s)",
          f"{c['rs_encode']:,.0f} / {c['rs_decode_1_lost']:,.0f}"),
+        ("small files made durable (temp, fsync, rename, fsync dir) /s",
+         f"{c['durable_creates']:,.0f}"),
         ("verify model, object data MB/s, warm / cold",
          f"{c['verify_model_warm']:,.0f} / {c['verify_model_cold']:,.0f}"),
     ):  # fmt: skip
-        say(f"  {label:<54} {value}")
+        say(f"  {label:<60} {value}")
     say("1. scrub                    seconds objects  data MB/s shard MB/s files/s server CPU")
     cap_mb, cap_files = DEFAULTS.scrub_rate_mb_s, DEFAULTS.scrub_files_per_s
     p = fig["scrub_capped"]
@@ -390,6 +398,9 @@ def report(fig: dict, say) -> None:
     say(f"  capped: a stretch of a pass; the caps allow its work (bytes / {cap_mb:g} MB/s + files"
         f" / {cap_files:g}/s) {allowed:.1f} s, it took {p['seconds']:.1f} s "
         f"(ratio {p['seconds'] / max(allowed, 1e-9):.2f})")  # fmt: skip
+    full = ds["shard_bytes"] / (cap_mb * 1e6) + ds["objects"] * DISKS / cap_files
+    say(f"  a full pass at the default caps would take about {full:.0f} s "
+        f"({rate(ds['bytes'], full):.1f} MB/s of object data on this mix)")  # fmt: skip
     h, v = fig["heal"], fig["verify_after_heal"]
     j = h["job"]
     say(f"2. heal of a wiped disk: disk{WIPED + 1} ({mb(h['lost_bytes'])}, {h['lost_files']} "

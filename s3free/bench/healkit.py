@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -98,6 +99,34 @@ def read_files_rate(roots: list[Path], *, cold: bool, budget_s: float) -> float:
         if time.perf_counter() > deadline:
             break
     return done / max(time.perf_counter() - started, 1e-9) / 1e6
+
+
+def durable_creates_per_s(directory: Path, budget_s: float) -> float:
+    """Small files made durable per second, one thread, as a repair publishes each manifest
+    copy and shard file: write a temp file, fsync, rename into place, fsync the directory."""
+    work = Path(directory) / "durable-create-probe"
+    work.mkdir()
+    done = 0
+    started = time.perf_counter()
+    try:
+        while done < 2 or (time.perf_counter() - started < budget_s and done < 100_000):
+            temp, final = work / f"{done}.tmp", work / f"{done}"
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, b"m" * 2048)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(temp, final)
+            dfd = os.open(work, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+            done += 1
+        return done / (time.perf_counter() - started)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _rate(fn, nbytes: int, budget_s: float) -> float:
