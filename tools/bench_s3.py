@@ -35,11 +35,15 @@ TARGETS = {  # from the S3 API issue, for this 2-core machine
 }
 
 
-def start_server(root: Path, access: str, secret: str) -> tuple[subprocess.Popen, str]:
+def start_server(
+    root: Path, access: str, secret: str, settings: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """`s3free server` on 127.0.0.1 (a free port), RS(6,3) on root/disk1..9; settings are
+    extra environment variables (S3FREE_<SETTING>)."""
     disks = [f"--disk={root / f'disk{i}'}" for i in range(1, 10)]
     args = ["--data-dir", str(root), "--listen", "127.0.0.1:0", "--ec", "6+3",
             "--log-level", "warning", *disks]  # fmt: skip
-    env = {"S3FREE_ACCESS_KEY": access, "S3FREE_SECRET_KEY": secret}
+    env = {**(settings or {}), "S3FREE_ACCESS_KEY": access, "S3FREE_SECRET_KEY": secret}
     try:
         proc, endpoint, _output = spawn_server(args, env)
     except RuntimeError as exc:
