@@ -26,6 +26,14 @@ Order (and why a reader holding the old manifest, generation g, never gets wrong
 A crash between 2 and 3 leaves shards newer than every manifest: readers reject them, the next
 verify reports them, and the next repair rebuilds them with a still higher generation.
 
+Only shard files that are *missing* (a wiped or replaced disk, a deleted file) and lost or stale
+manifest copies: nothing on disk disagrees with the manifest, so no new generation is needed.
+The missing files are rebuilt with the manifest's own generation (their records are exactly the
+ones the write made: encoding is deterministic), committed the same way, and only the manifest
+copies that are missing, corrupt or stale are written, with the index's current manifest,
+unchanged; the index is not touched. Healing a
+wiped disk so costs two durable files per object on that disk, not one on every disk.
+
 Nothing is written for a version with fewer than k good shards in some block (unrepairable).
 """
 
@@ -200,7 +208,12 @@ async def repair_version(
         why = "; ".join(health.errors) or f"fewer than {health.k} good shards in a block"
         return RepairOutcome("unrepairable", message=f"data left untouched: {why}")
     diskset = store.diskset
-    generation = max(max_generation, manifest.generation) + 1
+    # A new generation only when something on disk disagrees with the manifest (a corrupt or
+    # misplaced shard, or records newer than it): missing files come back as they were.
+    bump = max_generation > manifest.generation or any(
+        s.state in ("corrupt", "misplaced", "stale") for s in health.shards
+    )
+    generation = max(max_generation, manifest.generation) + 1 if bump else manifest.generation
     good = {(s.part, s.shard) for s in health.shards if s.state == "ok"}
     rebuilt: list[tuple[int, int]] = []
     failures: list[str] = []
@@ -234,7 +247,87 @@ async def repair_version(
             failures=failures,
             message="bad shards are on offline disks" if not failures else "",
         )
+    if not bump:
+        return await _restore(store, manifest, health, good, rebuilt, failures)
     return await _publish(store, manifest, good, rebuilt, generation, failures)
+
+
+async def _restore(
+    store: ObjectStore,
+    manifest: Manifest,
+    health: ObjectHealth,
+    good: set[tuple[int, int]],
+    rebuilt: list[tuple[int, int]],
+    failures: list[str],
+) -> RepairOutcome:
+    """Put back lost manifest copies (and an inline file's copy that a header update made
+    outdated) with the index's current manifest, unchanged: see the module docstring."""
+    diskset = store.diskset
+    rebuilt_on = {manifest.placement[j] for _, j in rebuilt}
+    async with store.key_locked(manifest.bucket, manifest.key):
+        current = await store.current_manifest(manifest.bucket, manifest.key)
+        if current is None or current.version_id != manifest.version_id:
+            await _take_back(store, manifest, rebuilt)
+            return RepairOutcome(
+                "superseded", message="the version was replaced or deleted during the repair"
+            )
+        blob = await store._run(current.encode)
+        targets = []
+        for j, disk_id in enumerate(current.placement):
+            slot = diskset.slot_for(disk_id)
+            if slot is None or not slot.online:
+                continue
+            if not all((p.number, j) in good for p in current.parts):
+                continue
+            lost = health.manifests.get(disk_id) in ("missing", "corrupt", "stale")
+            # a rebuilt inline file carries the manifest it was verified against: only a
+            # header update since then makes that copy differ
+            outdated = current.inline and disk_id in rebuilt_on and current != manifest
+            if lost or outdated:
+                targets.append(slot)
+        rel = manifest_file_path(current)
+        written = await _write_copies(store, targets, rel, blob, failures)
+    return RepairOutcome(
+        "partial" if failures else "repaired",
+        shards_rebuilt=len(rebuilt),
+        manifests_written=written,
+        generation=current.generation,
+        failures=failures,
+    )
+
+
+async def _write_copies(
+    store: ObjectStore, slots: list[DiskSlot], rel: str, blob: bytes, failures: list[str]
+) -> int:
+    """Write a manifest copy durably on each disk (keeping an inline file's records); returns
+    how many were written, recording the others in failures."""
+    loop = asyncio.get_running_loop()
+    results = await asyncio.gather(
+        *(
+            loop.run_in_executor(store.executor, rewrite_manifest_copy, s.disk, rel, blob)
+            for s in slots
+        ),
+        return_exceptions=True,
+    )
+    written = 0
+    for slot, outcome in zip(slots, results, strict=True):
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, OSError):
+                raise outcome
+            failures.append(f"manifest on {slot.disk_id}: {outcome}")
+        else:
+            written += 1
+    return written
+
+
+async def _take_back(
+    store: ObjectStore, manifest: Manifest, rebuilt: list[tuple[int, int]]
+) -> None:
+    """Remove the shard files a repair wrote for a version that was replaced meanwhile."""
+    for number, j in rebuilt:
+        slot = store.diskset.slot_for(manifest.placement[j])
+        if slot is not None and slot.online:
+            await store._run(slot.disk.remove, shard_file_path(manifest, number))
 
 
 async def _publish(
@@ -245,23 +338,12 @@ async def _publish(
     generation: int,
     failures: list[str],
 ) -> RepairOutcome:
-    loop = asyncio.get_running_loop()
     diskset = store.diskset
-
-    async def on_disks(slots: list[DiskSlot], fn: Callable[[DiskSlot], object]) -> list:
-        return await asyncio.gather(
-            *(loop.run_in_executor(store.executor, fn, s) for s in slots), return_exceptions=True
-        )
-
     async with store.key_locked(manifest.bucket, manifest.key):
         current = await store.current_manifest(manifest.bucket, manifest.key)
         if current is None or current.version_id != manifest.version_id:
             # Overwritten or deleted meanwhile: that write wins; take back what we added.
-            for number, j in rebuilt:
-                slot = diskset.slot_for(manifest.placement[j])
-                if slot is not None and slot.online:
-                    rel = shard_file_path(manifest, number)
-                    await on_disks([slot], lambda s, r=rel: s.disk.remove(r))
+            await _take_back(store, manifest, rebuilt)
             return RepairOutcome(
                 "superseded", message="the version was replaced or deleted during the repair"
             )
@@ -274,16 +356,7 @@ async def _publish(
                 continue
             if all((p.number, j) in good for p in final.parts):
                 holders.append(slot)
-        rel = manifest_file_path(final)
-        results = await on_disks(holders, lambda s: rewrite_manifest_copy(s.disk, rel, blob))
-        written = 0
-        for slot, outcome in zip(holders, results, strict=True):
-            if isinstance(outcome, BaseException):
-                if not isinstance(outcome, OSError):
-                    raise outcome
-                failures.append(f"manifest on {slot.disk_id}: {outcome}")
-            else:
-                written += 1
+        written = await _write_copies(store, holders, manifest_file_path(final), blob, failures)
         if written == 0:
             raise OSError(f"{manifest.bucket}/{manifest.key}: no manifest copy could be written")
         await store.index_repaired(final)
