@@ -167,7 +167,7 @@ def _emit(opts: dict, doc: dict, text: list[str]) -> None:
 
 @click.group()
 def disk() -> None:
-    """Disk status, scrub, repair, verify and replacement.
+    """Disk status, scrub, repair, verify, replacement and header-only recovery.
 
     Against a running server (--endpoint, root credentials from S3FREE_ACCESS_KEY and
     S3FREE_SECRET_KEY) or directly on the disks when no server holds them (--disk PATH
@@ -309,6 +309,35 @@ def replace(which, wait, timeout, **opts) -> None:
         return 0 if answer["disk"]["state"] != "offline" else EXIT_FAILED
 
     _run("replace", opts, body)
+
+
+@disk.command()
+@_target
+def recover(**opts) -> None:
+    """Restore versions whose every manifest copy is lost, from their shard headers, as
+    lost+found/<object id>/<version id> (spec 13, rule 5). Only on the disks of a stopped
+    store: the shards carry no key, and only an operator knows they are not the leftovers of
+    writes that crashed before they were acknowledged."""
+
+    if opts["endpoint"] or not (opts["disks"] or opts["config_file"] or opts["data_dir"]):
+        sys.exit(
+            _say(
+                "recover",
+                "runs on the disks of a stopped store: stop the server, then give --data-dir, "
+                "--config or --disk ... --meta-dir",
+                EXIT_USAGE,
+            )
+        )
+
+    async def body(backend, direct) -> int:
+        report = await backend.store.recover_headerless()
+        doc = {"restored": report.from_headers, "problems": list(report.unreadable)}
+        lines = [f"restored {report.from_headers} version(s) into lost+found/"]
+        lines += [f"  not restored: {why}" for why in report.unreadable]
+        _emit(opts, doc, lines)
+        return EXIT_FAILED if report.unreadable else 0
+
+    _run("recover", opts, body)
 
 
 @disk.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
