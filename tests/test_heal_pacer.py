@@ -53,3 +53,27 @@ def test_no_caps_never_sleep_and_a_new_rate_applies_at_once():
         await asyncio.wait_for(task, 5)
 
     run(main())
+
+
+def test_asking_for_a_scrub_again_changes_the_rate_of_the_one_under_way(tmp_path):
+    from s3free.heal import HealService
+    from tests.heal_support import config, new_store, put
+
+    async def main():
+        store = await new_store(tmp_path)
+        heal = HealService(store, config(scrub_rate_mb_s=0.01))  # 10 kB/s: minutes of work
+        try:
+            for i in range(4):
+                await put(store, f"k{i}", 200_000)
+            job = heal.start_scrub()
+            await asyncio.sleep(0.2)
+            assert heal.job(job.id).state == "running"
+            again = heal.start_scrub(rate_mb_s=0)  # lifted: the same pass, now uncapped
+            assert again.id == job.id
+            done = await heal.wait(job.id, timeout=30)
+            assert done.state == "done" and done.objects_checked == 4
+        finally:
+            await heal.stop()
+            await store.close()
+
+    run(main())

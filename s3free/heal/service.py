@@ -316,9 +316,14 @@ class HealService:
     ) -> Job:
         """A pass over every object (or one bucket's): verify, repair, and (unscoped) collect
         orphans and record a resumable checkpoint. A scrub already running is returned
-        instead of starting a second one."""
+        instead of starting a second one, its byte rate changed to rate_mb_s if given (so
+        `s3free disk scrub --rate` adjusts a pass under way, without a restart)."""
         if self._scrub_id is not None and self._jobs[self._scrub_id].state == "running":
-            return self._jobs[self._scrub_id]
+            running = self._jobs[self._scrub_id]
+            pacer = self._pacers.get(running.id)
+            if rate_mb_s is not None and pacer is not None:
+                pacer.set_rate(rate_mb_s=rate_mb_s)
+            return running
         pacer = Pacer(
             self.config.scrub_rate_mb_s if rate_mb_s is None else rate_mb_s,
             self.config.scrub_files_per_s,
