@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.s3.cli_support import root_env, s3free_cli
 from tests.s3.conftest import make_client
 from tests.s3.server import start_server
 
@@ -20,17 +20,11 @@ BUCKET = "healme"
 
 
 def env_for(srv) -> dict[str, str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3FREE_", "AWS_"))}
-    return {**env, "S3FREE_ACCESS_KEY": srv.access_key, "S3FREE_SECRET_KEY": srv.secret_key}
+    return root_env(srv)
 
 
 def disk(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "s3free.cli.main", "disk", *args],
-        capture_output=True, text=True, env=env, timeout=timeout,
-    )  # fmt: skip
+    return s3free_cli("disk", *args, env=env, timeout=timeout)
 
 
 def shards_of(data: Path, key_dir_glob: str = "*") -> list[Path]:

@@ -81,6 +81,12 @@ class RepairOutcome:
     message: str = ""
 
 
+def _superseded() -> RepairOutcome:
+    return RepairOutcome(
+        "superseded", message="the version was replaced or deleted during the repair"
+    )
+
+
 class PartRebuilder:
     """Rebuilds some shard indices of one part into temp files; blocking, for the pool."""
 
@@ -265,12 +271,9 @@ async def _restore(
     diskset = store.diskset
     rebuilt_on = {manifest.placement[j] for _, j in rebuilt}
     async with store.key_locked(manifest.bucket, manifest.key):
-        current = await store.current_manifest(manifest.bucket, manifest.key)
-        if current is None or current.version_id != manifest.version_id:
-            await _take_back(store, manifest, rebuilt)
-            return RepairOutcome(
-                "superseded", message="the version was replaced or deleted during the repair"
-            )
+        current = await _still_current(store, manifest, rebuilt)
+        if current is None:
+            return _superseded()
         blob = await store._run(current.encode)
         targets = []
         for j, disk_id in enumerate(current.placement):
@@ -320,14 +323,20 @@ async def _write_copies(
     return written
 
 
-async def _take_back(
+async def _still_current(
     store: ObjectStore, manifest: Manifest, rebuilt: list[tuple[int, int]]
-) -> None:
-    """Remove the shard files a repair wrote for a version that was replaced meanwhile."""
+) -> Manifest | None:
+    """Under the key's lock: the index's manifest if it is still the repaired version's;
+    else None, once the shard files the repair wrote are removed (an overwrite or delete
+    meanwhile wins)."""
+    current = await store.current_manifest(manifest.bucket, manifest.key)
+    if current is not None and current.version_id == manifest.version_id:
+        return current
     for number, j in rebuilt:
         slot = store.diskset.slot_for(manifest.placement[j])
         if slot is not None and slot.online:
             await store._run(slot.disk.remove, shard_file_path(manifest, number))
+    return None
 
 
 async def _publish(
@@ -340,13 +349,9 @@ async def _publish(
 ) -> RepairOutcome:
     diskset = store.diskset
     async with store.key_locked(manifest.bucket, manifest.key):
-        current = await store.current_manifest(manifest.bucket, manifest.key)
-        if current is None or current.version_id != manifest.version_id:
-            # Overwritten or deleted meanwhile: that write wins; take back what we added.
-            await _take_back(store, manifest, rebuilt)
-            return RepairOutcome(
-                "superseded", message="the version was replaced or deleted during the repair"
-            )
+        current = await _still_current(store, manifest, rebuilt)
+        if current is None:
+            return _superseded()
         final = replace(current, generation=max(current.generation + 1, generation))
         blob = await store._run(final.encode)
         holders = []

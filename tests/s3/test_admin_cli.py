@@ -13,11 +13,11 @@ import json
 import os
 import socket
 import subprocess
-import sys
 
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.s3.cli_support import admin, base_env, root_env
 from tests.s3.conftest import make_client
 
 _ids = itertools.count()
@@ -25,28 +25,6 @@ _ids = itertools.count()
 
 def unique(prefix: str) -> str:
     return f"{prefix}{os.getpid()}x{next(_ids)}"
-
-
-def base_env() -> dict[str, str]:
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("S3FREE_", "AWS_")) and "PROXY" not in k.upper()
-    }
-
-
-def root_env(srv) -> dict[str, str]:
-    return {**base_env(), "S3FREE_ACCESS_KEY": srv.access_key, "S3FREE_SECRET_KEY": srv.secret_key}
-
-
-def admin(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "s3free.cli.main", "admin", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
 
 
 def at(srv) -> list[str]:

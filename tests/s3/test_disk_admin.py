@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,35 +18,12 @@ import pytest
 from s3free.admin.client import AdminClient, AdminError
 from s3free.format.diskformat import DiskFormat
 from s3free.storage.layout import FORMAT_FILE, HEALING_FILE
+from tests.s3.cli_support import base_env, disk, root_env
 from tests.s3.conftest import make_client
 from tests.s3.server import start_server
 from tests.s3.users_support import new_user
 
 FAST = {"S3FREE_DISK_PROBE_S": "0.1"}
-
-
-def base_env() -> dict[str, str]:
-    import os
-
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("S3FREE_", "AWS_")) and "PROXY" not in k.upper()
-    }
-
-
-def root_env(srv) -> dict[str, str]:
-    return {**base_env(), "S3FREE_ACCESS_KEY": srv.access_key, "S3FREE_SECRET_KEY": srv.secret_key}
-
-
-def disk(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "s3free.cli.main", "disk", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
 
 
 def status_json(srv) -> dict:
