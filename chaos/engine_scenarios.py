@@ -24,7 +24,7 @@ from pathlib import Path
 from chaos import healing
 from chaos.data import Profile, Version, dataset
 from chaos.faults import corrupt_index, delete_index, wipe_disk
-from chaos.report import Row
+from chaos.report import Row, finish
 from chaos.rig import BUCKET, Rig
 from chaos.verify import inventory, removed_unexpectedly, verify_engine
 from s3free.engine.diskmonitor import DiskMonitor
@@ -244,12 +244,7 @@ async def run_scenario(
         await _flow(rig, scenario, row, heal)
     finally:
         await rig.close()
-        row.seconds = time.monotonic() - started
-        row.faults, row.fault_kinds = rig.log.total, rig.log.summary()
-        if row.ok:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            row.notes.append(f"disks kept for inspection in {root}")
+        finish(row, root, started, rig.log)
     return row
 
 

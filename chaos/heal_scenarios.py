@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 from chaos import healing
 from chaos.data import Profile, dataset
 from chaos.faults import wipe_disk
-from chaos.report import Row
+from chaos.report import Row, finish
 from chaos.rig import BUCKET, Rig
 from chaos.verify import verify_engine
 
@@ -90,12 +89,7 @@ def sigkill_scrub(profile: Profile, seed: int, workdir: Path | None = None) -> R
             rig.log.add("sigkill-during-repair", killed_at)
         asyncio.run(_check_after(rig, row))
     finally:
-        row.seconds = time.monotonic() - started
-        row.faults, row.fault_kinds = rig.log.total, rig.log.summary()
-        if row.ok:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            row.notes.append(f"disks kept for inspection in {root}")
+        finish(row, root, started, rig.log)
     return row
 
 
@@ -172,10 +166,5 @@ def load_during_heal(
     try:
         asyncio.run(_load_flow(rig, row, ops, seconds))
     finally:
-        row.seconds = time.monotonic() - started
-        row.faults, row.fault_kinds = rig.log.total, rig.log.summary()
-        if row.ok:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            row.notes.append(f"disks kept for inspection in {root}")
+        finish(row, root, started, rig.log)
     return row

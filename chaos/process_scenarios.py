@@ -7,7 +7,6 @@ absent or complete, never anything else; nothing never written is listed; no tem
 from __future__ import annotations
 
 import random
-import shutil
 import tempfile
 import threading
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from chaos.data import MIB, Acks, Profile, Version
 from chaos.proc import ServerProcess, start
-from chaos.report import Row
+from chaos.report import Row, finish
 from chaos.verify import Verdict, verify_s3
 
 BUCKET = "chaos"
@@ -165,9 +164,8 @@ def sigkill_put(profile: Profile, seed: int, rounds: int, workdir: Path | None =
         row.detected = inflight_at_kill
     finally:
         server.kill()
-        row.seconds = time.monotonic() - started
         row.fault_kinds = f"{row.faults} SIGKILL during PUT"
-        _cleanup(root, row)
+        finish(row, root, started)
     return row
 
 
@@ -230,14 +228,6 @@ def sigkill_complete(profile: Profile, seed: int, rounds: int, workdir: Path | N
         row.notes.append(f"{visible} completes survived the kill, {retried} were retried")
     finally:
         server.kill()
-        row.seconds = time.monotonic() - started
         row.fault_kinds = f"{row.faults} SIGKILL during CompleteMultipartUpload"
-        _cleanup(root, row)
+        finish(row, root, started)
     return row
-
-
-def _cleanup(root: Path, row: Row) -> None:
-    if row.ok:
-        shutil.rmtree(root, ignore_errors=True)
-    else:
-        row.notes.append(f"disks kept for inspection in {root}")

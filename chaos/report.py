@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chaos.faults import FaultLog
 
 
 @dataclass
@@ -25,6 +32,18 @@ class Row:
         shown = "\n  ".join(self.problems[:20])
         more = f"\n  ... and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
         return f"{self.scenario}: {len(self.problems)} problem(s)\n  {shown}{more}"
+
+
+def finish(row: Row, root: Path, started: float, log: FaultLog | None = None) -> None:
+    """End a scenario's row: its time, the faults its log recorded, and its disks removed when
+    it passed or kept (and named) for inspection when it did not."""
+    row.seconds = time.monotonic() - started
+    if log is not None:
+        row.faults, row.fault_kinds = log.total, log.summary()
+    if row.ok:
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        row.notes.append(f"disks kept for inspection in {root}")
 
 
 HEAD = ("scenario", "faults", "detected", "repaired", "bytes verified", "secs", "result")

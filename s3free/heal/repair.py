@@ -276,12 +276,8 @@ async def _restore(
             return _superseded()
         blob = await store._run(current.encode)
         targets = []
-        for j, disk_id in enumerate(current.placement):
-            slot = diskset.slot_for(disk_id)
-            if slot is None or not slot.online:
-                continue
-            if not all((p.number, j) in good for p in current.parts):
-                continue
+        for slot in _holders(diskset, current, good):
+            disk_id = slot.disk_id
             lost = health.manifests.get(disk_id) in ("missing", "corrupt", "stale")
             # a rebuilt inline file carries the manifest it was verified against: only a
             # header update since then makes that copy differ
@@ -297,6 +293,17 @@ async def _restore(
         generation=current.generation,
         failures=failures,
     )
+
+
+def _holders(diskset: DiskSet, manifest: Manifest, good: set[tuple[int, int]]) -> list[DiskSlot]:
+    """The online placement disks holding a good shard of every part: those that may carry a
+    manifest copy (a copy is a claim that its disk's shards are there)."""
+    out = []
+    for j, disk_id in enumerate(manifest.placement):
+        slot = diskset.slot_for(disk_id)
+        if slot is not None and slot.online and all((p.number, j) in good for p in manifest.parts):
+            out.append(slot)
+    return out
 
 
 async def _write_copies(
@@ -354,13 +361,7 @@ async def _publish(
             return _superseded()
         final = replace(current, generation=max(current.generation + 1, generation))
         blob = await store._run(final.encode)
-        holders = []
-        for j, disk_id in enumerate(final.placement):
-            slot = diskset.slot_for(disk_id)
-            if slot is None or not slot.online:
-                continue
-            if all((p.number, j) in good for p in final.parts):
-                holders.append(slot)
+        holders = _holders(diskset, final, good)
         written = await _write_copies(store, holders, manifest_file_path(final), blob, failures)
         if written == 0:
             raise OSError(f"{manifest.bucket}/{manifest.key}: no manifest copy could be written")
