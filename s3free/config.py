@@ -41,6 +41,12 @@ class Config:
     scrub_files_per_s: float = 200.0  # ...and shard files opened per second (0: no cap)
     scrub_interval_s: float = 7 * 86400.0  # a full scrub pass this often (0: only on demand)
     orphan_grace_s: float = 3600.0  # unreferenced files younger than this are never collected
+    log_format: str = "text"  # text or json (one JSON object per line)
+    access_log: bool = True  # one line per S3 request (method, path, status, bytes, time)
+    otlp_endpoint: str | None = None  # OTLP/HTTP traces endpoint; tracing is off when unset
+    trace_sample_ratio: float = 1.0  # fraction of requests traced when tracing is on
+    metrics_token: str | None = None  # when set, /metrics needs "Authorization: Bearer TOKEN"
+    requests_max: int = 0  # S3 requests handled at once; more get 503 SlowDown (0: no limit)
 
     # -- derived -------------------------------------------------------------------------
 
@@ -94,6 +100,17 @@ class Config:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ConfigError(f"{name}: {value} must be {low:g}..{high:g} {unit}")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format: {self.log_format!r} must be text or json")
+        if self.otlp_endpoint is not None and not re.fullmatch(
+            r"https?://[^\s/]+(/\S*)?", self.otlp_endpoint
+        ):
+            raise ConfigError(
+                f"otlp_endpoint: {self.otlp_endpoint!r} is not an http(s):// URL "
+                "(for example http://127.0.0.1:4318)"
+            )
+        if not 0 <= self.requests_max <= 1_000_000:
+            raise ConfigError(f"requests_max: {self.requests_max} must be 0..1000000 (0: no limit)")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(
                 f"log_level: {self.log_level!r} must be debug, info, warning or error"
@@ -108,7 +125,12 @@ _FLOAT_RANGES = {
     "scrub_files_per_s": (0, 1_000_000, "files/s"),
     "scrub_interval_s": (0, 365 * 86400, "seconds"),
     "orphan_grace_s": (60, 365 * 86400, "seconds"),
+    "trace_sample_ratio": (0, 1, "(a fraction)"),
 }
+_INT_KEYS = {"block_size": "bytes", "requests_max": "requests"}
+_BOOL_KEYS = {"access_log"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -118,11 +140,22 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"disks: must be a list of paths, got {value!r}")
         return list(value)
-    if name == "block_size":
+    if name in _INT_KEYS:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name}: {value!r} is not a whole number of {_INT_KEYS[name]}")
         try:
             return int(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"block_size: {value!r} is not a whole number of bytes") from None
+            raise ConfigError(
+                f"{name}: {value!r} is not a whole number of {_INT_KEYS[name]}"
+            ) from None
+    if name in _BOOL_KEYS:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ConfigError(f"{name}: {value!r} must be true or false")
     if name in _FLOAT_RANGES:
         try:
             return float(value)
