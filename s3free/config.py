@@ -1,14 +1,18 @@
 """One typed configuration object for the server, from flags, environment and a YAML file.
 
-Precedence: flag > environment (S3FREE_<KEY>, upper case) > file (--config) > default.
+Precedence: flag > environment (S3FREE_<KEY>, upper case) > file (--config) > default. The
+object remembers where each value came from (`sources`) so `s3free admin config show` can say.
 Unknown keys in the file are an error, and every value is checked with a message that names
-the key, the value and what is allowed.
+the key, the value and what is allowed. Secrets (`SECRETS`) are never printed or logged: not in
+messages, not in `repr`, not by `describe`.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ import yaml
 
 DEFAULT_DATA_DIR = "s3free-data"
 DEFAULT_DISKS = 4  # the embedded default: four directories, RS(2,2)
+_NOT_A_KEY = {"setting": False}  # metadata of Config fields that are not settings
 
 
 class ConfigError(ValueError):
@@ -45,8 +50,16 @@ class Config:
     access_log: bool = True  # one line per S3 request (method, path, status, bytes, time)
     otlp_endpoint: str | None = None  # OTLP/HTTP traces endpoint; tracing is off when unset
     trace_sample_ratio: float = 1.0  # fraction of requests traced when tracing is on
-    metrics_token: str | None = None  # when set, /metrics needs "Authorization: Bearer TOKEN"
+    metrics_token: str | None = field(default=None, repr=False)  # /metrics wants this Bearer
     requests_max: int = 0  # S3 requests handled at once; more get 503 SlowDown (0: no limit)
+    io_threads: int = 32  # the engine's thread pool (hashing, coding, file I/O)
+    access_key: str | None = None  # root user; generated into data_dir when both are unset
+    secret_key: str | None = field(default=None, repr=False)
+    # -- not settings: where each value came from, and how to load the same way again -------
+    sources: dict[str, str] = field(default_factory=dict, repr=False, metadata=_NOT_A_KEY)
+    file: str | None = field(default=None, repr=False, metadata=_NOT_A_KEY)
+    flags: dict[str, Any] = field(default_factory=dict, repr=False, metadata=_NOT_A_KEY)
+    warnings: list[str] = field(default_factory=list, repr=False, metadata=_NOT_A_KEY)
 
     # -- derived -------------------------------------------------------------------------
 
@@ -72,13 +85,44 @@ class Config:
         k, m = self.ec.split("+")
         return int(k), int(m)
 
+    def settings(self) -> dict[str, Any]:
+        """Every setting's effective value (secrets included: never print this whole)."""
+        return {name: getattr(self, name) for name in KEYS}
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every setting, its value (secrets masked), where it came from, and whether a
+        SIGHUP reload applies it: what `admin config show` prints."""
+        return [
+            {
+                "key": name,
+                "value": shown(name, getattr(self, name)),
+                "source": self.sources.get(name, "default"),
+                "reload": "live" if name in LIVE_KEYS else "restart",
+                "secret": name in SECRETS,
+            }
+            for name in KEYS
+        ]
+
     def validate(self) -> None:
+        if not self.data_dir:
+            raise ConfigError("data_dir: must not be empty")
+        if any(not d for d in self.disks):
+            raise ConfigError(f"disks: {self.disks!r} has an empty path")
+        if self.disks and len(self.disks) < 3:
+            raise ConfigError(
+                f"disks: {len(self.disks)} given, at least 3 are needed (losing one must lose "
+                "nothing); on one physical disk give three or more directories"
+            )
         if self.ec is not None and not re.fullmatch(r"\d{1,3}\+\d{1,3}", self.ec):
             raise ConfigError(f"ec: {self.ec!r} is not K+M (for example 6+3)")
         if self.ec is not None:
             k, m = self.k_m  # type: ignore[misc]
             if k < 1 or m < 1:
                 raise ConfigError(f"ec: {self.ec!r} must have K >= 1 and M >= 1")
+            if k + m > len(self.disk_paths):
+                raise ConfigError(
+                    f"ec: {self.ec!r} needs {k + m} disks, disks gives {len(self.disk_paths)}"
+                )
         match = re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})", self.listen)
         if not match or not 0 <= int(match.group(2)) < 65536:
             raise ConfigError(
@@ -111,13 +155,47 @@ class Config:
             )
         if not 0 <= self.requests_max <= 1_000_000:
             raise ConfigError(f"requests_max: {self.requests_max} must be 0..1000000 (0: no limit)")
+        if not 1 <= self.io_threads <= 1024:
+            raise ConfigError(f"io_threads: {self.io_threads} must be 1..1024 threads")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(
                 f"log_level: {self.log_level!r} must be debug, info, warning or error"
             )
+        # Secrets: the messages never show the value.
+        if self.metrics_token is not None and not re.fullmatch(
+            r"[\x21-\x7e]{1,1024}", self.metrics_token
+        ):
+            raise ConfigError(
+                "metrics_token: (value hidden) must be 1-1024 visible ASCII characters, no spaces"
+            )
+        if bool(self.access_key) != bool(self.secret_key):
+            raise ConfigError("access_key and secret_key: give both or neither")
+        if self.access_key and not re.fullmatch(r"[A-Za-z0-9_.~+=-]{3,128}", self.access_key):
+            raise ConfigError(
+                f"access_key: {self.access_key!r} must be 3-128 characters of A-Z a-z 0-9 _.~+=-"
+            )
+        if self.secret_key and not 8 <= len(self.secret_key) <= 128:
+            raise ConfigError("secret_key: (value hidden) must be 8-128 characters")
 
 
-_KEYS = {f.name for f in fields(Config)}
+KEYS = tuple(f.name for f in fields(Config) if f.metadata.get("setting", True))
+_KEYS = set(KEYS)
+# Never printed, logged or given as a flag (a flag shows in `ps`): environment or file only.
+SECRETS = frozenset({"metrics_token", "secret_key"})
+# What a SIGHUP reload applies to the running server (s3free/reload.py); the rest needs a restart.
+LIVE_KEYS = frozenset(
+    {
+        "log_level",
+        "access_log",
+        "requests_max",
+        "scrub_rate_mb_s",
+        "scrub_files_per_s",
+        "scrub_interval_s",
+        "orphan_grace_s",
+    }
+)
+# S3FREE_* variables that are read elsewhere and are not settings (not warned about).
+OTHER_ENV = frozenset({"S3FREE_NO_ISAL"})
 # Numeric settings: allowed range and unit, for validation and messages.
 _FLOAT_RANGES = {
     "disk_probe_s": (0.01, 3600, "seconds"),
@@ -127,13 +205,22 @@ _FLOAT_RANGES = {
     "orphan_grace_s": (60, 365 * 86400, "seconds"),
     "trace_sample_ratio": (0, 1, "(a fraction)"),
 }
-_INT_KEYS = {"block_size": "bytes", "requests_max": "requests"}
+_INT_KEYS = {"block_size": "bytes", "requests_max": "requests", "io_threads": "threads"}
 _BOOL_KEYS = {"access_log"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+MASK = "********"
+
+
+def shown(name: str, value: Any) -> Any:
+    """The value as it may be printed: a secret that is set becomes MASK."""
+    if name in SECRETS and value is not None:
+        return MASK
+    return value
 
 
 def _coerce(name: str, value: Any) -> Any:
+    said = "(value hidden)" if name in SECRETS else repr(value)
     if name == "disks":
         if isinstance(value, str):
             return [p for p in value.split(",") if p]
@@ -141,62 +228,116 @@ def _coerce(name: str, value: Any) -> Any:
             raise ConfigError(f"disks: must be a list of paths, got {value!r}")
         return list(value)
     if name in _INT_KEYS:
-        if isinstance(value, bool):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int | str):
             raise ConfigError(f"{name}: {value!r} is not a whole number of {_INT_KEYS[name]}")
         try:
             return int(value)
-        except (TypeError, ValueError):
+        except ValueError:
             raise ConfigError(
                 f"{name}: {value!r} is not a whole number of {_INT_KEYS[name]}"
             ) from None
     if name in _BOOL_KEYS:
         if isinstance(value, bool):
             return value
-        text = str(value).strip().lower()
+        text = str(value).strip().lower() if isinstance(value, str | int) else ""
         if text in _TRUE or text in _FALSE:
             return text in _TRUE
         raise ConfigError(f"{name}: {value!r} must be true or false")
     if name in _FLOAT_RANGES:
+        unit = _FLOAT_RANGES[name][2]
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"{name}: {value!r} is not a number ({unit})")
         try:
             return float(value)
-        except (TypeError, ValueError):
-            unit = _FLOAT_RANGES[name][2]
+        except ValueError:
             raise ConfigError(f"{name}: {value!r} is not a number ({unit})") from None
     if value is not None and not isinstance(value, str):
         if name == "ec" and isinstance(value, int | float):
             raise ConfigError(f'ec: write it as a quoted string, e.g. "6+3" (got {value!r})')
+        if isinstance(value, list | dict | bool):
+            raise ConfigError(f"{name}: {said} must be a single text value")
         value = str(value)
     return value
 
 
-def load(file: str | None, flags: dict[str, Any], env: dict[str, str] | None = None) -> Config:
-    """Merge default < file < environment < flags (flags that are None are not given)."""
+def _read_file(file: str) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(Path(file).read_text())
+    except OSError as exc:
+        raise ConfigError(f"--config {file}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config {file}: not valid YAML: {exc}") from None
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--config {file}: the top level must be a mapping of settings")
+    unknown = sorted(str(k) for k in set(raw) - _KEYS)
+    if unknown:
+        hints = [_hint(k) for k in unknown]
+        raise ConfigError(
+            f"--config {file}: unknown setting(s) {', '.join(unknown)}"
+            f"{''.join(h for h in hints if h)}; known: {', '.join(KEYS)}"
+        )
+    return raw
+
+
+def _hint(name: str) -> str:
+    close = difflib.get_close_matches(name.lower(), KEYS, n=1)
+    return f" ({name}: did you mean {close[0]}?)" if close else ""
+
+
+def load(
+    file: str | None, flags: Mapping[str, Any], env: Mapping[str, str] | None = None
+) -> Config:
+    """Merge default < file < environment < flags (flags that are None are not given).
+
+    Unknown keys in the file are an error: the file is the server's own, so a typo there is
+    a mistake to stop on. Unknown S3FREE_* environment variables only warn (`warnings`): the
+    environment is shared with the CLI and other tools, and a variable meant for something
+    else must not stop a server."""
     env = os.environ if env is None else env
     merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    warnings: list[str] = []
     if file:
-        try:
-            raw = yaml.safe_load(Path(file).read_text())
-        except OSError as exc:
-            raise ConfigError(f"--config {file}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--config {file}: not valid YAML: {exc}") from None
-        raw = raw or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"--config {file}: the top level must be a mapping of settings")
-        unknown = sorted(set(raw) - _KEYS)
-        if unknown:
-            raise ConfigError(
-                f"--config {file}: unknown setting(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(_KEYS))}"
-            )
-        merged.update({k: _coerce(k, v) for k, v in raw.items()})
-    for name in _KEYS:
+        raw = _read_file(file)
+        for k, v in raw.items():
+            merged[k] = _coerce(k, v)
+            sources[k] = "file"
+        if SECRETS & {k for k, v in raw.items() if v is not None}:
+            try:
+                if Path(file).stat().st_mode & 0o077:
+                    warnings.append(
+                        f"--config {file} holds a secret and other users may read it "
+                        f"(chmod 600 {file})"
+                    )
+            except OSError:
+                pass
+    for name in KEYS:
         value = env.get(f"S3FREE_{name.upper()}")
         if value is not None and value != "":
             merged[name] = _coerce(name, value)
+            sources[name] = "env"
+    for var in sorted(env):
+        name = var[len("S3FREE_") :].lower()
+        if var.startswith("S3FREE_") and var not in OTHER_ENV and name not in _KEYS:
+            warnings.append(f"environment: {var} is not a setting, ignored{_hint(name)}")
+    given: dict[str, Any] = {}
     for name, value in flags.items():
         if value is not None and value != () and value != []:
+            if name not in _KEYS:
+                raise ConfigError(f"--{name.replace('_', '-')}: not a setting")
+            given[name] = value
             merged[name] = _coerce(name, list(value) if isinstance(value, tuple) else value)
+            sources[name] = "flag"
     config = Config(**merged)
+    config.sources = {name: sources.get(name, "default") for name in KEYS}
+    config.file, config.flags, config.warnings = file, given, warnings
     config.validate()
     return config
+
+
+def reload(config: Config, env: Mapping[str, str] | None = None) -> Config:
+    """Load again the way `config` was loaded: the same file and flags, the environment now."""
+    return load(config.file, config.flags, env)

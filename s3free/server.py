@@ -1,6 +1,7 @@
 """Running the server: open the store and users, serve the S3 API, shut down cleanly.
 
-Root credentials come from S3FREE_ACCESS_KEY / S3FREE_SECRET_KEY; when those are unset, a pair
+Root credentials come from the access_key / secret_key settings (S3FREE_ACCESS_KEY /
+S3FREE_SECRET_KEY, or the config file); when those are unset, a pair
 is generated once, kept in <data dir>/credentials.json (mode 0600) and printed at start-up.
 The server never runs without credentials.
 """
@@ -26,6 +27,8 @@ from s3free.engine import ObjectStore
 from s3free.engine.diskmonitor import DiskMonitor, MonitorConfig
 from s3free.heal import HealConfig, HealService, attach
 from s3free.meta.users import ROOT_USER, User, UserStore
+from s3free.reload import Reloader
+from s3free.reload import install as install_live
 from s3free.s3.app import INFLIGHT, Settings, make_app
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,8 @@ class RootCredentials:
 
 def root_credentials(config: Config, env: dict[str, str] | None = None) -> RootCredentials:
     env = os.environ if env is None else env
-    access, secret = env.get("S3FREE_ACCESS_KEY"), env.get("S3FREE_SECRET_KEY")
+    access = config.access_key or env.get("S3FREE_ACCESS_KEY")
+    secret = config.secret_key or env.get("S3FREE_SECRET_KEY")
     if access and secret:
         return RootCredentials(access, secret, False)
     if access or secret:
@@ -98,6 +102,7 @@ async def start(config: Config, creds: RootCredentials) -> Running:
         k=k_m[0] if k_m else None,
         m=k_m[1] if k_m else None,
         block_size=config.block_size,
+        io_threads=config.io_threads,
     )
     monitor: DiskMonitor | None = None
     heal = None
@@ -114,6 +119,7 @@ async def start(config: Config, creds: RootCredentials) -> Running:
         )
         await users.load()
         app = make_app(store, users, Settings(region=config.region, domain=config.domain))
+        install_live(app, config)  # live settings, request limit (s3free/reload.py)
         app[DISKS] = monitor
         if heal is not None:
             app[HEAL] = heal
@@ -157,6 +163,8 @@ def serve(config: Config) -> None:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for warning in config.warnings:
+        log.warning("%s", warning)
     creds = root_credentials(config)
     if creds.generated:
         print(
@@ -174,6 +182,7 @@ async def _serve(config: Config, creds: RootCredentials) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, Reloader(running.runner.app, running.heal).reload)
     ds = running.store.diskset
     online = len(ds.online_slots())
     print(

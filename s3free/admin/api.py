@@ -6,6 +6,8 @@ JSON in and out; errors are {"error": CODE, "message": TEXT} with a fitting HTTP
     GET    /_s3free/admin/v1/users            -> {"users": [{"name", "access_key", "created_ms"}]}
     PUT    /_s3free/admin/v1/users/<name>     {"access_key", "secret_key"} -> 200 {"name", ...}
     DELETE /_s3free/admin/v1/users/<name>     -> 204
+    GET    /_s3free/admin/v1/config           -> {"settings": [{"key", "value", "source",
+                                                  "reload", "secret"}], "pending", "file", ...}
 
 Disks, healing jobs and object verification: s3free/admin/disks.py.
 """
@@ -72,6 +74,8 @@ async def handle_admin(request: web.Request) -> web.Response:
         from s3free.admin.disks import handle_disks
 
         return await handle_disks(request, parts, body)
+    if parts == ["config"] and request.method == "GET":
+        return _config(request)
     try:
         if parts == ["users"] and request.method == "GET":
             return web.json_response(
@@ -106,3 +110,21 @@ async def handle_admin(request: web.Request) -> web.Response:
     except StorageError as exc:
         return _error(503, "StorageError", str(exc))
     return _error(404, "NotFound", f"no admin endpoint {request.method} {path}")
+
+
+def _config(request: web.Request) -> web.Response:
+    """The running configuration, secrets masked (s3free/config.py `describe`)."""
+    from s3free.obs.live import LIVE
+
+    live = request.app.get(LIVE)
+    if live is None:
+        return _error(501, "NotBuilt", "this server was started without a configuration")
+    config = live.config
+    return web.json_response(
+        {
+            "settings": config.describe(),
+            "pending": live.pending,
+            "file": config.file,
+            "reloads": live.reloads,
+        }
+    )

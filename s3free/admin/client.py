@@ -121,6 +121,10 @@ class AdminClient:
     def remove_user(self, name: str) -> None:
         self.call("DELETE", _user_path(name))
 
+    def config(self) -> dict[str, Any]:
+        """The running configuration: settings (key, value, source, reload, secret), pending."""
+        return self.call("GET", "config")
+
     # -- disks and healing (s3free/admin/disks.py) ---------------------------------------
 
     def disk_status(self) -> dict[str, Any]:

@@ -42,6 +42,18 @@ def main() -> None:
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve HTTPS with this cert.")
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="...and this private key.")
 @click.option("--log-level", help="debug, info (default), warning or error.")
+@click.option("--log-format", help="text (default) or json (one object per line).")
+@click.option("--access-log/--no-access-log", default=None, help="A line per S3 request (on).")
+@click.option("--otlp-endpoint", help="Send traces to this OTLP/HTTP URL (default: no tracing).")
+@click.option("--trace-sample-ratio", help="Fraction of requests traced, 0..1 (default 1).")
+@click.option("--requests-max", help="S3 requests at once; more get 503 SlowDown (0: no limit).")
+@click.option("--io-threads", help="Engine threads for hashing, coding, file I/O (default 32).")
+@click.option("--block-size", help="Bytes per block when formatting new disks (default 1 MiB).")
+@click.option("--disk-probe-s", help="Probe every disk's health this often (default 5 s).")
+@click.option("--scrub-rate-mb-s", help="Scrub and repair pace cap in MB/s (default 8; 0: none).")
+@click.option("--scrub-files-per-s", help="...and files/s cap (default 200; 0: none).")
+@click.option("--scrub-interval-s", help="A full scrub pass this often (default a week; 0: never).")
+@click.option("--orphan-grace-s", help="Never collect unreferenced files younger (default 3600).")
 def server(config_file: str | None, **flags) -> None:
     """Serve the S3 API on the configured disks."""
     from s3free.config import ConfigError, load
@@ -75,9 +87,7 @@ class _AdminGroup(click.Group):
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         if args and not args[0].startswith("-") and args[0] not in self.commands:
-            _not_built(
-                "admin", tuple(args), "info, config, rebuild-index, bucket usage are planned"
-            )
+            _not_built("admin", tuple(args), "info, rebuild-index, bucket usage are planned")
         return super().resolve_command(ctx, args)
 
 
@@ -184,6 +194,32 @@ def user_remove(name: str, endpoint: str, ca_bundle) -> None:
     """Remove user NAME."""
     _admin_call("user remove", endpoint, ca_bundle, lambda c: c.remove_user(name))
     click.echo(f"removed user {name}")
+
+
+@admin.group("config")
+def config_group() -> None:
+    """The running server's configuration."""
+
+
+@config_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Ask no server: show what `s3free server --config FILE` would use here.",
+)
+@_endpoint_options
+def config_show(as_json: bool, config_file: str | None, endpoint: str, ca_bundle) -> None:
+    """Every setting, its effective value and where it came from (flag, env, file, default);
+    secrets are masked."""
+    from s3free.cli.configshow import offline, render
+
+    if config_file:
+        doc = offline(config_file)
+    else:
+        doc = _admin_call("config show", endpoint, ca_bundle, lambda c: c.config())
+    click.echo(render(doc, as_json))
 
 
 main.add_command(bench)

@@ -58,6 +58,7 @@ class HealService:
         self._fault_shards: dict[Ident, set[int]] = {}
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._rescheduled = asyncio.Event()  # set_interval: the scheduler looks again now
         self._worker: asyncio.Task | None = None
         self._scheduler: asyncio.Task | None = None
         self._flushing: asyncio.Task | None = None
@@ -413,6 +414,13 @@ class HealService:
         for pacer in [*self._pacers.values(), self._repair_pacer]:
             pacer.set_rate(rate_mb_s, files_per_s)
 
+    def set_interval(self, interval_s: float) -> None:
+        """Change the time between scheduled scrub passes now (0: only on demand)."""
+        if interval_s < 0:
+            raise ValueError("the scrub interval must not be negative")
+        self.config.scrub_interval_s = interval_s
+        self._rescheduled.set()
+
     def status(self) -> dict:
         scrub = self._jobs.get(self._scrub_id) if self._scrub_id else None
         return {
@@ -446,19 +454,25 @@ class HealService:
                 record["baseline_ms"] = now_ms()
                 await self.store._run(self.state.set_checkpoint, record)
             interval = self.config.scrub_interval_s
-            if interval <= 0:
-                await self._stopping.wait()
-                return
             last = record.get("last_completed_ms") or record["baseline_ms"]
             wait_s = (last + interval * 1000 - now_ms()) / 1000
-            if wait_s > 0:
-                try:
-                    # Re-read the schedule at least every minute (the interval may change).
-                    await asyncio.wait_for(self._stopping.wait(), min(wait_s, 60.0))
+            if interval <= 0 or wait_s > 0:
+                # Re-read the schedule at least every minute, and at once after set_interval.
+                if await self._pause(min(wait_s, 60.0) if interval > 0 else None):
                     return
-                except TimeoutError:
-                    continue
+                continue
             await self.wait(self.start_scrub(resume=True).id)
+
+    async def _pause(self, seconds: float | None) -> bool:
+        """Sleep up to seconds (None: no limit) or until set_interval; True when stopping."""
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._stopping, self._rescheduled)]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        self._rescheduled.clear()
+        return self._stopping.is_set()
 
 
 async def attach(store: ObjectStore, config: HealConfig | None = None) -> HealService:

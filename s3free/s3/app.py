@@ -21,6 +21,7 @@ from s3free.errors import StorageError
 from s3free.meta.users import User, UserStore
 from s3free.s3 import access
 from s3free.s3.errors import S3Error, from_storage
+from s3free.s3.limits import LIMITER, RequestLimiter, limit_requests
 from s3free.s3.request import ADMIN_PREFIX, S3Request, parse, split_host_bucket
 from s3free.s3.sigv2 import authenticate_v2
 from s3free.s3.sigv4 import AuthResult, Credentials, authenticate
@@ -101,6 +102,8 @@ def make_app(store: ObjectStore, users: UserStore, settings: Settings) -> web.Ap
     app[SETTINGS] = settings
     app[HANDLERS] = OPS
     app[INFLIGHT] = InFlight()
+    app[LIMITER] = RequestLimiter()  # requests_max: set by the server, 0 (none) by default
+    app.middlewares.append(limit_requests)
     app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)  # keys may hold newlines
     app.on_response_prepare.append(_stamp)
     return app

@@ -219,7 +219,7 @@ def test_https_with_ca_bundle(tls_server):
 
 @pytest.mark.parametrize(
     "args",
-    [("info",), ("config", "show"), ("rebuild-index",), ("bucket", "usage"), ("nonsense", "-x")],
+    [("info",), ("rebuild-index",), ("bucket", "usage"), ("nonsense", "-x")],
 )
 def test_admin_commands_not_built_yet(args):
     out = admin(*args, env=base_env())

@@ -1,0 +1,54 @@
+"""`s3free admin config show`: the configuration document as a table or JSON.
+
+The document is what GET /_s3free/admin/v1/config answers (s3free/admin/api.py), or, with
+--config FILE, the same built here from the file and this environment without a server.
+Secrets arrive masked and are printed masked.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+
+def offline(config_file: str) -> dict[str, Any]:
+    """What a server started here with --config FILE (and no flags) would use."""
+    from s3free.config import ConfigError, load
+
+    try:
+        config = load(config_file, {})
+    except ConfigError as exc:
+        click.echo(f"s3free admin config show: {exc}", err=True)
+        sys.exit(2)
+    for warning in config.warnings:
+        click.echo(f"s3free admin config show: warning: {warning}", err=True)
+    return {"settings": config.describe(), "pending": {}, "file": config_file, "reloads": 0}
+
+
+def render(doc: dict[str, Any], as_json: bool) -> str:
+    if as_json:
+        return json.dumps(doc, indent=2, sort_keys=True)
+    rows = [("KEY", "VALUE", "SOURCE", "ON SIGHUP")]
+    rows += [(s["key"], _fmt(s["value"]), s["source"], s["reload"]) for s in doc["settings"]]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows]
+    if doc.get("file"):
+        lines.append(f"file: {doc['file']}")
+    for key, value in sorted((doc.get("pending") or {}).items()):
+        lines.append(f"pending restart: {key} = {_fmt(value)} (changed in the file, not applied)")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "-"
+    return str(value)
