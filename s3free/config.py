@@ -104,8 +104,9 @@ class Config:
         ]
 
     def validate(self) -> None:
-        if not self.data_dir:
-            raise ConfigError("data_dir: must not be empty")
+        for name in ("data_dir", "meta_dir", "domain", "tls_cert", "tls_key", "otlp_endpoint"):
+            if getattr(self, name) == "":
+                raise ConfigError(f"{name}: must not be empty (leave it out for the default)")
         if any(not d for d in self.disks):
             raise ConfigError(f"disks: {self.disks!r} has an empty path")
         if self.disks and len(self.disks) < 3:
