@@ -119,6 +119,25 @@ def _config(request: web.Request) -> web.Response:
     live = request.app.get(LIVE)
     if live is None:
         return _error(501, "NotBuilt", "this server was started without a configuration")
+    import logging
+
+    from s3free.admin.disks import HEAL
+    from s3free.s3.limits import LIMITER
+
+    # What the running parts really use, read from them (not from the config): a reload that
+    # did not reach a part shows here.
+    limiter = request.app[LIMITER]
+    running = {
+        "log_level": logging.getLevelName(logging.getLogger().level).lower(),
+        "access_log": live.access_log,
+        "requests_max": limiter.limit,
+        "requests_active": limiter.active,
+        "requests_refused": limiter.refused,
+    }
+    heal = request.app.get(HEAL)
+    if heal is not None:
+        for name in ("scrub_rate_mb_s", "scrub_files_per_s", "scrub_interval_s", "orphan_grace_s"):
+            running[name] = getattr(heal.config, name)
     config = live.config
     return web.json_response(
         {
@@ -126,5 +145,6 @@ def _config(request: web.Request) -> web.Response:
             "pending": live.pending,
             "file": config.file,
             "reloads": live.reloads,
+            "running": running,
         }
     )
