@@ -1,0 +1,40 @@
+"""What SIGHUP changes in the heal service: a new scrub interval takes effect at once, even
+from 0 (only on demand), where the scheduler used to wait for a stop that never came."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from s3free.heal import HealService
+from tests.heal_support import config, new_store, put
+from tests.helpers import run
+
+
+def test_a_new_scrub_interval_is_applied_at_once(tmp_path):
+    async def go() -> tuple[dict | None, dict | None]:
+        store = await new_store(tmp_path)
+        service = HealService(store, config(scrub_interval_s=0.0))
+        await service.start()
+        try:
+            await put(store, "one", 1000)
+            await asyncio.sleep(0.3)
+            before = service.status()["scrub"]  # interval 0: no scheduled pass
+            service.set_interval(0.5)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not (service.status()["scrub"] or {}).get(
+                "finished_ms"
+            ):
+                await asyncio.sleep(0.05)
+            after = service.status()["scrub"]
+            service.set_interval(0.0)  # back to on demand: the scheduler waits quietly
+            await asyncio.sleep(0.1)
+            return before, after
+        finally:
+            await service.stop()
+            await store.close()
+
+    before, after = run(go())
+    assert before is None
+    assert after is not None and after["kind"] == "scrub"
+    assert after["objects_checked"] >= 1
