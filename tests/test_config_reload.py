@@ -4,6 +4,7 @@ from 0 (only on demand), where the scheduler used to wait for a stop that never 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from s3free.heal import HealService
@@ -38,3 +39,33 @@ def test_a_new_scrub_interval_is_applied_at_once(tmp_path):
     assert before is None
     assert after is not None and after["kind"] == "scrub"
     assert after["objects_checked"] >= 1
+
+
+def test_closing_the_store_waits_for_index_writes_whose_awaiter_was_cancelled(tmp_path):
+    """Found by the sample test (a server stopped right after start): the heal scheduler,
+    cancelled by stop(), left its checkpoint write running in the pool, and store.close()
+    closed LevelDB under it: a segfault. Now the pool finishes before the index closes."""
+    from s3free.meta.index import Index
+    from tests.helpers import open_store
+
+    async def go() -> None:
+        store = await open_store(tmp_path, 3)
+        running = threading.Event()
+
+        def slow_write() -> None:
+            running.set()
+            time.sleep(0.3)
+            store.index.db.put(b"test-late-write", b"1", sync=True)
+
+        task = asyncio.ensure_future(store._run(slow_write))
+        while not running.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()  # as HealService.stop() cancels its scheduler
+        await store.close()
+
+    run(go())
+    index = Index(tmp_path / "meta")
+    try:
+        assert index.db.get(b"test-late-write") == b"1"  # written before the close, not lost
+    finally:
+        index.close()

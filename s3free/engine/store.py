@@ -182,8 +182,11 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         """Wait for background removals, then close the index and the thread pool."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
-        await self._run(self.index.close)
+        # Pool work whose awaiter was cancelled (a stopped service's index write) may still
+        # run: the pool finishes first, so the index never closes under a write (in LevelDB
+        # that is a segfault, not an exception).
         self.executor.shutdown(wait=True)
+        self.index.close()
         lock = getattr(self, "_store_lock", None)
         if lock is not None:
             lock.release()
