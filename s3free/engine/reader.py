@@ -18,7 +18,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import blake3
@@ -74,6 +74,15 @@ class InlineShardHandle:
 
     def close(self) -> None:
         self._inner.close()
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """One block read ahead of the reader (with the lookup): its pieces, or why it failed."""
+
+    part_number: int
+    block_index: int
+    outcome: list[bytes | memoryview] | Exception
 
 
 @dataclass(frozen=True)
@@ -327,6 +336,16 @@ class _ShardBad(Exception):
     """This record of the shard failed a check."""
 
 
+def _slices(item: BlockSlice, pieces: list[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+    """The parts of a block's pieces that fall in item.lo..item.hi (no copies)."""
+    offset = 0
+    for piece in pieces:
+        lo, hi = max(item.lo - offset, 0), min(item.hi - offset, len(piece))
+        offset += len(piece)
+        if lo < hi:
+            yield piece if lo == 0 and hi == len(piece) else piece[lo:hi]
+
+
 class ObjectReader:
     """An object's bytes start..end (inclusive) as an async iterator of chunks.
 
@@ -344,6 +363,7 @@ class ObjectReader:
         executor: concurrent.futures.Executor,
         release: Callable[[], None],
         faults: list[ShardFault],
+        prefetched: Prefetched | None = None,
     ) -> None:
         self.info = info
         self.manifest = manifest
@@ -356,6 +376,7 @@ class ObjectReader:
         self._closed = False
         self._iterating = False
         self._outstanding: list[concurrent.futures.Future] = []
+        self._prefetched = prefetched
 
     @property
     def content_length(self) -> int:
@@ -369,6 +390,18 @@ class ObjectReader:
 
     async def _iterate(self) -> AsyncIterator[bytes]:
         plan = plan_blocks(self.manifest, self.start, self.end) if self.content_length else []
+        ahead, self._prefetched = self._prefetched, None
+        if ahead is not None and [(b.part.number, b.block_index) for b in plan] == [
+            (ahead.part_number, ahead.block_index)
+        ]:
+            try:
+                if isinstance(ahead.outcome, Exception):
+                    raise ahead.outcome
+                for piece in _slices(plan[0], ahead.outcome):
+                    yield piece
+            finally:
+                await self.aclose()
+            return
         queue: list[concurrent.futures.Future] = []
         try:
             position = 0
@@ -382,13 +415,8 @@ class ObjectReader:
                 item = plan[position - len(queue)]
                 pieces = await asyncio.wrap_future(queue[0])
                 queue.pop(0)
-                offset = 0
-                for piece in pieces:
-                    lo, hi = max(item.lo - offset, 0), min(item.hi - offset, len(piece))
-                    offset += len(piece)
-                    if lo >= hi:
-                        continue
-                    yield piece if lo == 0 and hi == len(piece) else piece[lo:hi]
+                for piece in _slices(item, pieces):
+                    yield piece
         finally:
             for fut in queue:
                 fut.cancel()
