@@ -64,6 +64,44 @@ def engine(
             json.dump(result, f, indent=2, sort_keys=True)
 
 
+@bench.command()
+@click.option("--ec", default="6+3", show_default=True, help="Erasure code K+M to measure.")
+@click.option(
+    "--path",
+    type=click.Path(exists=True, file_okay=False, writable=True),
+    help="A directory on the disk to measure (default: the system temp dir).",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(1, 1024),
+    default=64,
+    show_default=True,
+    help="MiB hashed, coded and written per figure.",
+)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write JSON here.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+def codec(ec: str, path: str | None, size: int, json_path: str | None, quiet: bool) -> None:
+    """This machine's ceilings: MD5, RS encode/decode (zfec, and the server's ISA-L path when
+    present), BLAKE3, CRC32C, disk write+fsync, cold read and small-file create/fsync/open
+    rates on --path; then which one bounds PUT and GET, large and at 4 KiB."""
+    from s3free.bench.codec import MiB, format_codec_table, run_codec_bench
+
+    try:
+        k, m = parse_ec(ec)
+    except DiskSetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ec") from None
+    log = None if quiet else (lambda msg: click.echo(msg, err=True))
+    try:
+        result = run_codec_bench(k, m, path=path, size=size * MiB, log=log)
+    except OSError as exc:
+        click.echo(f"s3free bench codec: {exc}", err=True)
+        sys.exit(1)
+    click.echo(format_codec_table(result))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=2, sort_keys=True)
+
+
 _UNITS = {
     "": 1,
     "b": 1,
