@@ -14,6 +14,17 @@ from s3free.storage.diskset import parse_ec
 OPS_CHOICES = ("put", "get", "mixed", "list", "delete")  # s3free.bench.s3bench.OPS
 
 
+def _parse_ec(text: str) -> tuple[int, int]:
+    """K+M with K >= 1, M >= 1 and K + M <= 256 (what the codec supports), else a usage error."""
+    try:
+        k, m = parse_ec(text)
+    except DiskSetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ec") from None
+    if k < 1 or m < 1 or k + m > 256:
+        raise click.BadParameter(f"{text!r}: need K >= 1, M >= 1, K + M <= 256", param_hint="--ec")
+    return k, m
+
+
 @click.group()
 def bench() -> None:
     """Benchmarks: `engine` (the storage engine alone), `s3` (load against an S3 endpoint),
@@ -42,10 +53,7 @@ def engine(
     same run."""
     from s3free.bench.engine import BenchConfig, MiB, format_table, run_engine_bench
 
-    try:
-        k, m = parse_ec(ec)
-    except DiskSetError as exc:
-        raise click.BadParameter(str(exc), param_hint="--ec") from None
+    k, m = _parse_ec(ec)
     if size <= 0:
         raise click.BadParameter("must be positive", param_hint="--size")
     config = BenchConfig(
@@ -86,10 +94,7 @@ def codec(ec: str, path: str | None, size: int, json_path: str | None, quiet: bo
     rates on --path; then which one bounds PUT and GET, large and at 4 KiB."""
     from s3free.bench.codec import MiB, format_codec_table, run_codec_bench
 
-    try:
-        k, m = parse_ec(ec)
-    except DiskSetError as exc:
-        raise click.BadParameter(str(exc), param_hint="--ec") from None
+    k, m = _parse_ec(ec)
     log = None if quiet else (lambda msg: click.echo(msg, err=True))
     try:
         result = run_codec_bench(k, m, path=path, size=size * MiB, log=log)
@@ -258,10 +263,7 @@ def s3(
     else:
         if access_key or secret_key or ca_bundle or insecure:
             raise click.UsageError("credentials and TLS options go with --endpoint")
-        try:
-            k, m = parse_ec(ec)
-        except DiskSetError as exc:
-            raise click.BadParameter(str(exc), param_hint="--ec") from None
+        k, m = _parse_ec(ec)
         if disks is not None and disks < k + m:
             raise click.BadParameter(f"RS({k},{m}) needs at least {k + m}", param_hint="--disks")
     tls = _tls(endpoint or "", ca_bundle, insecure)
