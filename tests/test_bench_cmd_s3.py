@@ -181,3 +181,44 @@ def test_unreachable_endpoint_exits_1(server):
     )  # fmt: skip
     assert run.returncode == 1, run.stdout + run.stderr
     assert "s3free bench s3:" in run.stderr and "127.0.0.1:9" in run.stderr
+
+
+def test_https_endpoint_needs_its_ca(tmp_path):
+    """Certificates are verified: a self-signed server fails without --ca-bundle, passes with it
+    (and with --insecure)."""
+    srv = start_server(tmp_path / "tls", tls=True)
+    try:
+        common = ["--endpoint", srv.endpoint, "--op", "list", "--objects", "2",
+                  "--concurrency", "1", "--duration", "0.5", "--no-progress"]  # fmt: skip
+        refused = bench_s3(*common, env=root_env(srv))
+        assert refused.returncode == 1 and "certificate" in refused.stderr.lower(), refused.stderr
+        out = tmp_path / "tls.json"
+        run = bench_s3(*common, "--ca-bundle", srv.ca_file, "--json", str(out), env=root_env(srv))
+        assert run.returncode == 0, run.stdout + run.stderr
+        check_sane(json.loads(out.read_text()), ["LIST"])
+        run = bench_s3(*common, "--insecure", env=root_env(srv))
+        assert run.returncode == 0, run.stdout + run.stderr
+    finally:
+        srv.stop()
+
+
+def test_progress_rewrites_one_line_on_a_terminal():
+    import io
+
+    from s3free.bench.s3bench import Progress
+    from s3free.bench.s3load import PhaseResult
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stats = {"GET": PhaseResult("GET", 4096, 1, ops=10)}
+    tty, log = Terminal(), io.StringIO()
+    for out in (tty, log):
+        show = Progress(out, "get")
+        show.show(show.line(stats))
+        show.show(show.line(stats), final=True)
+    assert tty.getvalue().count("\r") == 2 and tty.getvalue().count("\n") == 1
+    assert "\r" not in log.getvalue() and log.getvalue().count("\n") == 2
+    assert "10 ops" in log.getvalue() and "MB/s" in log.getvalue()
+    assert Progress(tty, "x").interval < Progress(log, "x").interval
