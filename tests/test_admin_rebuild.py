@@ -184,9 +184,7 @@ def test_usage_is_exact_and_matches_the_files_on_the_disks(tmp_path):
         assert (row["uploads"], row["upload_parts"]) == (1, 2)
         assert row["upload_bytes"] == len(a) + len(b)
         staged = files_under(tmp_path, "multipart")
-        records = sum(
-            os.path.getsize(p) for p in tmp_path.glob("disk*/multipart/*/upload.json")
-        )
+        records = sum(os.path.getsize(p) for p in tmp_path.glob("disk*/multipart/*/upload.json"))
         assert row["upload_raw_bytes"] == staged - records
         assert total.objects == 4 and total.raw_bytes == row["raw_bytes"]
         # raw ~ logical * (k+m)/k: the rest is headers, footers, padding and manifests.

@@ -253,7 +253,7 @@ def _follow(endpoint: str, ca_bundle, job: dict, timeout: float, as_json: bool) 
             sys.exit(EXIT_FAILED)
         time.sleep(0.2)
         job = _call("rebuild-index", endpoint, ca_bundle, lambda c, i=job["id"]: c.rebuild_job(i))
-        if not as_json and time.monotonic() - shown >= 2:
+        if not as_json and job["state"] == "running" and time.monotonic() - shown >= 2:
             click.echo(progress_line(job), err=True)
             shown = time.monotonic()
     return job
