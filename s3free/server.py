@@ -21,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from s3free.admin.disks import DISKS, HEAL
+from s3free.admin.info import IndexRebuilder, attach_admin_ops
 from s3free.config import Config
 from s3free.engine import ObjectStore
 from s3free.engine.diskmonitor import DiskMonitor, MonitorConfig
@@ -101,6 +102,7 @@ async def start(config: Config, creds: RootCredentials) -> Running:
     )
     monitor: DiskMonitor | None = None
     heal = None
+    rebuilder = IndexRebuilder(store)  # before the heal service copies the index handle
     try:
         probe_s = config.disk_probe_s
         monitor = DiskMonitor(
@@ -115,6 +117,7 @@ async def start(config: Config, creds: RootCredentials) -> Running:
         await users.load()
         app = make_app(store, users, Settings(region=config.region, domain=config.domain))
         app[DISKS] = monitor
+        attach_admin_ops(app, rebuilder)
         if heal is not None:
             app[HEAL] = heal
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=60.0)

@@ -72,6 +72,10 @@ async def handle_admin(request: web.Request) -> web.Response:
         from s3free.admin.disks import handle_disks
 
         return await handle_disks(request, parts, body)
+    if parts[0] in ("info", "buckets", "index"):
+        from s3free.admin.info import handle_info
+
+        return await handle_info(request, parts, body)
     try:
         if parts == ["users"] and request.method == "GET":
             return web.json_response(

@@ -11,6 +11,7 @@ import sys
 import click
 
 from s3free import __version__
+from s3free.cli.admin_cmds import add_commands as add_admin_commands
 from s3free.cli.bench import bench
 from s3free.cli.disk import disk
 
@@ -188,6 +189,7 @@ def user_remove(name: str, endpoint: str, ca_bundle) -> None:
 
 main.add_command(bench)
 main.add_command(disk)
+add_admin_commands(admin)  # info, bucket usage, rebuild-index (s3free/cli/admin_cmds.py)
 
 
 if __name__ == "__main__":
