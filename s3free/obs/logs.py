@@ -50,7 +50,10 @@ _SEP = r"""["']?\s*[:=]\s*["']?"""
 _PATTERNS = (
     # Authorization header values run to the end of the value (they hold commas and spaces).
     re.compile(rf"(?i)(\bauthorization{_SEP})[^\"'\r\n]+"),
-    re.compile(rf"(?i)(\b(?:x-amz-)?(?:signature|credential|security-token){_SEP})[^\s\"',&;}}]+"),
+    re.compile(
+        rf"(?i)(\b(?:(?:x-amz-)?(?:signature|credential|security-token)|awsaccesskeyid)"
+        rf"{_SEP})[^\s\"',&;}}]+"
+    ),
     re.compile(
         rf"(?i)(\b(?:aws_)?(?:secret[_-]?(?:access[_-]?)?key|metrics[_-]?token|password)"
         rf"{_SEP})[^\s\"',&;}}]+"
