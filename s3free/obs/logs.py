@@ -60,6 +60,12 @@ _PATTERNS = (
     ),
     re.compile(r"(?i)(\bbearer\s+)[^\s\"',;]+"),
 )
+# Any of these words must be present for a pattern above to match: one search skips the
+# patterns on ordinary lines (most of them).
+_TRIGGER = re.compile(
+    r"(?i)authorization|signature|credential|security-token|awsaccesskeyid|secret|token"
+    r"|password|bearer"
+)
 _literal: re.Pattern[str] | None = None
 _secrets: set[str] = set()
 
@@ -79,9 +85,14 @@ def redact(text: str) -> str:
     """The text with every secret-looking value replaced by [REDACTED]."""
     if _literal is not None:
         text = _literal.sub(REDACTED, text)
-    for pattern in _PATTERNS:
-        text = pattern.sub(rf"\1{REDACTED}", text)
+    if _TRIGGER.search(text):
+        for pattern in _PATTERNS:
+            text = pattern.sub(_mask, text)
     return text
+
+
+def _mask(match: re.Match[str]) -> str:
+    return match.group(1) + REDACTED
 
 
 class RedactFilter(logging.Filter):
@@ -101,8 +112,8 @@ class RedactFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         fields = getattr(record, "access", None)
-        if fields:
-            record.access = {k: redact(v) if isinstance(v, str) else v for k, v in fields.items()}
+        if fields and "path" in fields:  # the only access field a client chooses freely
+            record.access = {**fields, "path": redact(fields["path"])}
         return True
 
 
