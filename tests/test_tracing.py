@@ -174,6 +174,20 @@ def test_request_and_stage_spans_are_exported(tmp_path, receiver) -> None:
     assert _attrs(joined[0])["http.response.status_code"] == 403
 
 
+def test_spans_still_buffered_are_exported_at_shutdown(tmp_path, receiver) -> None:
+    # A schedule delay far beyond the test: only the flush on SIGTERM can deliver the spans.
+    env = _env(S3FREE_OTLP_ENDPOINT=receiver.url, OTEL_BSP_SCHEDULE_DELAY="600000")
+    srv = start_server(tmp_path / "srv", env=env)
+    try:
+        put_id, _ = _put_and_get(srv)
+        time.sleep(0.3)
+        assert receiver.posts == 0
+    finally:
+        assert srv.stop() == 0
+    ids = [_attrs(s)["s3free.request_id"] for s in receiver.named("s3.PutObject")]
+    assert ids == [put_id]
+
+
 def test_tracing_off_exports_nothing(tmp_path, receiver) -> None:
     # The standard OTel variable points at the receiver: s3free must still not export, since
     # its own otlp_endpoint is unset.
