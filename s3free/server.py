@@ -27,6 +27,7 @@ from s3free.engine import ObjectStore
 from s3free.engine.diskmonitor import DiskMonitor, MonitorConfig
 from s3free.heal import HealConfig, HealService, attach
 from s3free.meta.users import ROOT_USER, User, UserStore
+from s3free.obs import logs, tracing
 from s3free.s3.app import INFLIGHT, Settings, make_app
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,12 @@ async def start(config: Config, creds: RootCredentials) -> Running:
         attach_admin_ops(app, rebuilder)
         if heal is not None:
             app[HEAL] = heal
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=60.0)
+        runner = web.AppRunner(
+            app,
+            access_log_class=logs.AccessLogger,
+            access_log=logs.ACCESS,
+            shutdown_timeout=60.0,
+        )
         await runner.setup()
         context = None
         if config.tls_cert:
@@ -157,10 +163,9 @@ async def _start_heal(store: ObjectStore, config: Config) -> HealService:
 
 def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT; print one line when ready."""
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.setup(config)
     creds = root_credentials(config)
+    logs.add_secret(creds.secret_key)
     if creds.generated:
         print(
             "s3free: generated root credentials (stored in "
@@ -168,7 +173,11 @@ def serve(config: Config) -> None:
             f"  AWS_ACCESS_KEY_ID={creds.access_key}\n  AWS_SECRET_ACCESS_KEY={creds.secret_key}",
             flush=True,
         )
-    asyncio.run(_serve(config, creds))
+    tracing.setup(config)
+    try:
+        asyncio.run(_serve(config, creds))
+    finally:
+        tracing.shutdown()
 
 
 async def _serve(config: Config, creds: RootCredentials) -> None:

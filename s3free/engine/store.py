@@ -47,6 +47,8 @@ from s3free.format.ids import bucket_hash, object_id, uuid7
 from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.format.merkle import merkle_root
 from s3free.meta.index import Index
+from s3free.obs.context import ContextExecutor
+from s3free.obs.stage import ENGINE_PUT, INDEX_GET, stage
 from s3free.storage.disk import Disk
 from s3free.storage.diskset import DiskSet, DiskSlot
 from s3free.storage.layout import (
@@ -121,7 +123,8 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
     ) -> ObjectStore:
         """Open (formatting a new set if the disks are empty), remove temp files left by a
         crash, and rebuild the index from the disks if it is missing or incomplete."""
-        executor = concurrent.futures.ThreadPoolExecutor(io_threads, thread_name_prefix="s3free-io")
+        # Runs each call in its caller's context: request id and span reach the worker threads.
+        executor = ContextExecutor(io_threads, thread_name_prefix="s3free-io")
         loop = asyncio.get_running_loop()
         lock: StoreLock | None = None
         try:
@@ -316,25 +319,28 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
             executor=self.executor,
             in_memory=expected_size is not None and expected_size <= self.inline_max,
         )
-        result = await writer.write(stream, expected_size=expected_size, expected_md5=expected_md5)
-        # Past this point the client has sent everything: finish even if the request task is
-        # cancelled (shutdown), so an acknowledged-or-not write never stops half-way.
-        return await asyncio.shield(
-            self._finish_put(
-                bucket,
-                key,
-                oid.hex(),
-                str(vid),
-                placement,
-                writer,
-                result,
-                content_type=content_type,
-                user_metadata=user_metadata or {},
-                http_headers=http_headers or {},
-                checksums=checksums if checksums is not None else {},
-                precondition=precondition,
+        with stage(ENGINE_PUT):
+            result = await writer.write(
+                stream, expected_size=expected_size, expected_md5=expected_md5
             )
-        )
+            # Past this point the client has sent everything: finish even if the request task is
+            # cancelled (shutdown), so an acknowledged-or-not write never stops half-way.
+            return await asyncio.shield(
+                self._finish_put(
+                    bucket,
+                    key,
+                    oid.hex(),
+                    str(vid),
+                    placement,
+                    writer,
+                    result,
+                    content_type=content_type,
+                    user_metadata=user_metadata or {},
+                    http_headers=http_headers or {},
+                    checksums=checksums if checksums is not None else {},
+                    precondition=precondition,
+                )
+            )
 
     async def _finish_put(
         self,
@@ -571,7 +577,8 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
 
     def _load_manifest(self, bucket: str, key: str) -> Manifest | None:
         """Index lookup and decode together, off the loop (a 10,000-part manifest is ~1 MB)."""
-        raw = self.index.get_manifest(bucket, key)
+        with stage(INDEX_GET):
+            raw = self.index.get_manifest(bucket, key)
         return Manifest.decode(raw) if raw is not None else None
 
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:

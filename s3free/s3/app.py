@@ -19,6 +19,8 @@ from aiohttp import web
 from s3free.engine import ObjectStore
 from s3free.errors import StorageError
 from s3free.meta.users import User, UserStore
+from s3free.obs import tracing
+from s3free.obs.context import REQUEST_ID
 from s3free.s3 import access
 from s3free.s3.errors import S3Error, from_storage
 from s3free.s3.request import ADMIN_PREFIX, S3Request, parse, split_host_bucket
@@ -127,6 +129,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     inflight = request.app[INFLIGHT]
     inflight.enter()
     try:
+        if tracing.tracer is not None:  # the whole cost of tracing when it is off
+            return await tracing.traced(request, _dispatch)
         return await _dispatch(request)
     finally:
         inflight.leave()
@@ -135,6 +139,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 async def _dispatch(request: web.Request) -> web.StreamResponse:
     rid = os.urandom(8).hex().upper()
     request["request_id"] = rid
+    REQUEST_ID.set(rid)  # on every log line of this request (aiohttp runs it in its own task)
     app = request.app
     resource = request.path
     try:
@@ -151,6 +156,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             copy_source="x-amz-copy-source" in request.headers,
         )
         resource = s3.resource
+        request["s3"] = s3  # the operation, for the access log, the span and metrics
         auth = authenticate_v2(
             method=request.method,
             path=request.raw_path.split("?", 1)[0],
@@ -167,6 +173,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             region=app[SETTINGS].region,
         )
         user = app[USERS].lookup(auth.credentials.access_key) if auth.credentials else None
+        request["user"] = user.name if user else "anonymous"  # for the access log
         ctx = Ctx(request, s3, auth, user, app[STORE], app[USERS], app[SETTINGS], rid)
         await access.check(ctx)
         return await app[HANDLERS][s3.op](ctx)
