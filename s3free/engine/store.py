@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import functools
 import itertools
 import logging
 import time
@@ -25,6 +26,7 @@ from s3free.engine.healing import HealingMixin
 from s3free.engine.locks import BucketGates, KeyLocks
 from s3free.engine.multipart import MultipartMixin
 from s3free.engine.names import validate_bucket_name, validate_key
+from s3free.engine.pool import IOPool
 from s3free.engine.reader import BlockReader, ObjectReader, Prefetched
 from s3free.engine.recovery import RecoveryMixin, _listing_entry
 from s3free.engine.storelock import StoreLock
@@ -65,6 +67,26 @@ DEFAULT_MIN_PART_SIZE = 5 * 1024 * 1024
 # go into the manifest file itself, one file per disk instead of two (spec 8.5).
 DEFAULT_INLINE_MAX = 128 * 1024
 Precondition = Callable[[ObjectInfo | None], None]
+
+
+# Small manifests (every object of a few parts) are kept decoded, keyed by their exact bytes.
+CACHED_MANIFEST_MAX = 4096
+CACHED_MANIFESTS = 2048
+
+
+@functools.lru_cache(maxsize=CACHED_MANIFESTS)
+def _decode_cached(raw: bytes) -> Manifest:
+    return Manifest.decode(raw)
+
+
+def decode_manifest(raw: bytes) -> Manifest:
+    """Decoding a manifest (JSON, canonical form, validation) costs tens of microseconds, a
+    large share of a small GET. The key is the manifest's own bytes, so a changed manifest is
+    never answered from the cache; a Manifest is never modified once made (changes go through
+    dataclasses.replace), so one decoded copy is safely shared."""
+    if len(raw) <= CACHED_MANIFEST_MAX:
+        return _decode_cached(bytes(raw))
+    return Manifest.decode(raw)
 
 
 def now_ms() -> int:
@@ -121,7 +143,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
     ) -> ObjectStore:
         """Open (formatting a new set if the disks are empty), remove temp files left by a
         crash, and rebuild the index from the disks if it is missing or incomplete."""
-        executor = concurrent.futures.ThreadPoolExecutor(io_threads, thread_name_prefix="s3free-io")
+        executor = IOPool(io_threads, thread_name_prefix="s3free-io")
         loop = asyncio.get_running_loop()
         lock: StoreLock | None = None
         try:
@@ -188,17 +210,18 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         if lock is not None:
             lock.release()
 
-    async def _run(self, fn, *args):
-        return await self._loop.run_in_executor(self.executor, fn, *args)
+    def _run(self, fn, *args) -> asyncio.Future:
+        """fn(*args) on the I/O pool, as a future the loop can await."""
+        if isinstance(self.executor, IOPool):
+            return self.executor.call(fn, *args)
+        return self._loop.run_in_executor(self.executor, fn, *args)
 
     async def _on_disks(
         self, slots: Sequence[DiskSlot], fn: Callable[[DiskSlot], object]
     ) -> list[object]:
         """Run fn on each disk in parallel; each result is a value or the exception raised."""
-        return await asyncio.gather(
-            *(self._loop.run_in_executor(self.executor, fn, slot) for slot in slots),
-            return_exceptions=True,
-        )
+        futures = [self._run(fn, slot) for slot in slots]
+        return await asyncio.gather(*futures, return_exceptions=True)
 
     def _report(self, fault: ShardFault) -> None:
         """Called from reader threads and the loop alike; listeners run on the loop."""
@@ -572,7 +595,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
     def _load_manifest(self, bucket: str, key: str) -> Manifest | None:
         """Index lookup and decode together, off the loop (a 10,000-part manifest is ~1 MB)."""
         raw = self.index.get_manifest(bucket, key)
-        return Manifest.decode(raw) if raw is not None else None
+        return decode_manifest(raw) if raw is not None else None
 
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:
         return ObjectInfo.from_manifest(await self.get_manifest(bucket, key))
