@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
-import functools
 import itertools
 import logging
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from s3free.engine.groupsync import Syncer
 from s3free.engine.healing import HealingMixin
 from s3free.engine.locks import BucketGates, KeyLocks
+from s3free.engine.manifestcache import ManifestCache
 from s3free.engine.multipart import MultipartMixin
 from s3free.engine.names import validate_bucket_name, validate_key
 from s3free.engine.pool import IOPool
@@ -69,26 +69,6 @@ DEFAULT_INLINE_MAX = 128 * 1024
 Precondition = Callable[[ObjectInfo | None], None]
 
 
-# Small manifests (every object of a few parts) are kept decoded, keyed by their exact bytes.
-CACHED_MANIFEST_MAX = 4096
-CACHED_MANIFESTS = 2048
-
-
-@functools.lru_cache(maxsize=CACHED_MANIFESTS)
-def _decode_cached(raw: bytes) -> Manifest:
-    return Manifest.decode(raw)
-
-
-def decode_manifest(raw: bytes) -> Manifest:
-    """Decoding a manifest (JSON, canonical form, validation) costs tens of microseconds, a
-    large share of a small GET. The key is the manifest's own bytes, so a changed manifest is
-    never answered from the cache; a Manifest is never modified once made (changes go through
-    dataclasses.replace), so one decoded copy is safely shared."""
-    if len(raw) <= CACHED_MANIFEST_MAX:
-        return _decode_cached(bytes(raw))
-    return Manifest.decode(raw)
-
-
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -121,6 +101,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         self._deferred: list[tuple[set[int], Manifest]] = []
         self._background: set[asyncio.Task] = set()
         self._syncer = Syncer(executor)
+        self._manifests = ManifestCache()
         # Buckets are few and change only through this store: kept in memory (from the
         # index), so that no request pays a thread hop to learn that its bucket exists.
         self._buckets: dict[str, BucketInfo] = {}
@@ -538,6 +519,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 self.index.put_object(
                     manifest.bucket, manifest.key, _listing_entry(manifest), blob, journal
                 )
+                self._manifests.remember(blob, manifest)
 
             def load_and_switch() -> Manifest | None:
                 old = self._load_manifest(manifest.bucket, manifest.key)
@@ -595,7 +577,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
     def _load_manifest(self, bucket: str, key: str) -> Manifest | None:
         """Index lookup and decode together, off the loop (a 10,000-part manifest is ~1 MB)."""
         raw = self.index.get_manifest(bucket, key)
-        return decode_manifest(raw) if raw is not None else None
+        return self._manifests.decode(raw) if raw is not None else None
 
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:
         return ObjectInfo.from_manifest(await self.get_manifest(bucket, key))
