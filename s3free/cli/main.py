@@ -76,9 +76,7 @@ class _AdminGroup(click.Group):
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         if args and not args[0].startswith("-") and args[0] not in self.commands:
-            _not_built(
-                "admin", tuple(args), "config show is planned"
-            )
+            _not_built("admin", tuple(args), "config show is planned")
         return super().resolve_command(ctx, args)
 
 

@@ -46,10 +46,30 @@ def shard_file_path(manifest: Manifest, part_number: int) -> str:
     return shard_file(manifest.object_id, vhex, part_number, manifest.inline)
 
 
+class InlineRecords:
+    """A whole inline manifest file read into memory (one open and read), its records addressed
+    as a shard file of their own (offset 0 = the first record)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._base = envelope_length(data)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        start = self._base + offset
+        return self._data[start : start + length]
+
+    def size(self) -> int:
+        return len(self._data) - self._base
+
+    def close(self) -> None:
+        pass
+
+
 class InlineShardHandle:
     """The records of an inline manifest file, addressed as if they were a shard file of their
     own (offset 0 = the first record): the envelope's length is read from the file itself, so
-    a copy rewritten with another generation is still found right."""
+    a copy rewritten with another generation is still found right. For a file too large to
+    read whole in one go (InlineRecords is the usual case)."""
 
     def __init__(self, inner: ReadHandle) -> None:
         self._inner = inner
@@ -170,23 +190,45 @@ class BlockReader:
             raise _ShardUnusable("disk is not part of this set")
         if not slot.online:
             raise _ShardUnusable(f"disk offline: {slot.problem}")
-        try:
-            handle = slot.disk.open_read(self._path_for(part))
-        except FileNotFoundError:
-            raise _ShardUnusable("shard file missing") from None
-        except OSError as exc:
-            raise _ShardUnusable(f"open failed: {exc}") from None
         if self.m.inline:
-            try:
-                handle = InlineShardHandle(handle)
-            except (OSError, FormatError) as exc:
-                handle.close()
-                raise _ShardUnusable(f"inline manifest unreadable: {exc}") from None
+            handle = self._inline_records(slot.disk, self._path_for(part))
+        else:
+            handle = self._open(slot.disk, self._path_for(part))
         with self._lock:
             existing = self._handles.setdefault(key, handle)
         if existing is not handle:
             handle.close()
         return existing
+
+    @staticmethod
+    def _open(disk, path: str) -> ReadHandle:
+        try:
+            return disk.open_read(path)
+        except FileNotFoundError:
+            raise _ShardUnusable("shard file missing") from None
+        except OSError as exc:
+            raise _ShardUnusable(f"open failed: {exc}") from None
+
+    def _inline_records(self, disk, path: str):
+        """An inline version's file: read whole when it is small (the usual case), else
+        opened and read on demand."""
+        try:
+            data = disk.read_head(path, INLINE_READ)
+        except FileNotFoundError:
+            raise _ShardUnusable("shard file missing") from None
+        except OSError as exc:
+            raise _ShardUnusable(f"read failed: {exc}") from None
+        if len(data) < INLINE_READ:
+            try:
+                return InlineRecords(data)
+            except FormatError as exc:
+                raise _ShardUnusable(f"inline manifest unreadable: {exc}") from None
+        handle = self._open(disk, path)
+        try:
+            return InlineShardHandle(handle)
+        except (OSError, FormatError) as exc:
+            handle.close()
+            raise _ShardUnusable(f"inline manifest unreadable: {exc}") from None
 
     def _fetch(self, part: PartEntry, block: int, shard: int) -> ShardRecord:
         """One checked record, or _ShardBad/_ShardUnusable saying why not."""

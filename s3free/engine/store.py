@@ -23,8 +23,10 @@ from pathlib import Path
 from s3free.engine.groupsync import Syncer
 from s3free.engine.healing import HealingMixin
 from s3free.engine.locks import BucketGates, KeyLocks
+from s3free.engine.manifestcache import ManifestCache
 from s3free.engine.multipart import MultipartMixin
 from s3free.engine.names import validate_bucket_name, validate_key
+from s3free.engine.pool import IOPool
 from s3free.engine.reader import BlockReader, ObjectReader, Prefetched
 from s3free.engine.recovery import RecoveryMixin, _listing_entry
 from s3free.engine.storelock import StoreLock
@@ -47,7 +49,6 @@ from s3free.format.ids import bucket_hash, object_id, uuid7
 from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.format.merkle import merkle_root
 from s3free.meta.index import Index
-from s3free.obs.context import ContextExecutor
 from s3free.obs.stage import ENGINE_PUT, INDEX_GET, stage
 from s3free.storage.disk import Disk
 from s3free.storage.diskset import DiskSet, DiskSlot
@@ -101,6 +102,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         self._deferred: list[tuple[set[int], Manifest]] = []
         self._background: set[asyncio.Task] = set()
         self._syncer = Syncer(executor)
+        self._manifests = ManifestCache()
         # Buckets are few and change only through this store: kept in memory (from the
         # index), so that no request pays a thread hop to learn that its bucket exists.
         self._buckets: dict[str, BucketInfo] = {}
@@ -124,7 +126,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         """Open (formatting a new set if the disks are empty), remove temp files left by a
         crash, and rebuild the index from the disks if it is missing or incomplete."""
         # Runs each call in its caller's context: request id and span reach the worker threads.
-        executor = ContextExecutor(io_threads, thread_name_prefix="s3free-io")
+        executor = IOPool(io_threads, thread_name_prefix="s3free-io")
         loop = asyncio.get_running_loop()
         lock: StoreLock | None = None
         try:
@@ -191,17 +193,18 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         if lock is not None:
             lock.release()
 
-    async def _run(self, fn, *args):
-        return await self._loop.run_in_executor(self.executor, fn, *args)
+    def _run(self, fn, *args) -> asyncio.Future:
+        """fn(*args) on the I/O pool, as a future the loop can await."""
+        if isinstance(self.executor, IOPool):
+            return self.executor.call(fn, *args)
+        return self._loop.run_in_executor(self.executor, fn, *args)
 
     async def _on_disks(
         self, slots: Sequence[DiskSlot], fn: Callable[[DiskSlot], object]
     ) -> list[object]:
         """Run fn on each disk in parallel; each result is a value or the exception raised."""
-        return await asyncio.gather(
-            *(self._loop.run_in_executor(self.executor, fn, slot) for slot in slots),
-            return_exceptions=True,
-        )
+        futures = [self._run(fn, slot) for slot in slots]
+        return await asyncio.gather(*futures, return_exceptions=True)
 
     def _report(self, fault: ShardFault) -> None:
         """Called from reader threads and the loop alike; listeners run on the loop."""
@@ -521,6 +524,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 self.index.put_object(
                     manifest.bucket, manifest.key, _listing_entry(manifest), blob, journal
                 )
+                self._manifests.remember(blob, manifest)
 
             def load_and_switch() -> Manifest | None:
                 old = self._load_manifest(manifest.bucket, manifest.key)
@@ -579,7 +583,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         """Index lookup and decode together, off the loop (a 10,000-part manifest is ~1 MB)."""
         with stage(INDEX_GET):
             raw = self.index.get_manifest(bucket, key)
-        return Manifest.decode(raw) if raw is not None else None
+        return self._manifests.decode(raw) if raw is not None else None
 
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:
         return ObjectInfo.from_manifest(await self.get_manifest(bucket, key))

@@ -77,6 +77,9 @@ class MonitoredDisk:
     def read_file(self, rel: str) -> bytes:
         return self._call("read_file", self.inner.read_file, rel)
 
+    def read_head(self, rel: str, limit: int) -> bytes:
+        return self._call("read_head", self.inner.read_head, rel, limit)
+
     def open_read(self, rel: str):
         return _Reader(self, self._call("open_read", self.inner.open_read, rel))
 
