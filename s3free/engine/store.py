@@ -47,6 +47,7 @@ from s3free.format.ids import bucket_hash, object_id, uuid7
 from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.format.merkle import merkle_root
 from s3free.meta.index import Index
+from s3free.obs.stage import ENGINE_GET, ENGINE_PUT, staged
 from s3free.storage.disk import Disk
 from s3free.storage.diskset import DiskSet, DiskSlot
 from s3free.storage.layout import (
@@ -283,6 +284,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
 
     # -- objects: write ----------------------------------------------------------------------
 
+    @staged(ENGINE_PUT)
     async def put_object(
         self,
         bucket: str,
@@ -577,6 +579,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:
         return ObjectInfo.from_manifest(await self.get_manifest(bucket, key))
 
+    @staged(ENGINE_GET)
     async def open_object(
         self,
         bucket: str,

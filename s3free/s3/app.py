@@ -19,6 +19,7 @@ from aiohttp import web
 from s3free.engine import ObjectStore
 from s3free.errors import StorageError
 from s3free.meta.users import User, UserStore
+from s3free.obs.metrics import S3_OP
 from s3free.s3 import access
 from s3free.s3.errors import S3Error, from_storage
 from s3free.s3.request import ADMIN_PREFIX, S3Request, parse, split_host_bucket
@@ -151,6 +152,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             copy_source="x-amz-copy-source" in request.headers,
         )
         resource = s3.resource
+        request[S3_OP] = s3.op
         auth = authenticate_v2(
             method=request.method,
             path=request.raw_path.split("?", 1)[0],
