@@ -132,7 +132,9 @@ def test_corrupt_shard_is_counted_and_repaired(server, s3, bucket):
         value(before, "s3free_shards_bad_total", disk=disk) + 1
     )
     assert value(after, "s3free_shards_bad_total") == value(before, "s3free_shards_bad_total") + 1
-    assert value(after, "s3free_stage_seconds_count", stage="erasure.decode") == (
+    # The GET decoded its block from a parity shard (the repair, if already under way,
+    # decodes too).
+    assert value(after, "s3free_stage_seconds_count", stage="erasure.decode") >= (
         value(before, "s3free_stage_seconds_count", stage="erasure.decode") + 1
     )
 
