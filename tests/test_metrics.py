@@ -19,6 +19,7 @@ from tests.obs_support import http_get, scrape, value, wait_for
 from tests.s3.conftest import make_client
 from tests.s3.raw import disks, version_dirs
 from tests.s3.server import start_server
+from tests.s3.users_support import admin
 
 TOKEN = "metrics-test-token-0123456789"
 DASHBOARD = Path(__file__).resolve().parent.parent / "configs" / "grafana-dashboard.json"
@@ -150,6 +151,36 @@ def test_corrupt_shard_is_counted_and_repaired(server, s3, bucket):
     )
     assert value(repaired, "s3free_repair_queue_depth") == 0
     assert s3.get_object(Bucket=bucket, Key="rot")["Body"].read() == body
+
+
+def test_scrub_pass_is_counted(server, s3, bucket):
+    body = os.urandom(200_000)
+    s3.put_object(Bucket=bucket, Key="scrubbed", Body=body)
+    before = scrape(server.endpoint, TOKEN)
+    status, doc = admin(server, "POST", "/disks/scrub", {})
+    assert status == 202, doc
+
+    def passed():
+        samples = scrape(server.endpoint, TOKEN)
+        done = value(samples, "s3free_scrub_passes_total")
+        return samples if done > value(before, "s3free_scrub_passes_total") else None
+
+    after = wait_for(passed, what="the scrub pass")
+    assert (
+        value(after, "s3free_scrub_passes_total") == value(before, "s3free_scrub_passes_total") + 1
+    )
+    assert value(after, "s3free_scrub_running") == 0
+    objects = value(after, "s3free_scrub_pass_objects_checked")
+    assert objects >= 1 and objects == value(after, "s3free_scrub_pass_objects_total")
+    checked = value(after, "s3free_scrub_pass_bytes_checked")
+    assert checked >= len(body)
+    assert (
+        value(after, "s3free_scrub_checked_bytes_total")
+        - value(before, "s3free_scrub_checked_bytes_total")
+        == checked
+    )
+    assert value(after, "s3free_scrub_last_completed_timestamp_seconds") > 0
+    assert value(after, "s3free_scrub_rate_limit_bytes_per_second") == 8e6  # the default cap
 
 
 def test_metrics_token_is_enforced(server):
