@@ -125,7 +125,7 @@ _NULL = nullcontext()
 
 @dataclass
 class Sources:
-    """The live objects a scrape reads (any may be None when a server runs without it)."""
+    """The live objects a scrape reads (all but the disk set may be None: then not shown)."""
 
     diskset: Any
     store: Any = None  # its fault_listeners hear of every bad shard a read meets
