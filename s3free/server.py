@@ -28,7 +28,10 @@ from s3free.engine.diskmonitor import DiskMonitor, MonitorConfig
 from s3free.heal import HealConfig, HealService, attach
 from s3free.meta.users import ROOT_USER, User, UserStore
 from s3free.obs import logs, tracing
+from s3free.obs.endpoints import install as install_metrics
+from s3free.obs.metrics import Sources
 from s3free.s3.app import INFLIGHT, Settings, make_app
+from s3free.s3.request import split_host_bucket
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,12 @@ async def start(config: Config, creds: RootCredentials) -> Running:
         attach_admin_ops(app, rebuilder)
         if heal is not None:
             app[HEAL] = heal
+        install_metrics(
+            app,
+            Sources(store.diskset, store, monitor, heal, app[INFLIGHT]),
+            token=config.metrics_token,
+            bucket_of_host=lambda host: split_host_bucket(host, config.domain),
+        )
         runner = web.AppRunner(
             app,
             access_log_class=logs.AccessLogger,

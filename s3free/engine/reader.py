@@ -30,6 +30,7 @@ from s3free.format.errors import FormatError
 from s3free.format.ids import bucket_hash
 from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.format.record import RECORD_OVERHEAD, ShardRecord, decode_record
+from s3free.obs.stage import ERASURE_DECODE, ERASURE_ENCODE, stage
 from s3free.storage.disk import ReadHandle
 from s3free.storage.diskset import DiskSet
 from s3free.storage.layout import shard_file
@@ -334,7 +335,8 @@ class BlockReader:
     ) -> None:
         """Records that passed their own checks (CRC, leaf) but disagree with the block just
         proven by its hash went wrong before their checksums were made: bad all the same."""
-        expected = self._codec.encode(data)
+        with stage(ERASURE_ENCODE):
+            expected = self._codec.encode(data)
         digest = blake3.blake3(data).digest()
         for shard, record in good.items():
             if record.payload != expected[shard] or record.header.content_hash != digest:
@@ -360,7 +362,8 @@ class BlockReader:
             for piece in pieces:
                 hasher.update(piece)
             return pieces if hasher.digest() in hashes else None
-        data = self._codec.decode({s: r.payload for s, r in chosen.items()}, length)
+        with stage(ERASURE_DECODE):
+            data = self._codec.decode({s: r.payload for s, r in chosen.items()}, length)
         return [data] if blake3.blake3(data).digest() in hashes else None
 
     def _unavailable(self, part: PartEntry, block: int, good: int) -> str:

@@ -49,7 +49,7 @@ from s3free.format.ids import bucket_hash, object_id, uuid7
 from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.format.merkle import merkle_root
 from s3free.meta.index import Index
-from s3free.obs.stage import ENGINE_PUT, INDEX_GET, stage
+from s3free.obs.stage import ENGINE_GET, ENGINE_PUT, staged
 from s3free.storage.disk import Disk
 from s3free.storage.diskset import DiskSet, DiskSlot
 from s3free.storage.layout import (
@@ -289,6 +289,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
 
     # -- objects: write ----------------------------------------------------------------------
 
+    @staged(ENGINE_PUT)
     async def put_object(
         self,
         bucket: str,
@@ -322,28 +323,25 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
             executor=self.executor,
             in_memory=expected_size is not None and expected_size <= self.inline_max,
         )
-        with stage(ENGINE_PUT):
-            result = await writer.write(
-                stream, expected_size=expected_size, expected_md5=expected_md5
+        result = await writer.write(stream, expected_size=expected_size, expected_md5=expected_md5)
+        # Past this point the client has sent everything: finish even if the request task is
+        # cancelled (shutdown), so an acknowledged-or-not write never stops half-way.
+        return await asyncio.shield(
+            self._finish_put(
+                bucket,
+                key,
+                oid.hex(),
+                str(vid),
+                placement,
+                writer,
+                result,
+                content_type=content_type,
+                user_metadata=user_metadata or {},
+                http_headers=http_headers or {},
+                checksums=checksums if checksums is not None else {},
+                precondition=precondition,
             )
-            # Past this point the client has sent everything: finish even if the request task is
-            # cancelled (shutdown), so an acknowledged-or-not write never stops half-way.
-            return await asyncio.shield(
-                self._finish_put(
-                    bucket,
-                    key,
-                    oid.hex(),
-                    str(vid),
-                    placement,
-                    writer,
-                    result,
-                    content_type=content_type,
-                    user_metadata=user_metadata or {},
-                    http_headers=http_headers or {},
-                    checksums=checksums if checksums is not None else {},
-                    precondition=precondition,
-                )
-            )
+        )
 
     async def _finish_put(
         self,
@@ -581,13 +579,13 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
 
     def _load_manifest(self, bucket: str, key: str) -> Manifest | None:
         """Index lookup and decode together, off the loop (a 10,000-part manifest is ~1 MB)."""
-        with stage(INDEX_GET):
-            raw = self.index.get_manifest(bucket, key)
+        raw = self.index.get_manifest(bucket, key)  # an index.get stage (meta/index.py)
         return self._manifests.decode(raw) if raw is not None else None
 
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:
         return ObjectInfo.from_manifest(await self.get_manifest(bucket, key))
 
+    @staged(ENGINE_GET)
     async def open_object(
         self,
         bucket: str,

@@ -21,6 +21,7 @@ from s3free.errors import StorageError
 from s3free.meta.users import User, UserStore
 from s3free.obs import tracing
 from s3free.obs.context import REQUEST_ID
+from s3free.obs.metrics import S3_OP
 from s3free.s3 import access
 from s3free.s3.errors import S3Error, from_storage
 from s3free.s3.request import ADMIN_PREFIX, S3Request, parse, split_host_bucket
@@ -156,7 +157,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             copy_source="x-amz-copy-source" in request.headers,
         )
         resource = s3.resource
-        request["s3"] = s3  # the operation, for the access log, the span and metrics
+        request["s3"] = s3  # the operation, for the access log and the span
+        request[S3_OP] = s3.op
         auth = authenticate_v2(
             method=request.method,
             path=request.raw_path.split("?", 1)[0],
