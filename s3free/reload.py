@@ -25,17 +25,19 @@ from aiohttp import web
 from s3free import config as configuration
 from s3free.config import KEYS, LIVE_KEYS, SECRETS, Config, ConfigError
 from s3free.heal import HealService
+from s3free.obs import logs
 from s3free.obs.live import LIVE, LiveSettings
+from s3free.s3 import limits
 from s3free.s3.limits import LIMITER
 
 log = logging.getLogger(__name__)
 
 
 def install(app: web.Application, config: Config) -> LiveSettings:
-    """Put the live settings on the app (before it starts) and set the request limit."""
+    """Put the live settings and the request limit on the app (before it starts)."""
     live = LiveSettings.of(config)
     app[LIVE] = live
-    app[LIMITER].limit = config.requests_max
+    limits.install(app, config.requests_max)
     return live
 
 
@@ -90,14 +92,16 @@ class Reloader:
         live.config = effective
         live.pending = {k: configuration.shown(k, new_v) for k, (_, new_v) in done.restart.items()}
         live.reloads += 1
+        # At warning level: a configuration change must be findable whatever the log level.
         log.warning("%s", describe(done))
         return done
 
     def _apply(self, live: LiveSettings, new: Config, changed: dict[str, tuple[Any, Any]]) -> None:
         if "log_level" in changed:
-            logging.getLogger().setLevel(new.log_level.upper())
+            logs.set_level(new.log_level)
             live.log_level = new.log_level
         if "access_log" in changed:
+            logs.set_access_log(new.access_log)
             live.access_log = new.access_log
         if "requests_max" in changed:
             self.app[LIMITER].limit = new.requests_max

@@ -22,14 +22,19 @@ from pathlib import Path
 from aiohttp import web
 
 from s3free.admin.disks import DISKS, HEAL
+from s3free.admin.info import IndexRebuilder, attach_admin_ops
 from s3free.config import Config
 from s3free.engine import ObjectStore
 from s3free.engine.diskmonitor import DiskMonitor, MonitorConfig
 from s3free.heal import HealConfig, HealService, attach
 from s3free.meta.users import ROOT_USER, User, UserStore
+from s3free.obs import logs, tracing
+from s3free.obs.endpoints import install as install_metrics
+from s3free.obs.metrics import Sources
 from s3free.reload import Reloader
 from s3free.reload import install as install_live
 from s3free.s3.app import INFLIGHT, Settings, make_app
+from s3free.s3.request import split_host_bucket
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +111,7 @@ async def start(config: Config, creds: RootCredentials) -> Running:
     )
     monitor: DiskMonitor | None = None
     heal = None
+    rebuilder = IndexRebuilder(store)  # before the heal service copies the index handle
     try:
         probe_s = config.disk_probe_s
         monitor = DiskMonitor(
@@ -119,11 +125,23 @@ async def start(config: Config, creds: RootCredentials) -> Running:
         )
         await users.load()
         app = make_app(store, users, Settings(region=config.region, domain=config.domain))
-        install_live(app, config)  # live settings, request limit (s3free/reload.py)
         app[DISKS] = monitor
+        attach_admin_ops(app, rebuilder)
         if heal is not None:
             app[HEAL] = heal
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=60.0)
+        install_metrics(
+            app,
+            Sources(store.diskset, store, monitor, heal, app[INFLIGHT]),
+            token=config.metrics_token,
+            bucket_of_host=lambda host: split_host_bucket(host, config.domain),
+        )
+        install_live(app, config)  # live settings, request limit (s3free/reload.py)
+        runner = web.AppRunner(
+            app,
+            access_log_class=logs.AccessLogger,
+            access_log=logs.ACCESS,
+            shutdown_timeout=60.0,
+        )
         await runner.setup()
         context = None
         if config.tls_cert:
@@ -160,12 +178,11 @@ async def _start_heal(store: ObjectStore, config: Config) -> HealService:
 
 def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT; print one line when ready."""
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.setup(config)
     for warning in config.warnings:
         log.warning("%s", warning)
     creds = root_credentials(config)
+    logs.add_secret(creds.secret_key)
     if creds.generated:
         print(
             "s3free: generated root credentials (stored in "
@@ -173,7 +190,11 @@ def serve(config: Config) -> None:
             f"  AWS_ACCESS_KEY_ID={creds.access_key}\n  AWS_SECRET_ACCESS_KEY={creds.secret_key}",
             flush=True,
         )
-    asyncio.run(_serve(config, creds))
+    tracing.setup(config)
+    try:
+        asyncio.run(_serve(config, creds))
+    finally:
+        tracing.shutdown()
 
 
 async def _serve(config: Config, creds: RootCredentials) -> None:

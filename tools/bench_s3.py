@@ -8,6 +8,8 @@ ops/s, MB/s, p50/p99 latency and the server's peak RSS.
     python tools/bench_s3.py --endpoint http://127.0.0.1:9000   # any S3 server (keys from env)
 
 Every phase is bounded in operations and seconds; only 127.0.0.1 is used when it starts the server.
+This is the fixed benchmark behind the README's S3 figures; `s3free bench s3` is the user-facing
+command (one timed operation mix, any endpoint) built on the same load generator and launcher.
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from s3free.bench import tempserver
 from s3free.bench.s3load import DEFAULT_WORKLOADS, Workload, run_load
-from s3free.bench.spawn import spawn_server
+from s3free.bench.tempserver import peak_rss_mib, stop_server
+
+__all__ = ["peak_rss_mib", "start_server"]  # tools/bench_heal.py starts its server with these
 
 TARGETS = {  # from the S3 API issue, for this 2-core machine
     "get-4KiB": ("ops_per_s", 1500),
@@ -39,26 +43,12 @@ def start_server(
     root: Path, access: str, secret: str, settings: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen, str]:
     """`s3free server` on 127.0.0.1 (a free port), RS(6,3) on root/disk1..9; settings are
-    extra environment variables (S3FREE_<SETTING>)."""
-    disks = [f"--disk={root / f'disk{i}'}" for i in range(1, 10)]
-    args = ["--data-dir", str(root), "--listen", "127.0.0.1:0", "--ec", "6+3",
-            "--log-level", "warning", *disks]  # fmt: skip
-    env = {**(settings or {}), "S3FREE_ACCESS_KEY": access, "S3FREE_SECRET_KEY": secret}
+    extra environment variables (S3FREE_<SETTING>). Exits with the server's output if it
+    does not start."""
     try:
-        proc, endpoint, _output = spawn_server(args, env)
+        return tempserver.start_server(root, access, secret, settings)
     except RuntimeError as exc:
         raise SystemExit(f"the server did not start: {exc}") from None
-    return proc, endpoint
-
-
-def peak_rss_mib(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 def main() -> int:
@@ -82,7 +72,11 @@ def main() -> int:
     else:
         scratch = Path(tempfile.mkdtemp(prefix="s3free-bench-s3-", dir=args.dir))
         access, secret = "BENCH" + secrets.token_hex(6).upper(), secrets.token_urlsafe(24)
-        proc, endpoint = start_server(scratch, access, secret)
+        try:
+            proc, endpoint = start_server(scratch, access, secret)
+        except SystemExit:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
     print(f"s3free S3 load benchmark against {endpoint} ({os.cpu_count()} CPUs, client and "
           "server on the same machine)", flush=True)  # fmt: skip
     try:
@@ -90,8 +84,7 @@ def main() -> int:
         rss = peak_rss_mib(proc.pid) if proc else None
     finally:
         if proc:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
+            stop_server(proc)
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     if rss is not None:

@@ -51,6 +51,7 @@ async def handle_admin(request: web.Request) -> web.Response:
         return _error(exc.status, exc.code, exc.message)
     if auth.credentials is None or auth.credentials.access_key != users.root.access_key:
         return _error(403, "AccessDenied", "the admin API is for the root user only")
+    request["user"] = users.root.name  # for the access log
     body = await request.content.read(MAX_BODY + 1)
     if len(body) > MAX_BODY:
         return _error(413, "TooLarge", "admin request bodies are limited to 64 KiB")
@@ -74,6 +75,10 @@ async def handle_admin(request: web.Request) -> web.Response:
         from s3free.admin.disks import handle_disks
 
         return await handle_disks(request, parts, body)
+    if parts[0] in ("info", "buckets", "index"):
+        from s3free.admin.info import handle_info
+
+        return await handle_info(request, parts, body)
     if parts == ["config"] and request.method == "GET":
         return _config(request)
     try:
@@ -114,22 +119,22 @@ async def handle_admin(request: web.Request) -> web.Response:
 
 def _config(request: web.Request) -> web.Response:
     """The running configuration, secrets masked (s3free/config.py `describe`)."""
+    import logging
+
+    from s3free.admin.disks import HEAL
     from s3free.obs.live import LIVE
+    from s3free.obs.logs import access_log_enabled
+    from s3free.s3.limits import LIMITER
 
     live = request.app.get(LIVE)
     if live is None:
         return _error(501, "NotBuilt", "this server was started without a configuration")
-    import logging
-
-    from s3free.admin.disks import HEAL
-    from s3free.s3.limits import LIMITER
-
     # What the running parts really use, read from them (not from the config): a reload that
     # did not reach a part shows here.
     limiter = request.app[LIMITER]
     running = {
         "log_level": logging.getLevelName(logging.getLogger().level).lower(),
-        "access_log": live.access_log,
+        "access_log": access_log_enabled(),
         "requests_max": limiter.limit,
         "requests_active": limiter.active,
         "requests_refused": limiter.refused,

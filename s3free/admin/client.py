@@ -148,6 +148,25 @@ class AdminClient:
         """replace (add and remove answer 501 NotBuilt)."""
         return self.call("POST", f"disks/{action}", _json({"disk": disk}))
 
+    # -- info, usage, rebuild-index (s3free/admin/info.py) -------------------------------
+
+    def server_info(self) -> dict[str, Any]:
+        return self.call("GET", "info")
+
+    def bucket_usage(self, bucket: str | None = None) -> dict[str, Any]:
+        """One bucket's usage, or {"buckets": [...], "total": {...}} for all."""
+        if bucket is None:
+            return self.call("GET", "buckets/usage")
+        if not bucket or "/" in bucket:
+            raise AdminError(f"invalid request: bucket name {bucket!r} is not allowed", 400)
+        return self.call("GET", f"buckets/{quote(bucket, safe='')}/usage")
+
+    def start_rebuild(self) -> dict[str, Any]:
+        return self.call("POST", "index/rebuild", b"{}")["job"]
+
+    def rebuild_job(self, job_id: str) -> dict[str, Any]:
+        return self.call("GET", f"index/rebuild/{quote(job_id, safe='')}")["job"]
+
     # -- transport ------------------------------------------------------------------------
 
     def call(self, method: str, path: str, body: bytes = b"") -> Any:

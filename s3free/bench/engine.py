@@ -190,7 +190,7 @@ class PeakRSS:
 # -- ceilings ----------------------------------------------------------------------------------
 
 
-def _sample_blocks(data: PatternData, count: int = 8) -> list[bytes]:
+def sample_blocks(data: PatternData, count: int = 8) -> list[bytes]:
     return [data.read(i * UNIT, UNIT) for i in range(count)]
 
 
@@ -488,7 +488,7 @@ def run_engine_bench(config: BenchConfig | None = None, *, log=None) -> dict:
 
 
 def _ceilings(cfg: BenchConfig, data: PatternData, work: Path, res: _Results, say) -> None:
-    blocks = _sample_blocks(data)
+    blocks = sample_blocks(data)
     n_blocks = -(-cfg.size // UNIT)
     size = n_blocks * UNIT
     shard = -(-UNIT // cfg.k)

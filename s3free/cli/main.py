@@ -11,6 +11,7 @@ import sys
 import click
 
 from s3free import __version__
+from s3free.cli.admin_cmds import add_commands as add_admin_commands
 from s3free.cli.bench import bench
 from s3free.cli.disk import disk
 
@@ -87,7 +88,7 @@ class _AdminGroup(click.Group):
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         if args and not args[0].startswith("-") and args[0] not in self.commands:
-            _not_built("admin", tuple(args), "info, rebuild-index, bucket usage are planned")
+            _not_built("admin", tuple(args), "see s3free admin --help for what exists")
         return super().resolve_command(ctx, args)
 
 
@@ -224,6 +225,7 @@ def config_show(as_json: bool, config_file: str | None, endpoint: str, ca_bundle
 
 main.add_command(bench)
 main.add_command(disk)
+add_admin_commands(admin)  # info, bucket usage, rebuild-index (s3free/cli/admin_cmds.py)
 
 
 if __name__ == "__main__":

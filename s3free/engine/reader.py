@@ -18,7 +18,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import blake3
@@ -30,6 +30,7 @@ from s3free.format.errors import FormatError
 from s3free.format.ids import bucket_hash
 from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.format.record import RECORD_OVERHEAD, ShardRecord, decode_record
+from s3free.obs.stage import ERASURE_DECODE, ERASURE_ENCODE, stage
 from s3free.storage.disk import ReadHandle
 from s3free.storage.diskset import DiskSet
 from s3free.storage.layout import shard_file
@@ -46,10 +47,30 @@ def shard_file_path(manifest: Manifest, part_number: int) -> str:
     return shard_file(manifest.object_id, vhex, part_number, manifest.inline)
 
 
+class InlineRecords:
+    """A whole inline manifest file read into memory (one open and read), its records addressed
+    as a shard file of their own (offset 0 = the first record)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._base = envelope_length(data)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        start = self._base + offset
+        return self._data[start : start + length]
+
+    def size(self) -> int:
+        return len(self._data) - self._base
+
+    def close(self) -> None:
+        pass
+
+
 class InlineShardHandle:
     """The records of an inline manifest file, addressed as if they were a shard file of their
     own (offset 0 = the first record): the envelope's length is read from the file itself, so
-    a copy rewritten with another generation is still found right."""
+    a copy rewritten with another generation is still found right. For a file too large to
+    read whole in one go (InlineRecords is the usual case)."""
 
     def __init__(self, inner: ReadHandle) -> None:
         self._inner = inner
@@ -74,6 +95,15 @@ class InlineShardHandle:
 
     def close(self) -> None:
         self._inner.close()
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """One block read ahead of the reader (with the lookup): its pieces, or why it failed."""
+
+    part_number: int
+    block_index: int
+    outcome: list[bytes | memoryview] | Exception
 
 
 @dataclass(frozen=True)
@@ -161,23 +191,45 @@ class BlockReader:
             raise _ShardUnusable("disk is not part of this set")
         if not slot.online:
             raise _ShardUnusable(f"disk offline: {slot.problem}")
-        try:
-            handle = slot.disk.open_read(self._path_for(part))
-        except FileNotFoundError:
-            raise _ShardUnusable("shard file missing") from None
-        except OSError as exc:
-            raise _ShardUnusable(f"open failed: {exc}") from None
         if self.m.inline:
-            try:
-                handle = InlineShardHandle(handle)
-            except (OSError, FormatError) as exc:
-                handle.close()
-                raise _ShardUnusable(f"inline manifest unreadable: {exc}") from None
+            handle = self._inline_records(slot.disk, self._path_for(part))
+        else:
+            handle = self._open(slot.disk, self._path_for(part))
         with self._lock:
             existing = self._handles.setdefault(key, handle)
         if existing is not handle:
             handle.close()
         return existing
+
+    @staticmethod
+    def _open(disk, path: str) -> ReadHandle:
+        try:
+            return disk.open_read(path)
+        except FileNotFoundError:
+            raise _ShardUnusable("shard file missing") from None
+        except OSError as exc:
+            raise _ShardUnusable(f"open failed: {exc}") from None
+
+    def _inline_records(self, disk, path: str):
+        """An inline version's file: read whole when it is small (the usual case), else
+        opened and read on demand."""
+        try:
+            data = disk.read_head(path, INLINE_READ)
+        except FileNotFoundError:
+            raise _ShardUnusable("shard file missing") from None
+        except OSError as exc:
+            raise _ShardUnusable(f"read failed: {exc}") from None
+        if len(data) < INLINE_READ:
+            try:
+                return InlineRecords(data)
+            except FormatError as exc:
+                raise _ShardUnusable(f"inline manifest unreadable: {exc}") from None
+        handle = self._open(disk, path)
+        try:
+            return InlineShardHandle(handle)
+        except (OSError, FormatError) as exc:
+            handle.close()
+            raise _ShardUnusable(f"inline manifest unreadable: {exc}") from None
 
     def _fetch(self, part: PartEntry, block: int, shard: int) -> ShardRecord:
         """One checked record, or _ShardBad/_ShardUnusable saying why not."""
@@ -283,7 +335,8 @@ class BlockReader:
     ) -> None:
         """Records that passed their own checks (CRC, leaf) but disagree with the block just
         proven by its hash went wrong before their checksums were made: bad all the same."""
-        expected = self._codec.encode(data)
+        with stage(ERASURE_ENCODE):
+            expected = self._codec.encode(data)
         digest = blake3.blake3(data).digest()
         for shard, record in good.items():
             if record.payload != expected[shard] or record.header.content_hash != digest:
@@ -309,7 +362,8 @@ class BlockReader:
             for piece in pieces:
                 hasher.update(piece)
             return pieces if hasher.digest() in hashes else None
-        data = self._codec.decode({s: r.payload for s, r in chosen.items()}, length)
+        with stage(ERASURE_DECODE):
+            data = self._codec.decode({s: r.payload for s, r in chosen.items()}, length)
         return [data] if blake3.blake3(data).digest() in hashes else None
 
     def _unavailable(self, part: PartEntry, block: int, good: int) -> str:
@@ -325,6 +379,16 @@ class _ShardUnusable(Exception):
 
 class _ShardBad(Exception):
     """This record of the shard failed a check."""
+
+
+def _slices(item: BlockSlice, pieces: list[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+    """The parts of a block's pieces that fall in item.lo..item.hi (no copies)."""
+    offset = 0
+    for piece in pieces:
+        lo, hi = max(item.lo - offset, 0), min(item.hi - offset, len(piece))
+        offset += len(piece)
+        if lo < hi:
+            yield piece if lo == 0 and hi == len(piece) else piece[lo:hi]
 
 
 class ObjectReader:
@@ -344,6 +408,7 @@ class ObjectReader:
         executor: concurrent.futures.Executor,
         release: Callable[[], None],
         faults: list[ShardFault],
+        prefetched: Prefetched | None = None,
     ) -> None:
         self.info = info
         self.manifest = manifest
@@ -356,6 +421,7 @@ class ObjectReader:
         self._closed = False
         self._iterating = False
         self._outstanding: list[concurrent.futures.Future] = []
+        self._prefetched = prefetched
 
     @property
     def content_length(self) -> int:
@@ -369,6 +435,18 @@ class ObjectReader:
 
     async def _iterate(self) -> AsyncIterator[bytes]:
         plan = plan_blocks(self.manifest, self.start, self.end) if self.content_length else []
+        ahead, self._prefetched = self._prefetched, None
+        if ahead is not None and [(b.part.number, b.block_index) for b in plan] == [
+            (ahead.part_number, ahead.block_index)
+        ]:
+            try:
+                if isinstance(ahead.outcome, Exception):
+                    raise ahead.outcome
+                for piece in _slices(plan[0], ahead.outcome):
+                    yield piece
+            finally:
+                await self.aclose()
+            return
         queue: list[concurrent.futures.Future] = []
         try:
             position = 0
@@ -382,13 +460,8 @@ class ObjectReader:
                 item = plan[position - len(queue)]
                 pieces = await asyncio.wrap_future(queue[0])
                 queue.pop(0)
-                offset = 0
-                for piece in pieces:
-                    lo, hi = max(item.lo - offset, 0), min(item.hi - offset, len(piece))
-                    offset += len(piece)
-                    if lo >= hi:
-                        continue
-                    yield piece if lo == 0 and hi == len(piece) else piece[lo:hi]
+                for piece in _slices(item, pieces):
+                    yield piece
         finally:
             for fut in queue:
                 fut.cancel()

@@ -23,9 +23,11 @@ from pathlib import Path
 from s3free.engine.groupsync import Syncer
 from s3free.engine.healing import HealingMixin
 from s3free.engine.locks import BucketGates, KeyLocks
+from s3free.engine.manifestcache import ManifestCache
 from s3free.engine.multipart import MultipartMixin
 from s3free.engine.names import validate_bucket_name, validate_key
-from s3free.engine.reader import BlockReader, ObjectReader
+from s3free.engine.pool import IOPool
+from s3free.engine.reader import BlockReader, ObjectReader, Prefetched
 from s3free.engine.recovery import RecoveryMixin, _listing_entry
 from s3free.engine.storelock import StoreLock
 from s3free.engine.types import BucketInfo, ListResult, ObjectInfo, ObjectSummary, ShardFault
@@ -47,6 +49,7 @@ from s3free.format.ids import bucket_hash, object_id, uuid7
 from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.format.merkle import merkle_root
 from s3free.meta.index import Index
+from s3free.obs.stage import ENGINE_GET, ENGINE_PUT, staged
 from s3free.storage.disk import Disk
 from s3free.storage.diskset import DiskSet, DiskSlot
 from s3free.storage.layout import (
@@ -99,6 +102,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         self._deferred: list[tuple[set[int], Manifest]] = []
         self._background: set[asyncio.Task] = set()
         self._syncer = Syncer(executor)
+        self._manifests = ManifestCache()
         # Buckets are few and change only through this store: kept in memory (from the
         # index), so that no request pays a thread hop to learn that its bucket exists.
         self._buckets: dict[str, BucketInfo] = {}
@@ -121,7 +125,8 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
     ) -> ObjectStore:
         """Open (formatting a new set if the disks are empty), remove temp files left by a
         crash, and rebuild the index from the disks if it is missing or incomplete."""
-        executor = concurrent.futures.ThreadPoolExecutor(io_threads, thread_name_prefix="s3free-io")
+        # Runs each call in its caller's context: request id and span reach the worker threads.
+        executor = IOPool(io_threads, thread_name_prefix="s3free-io")
         loop = asyncio.get_running_loop()
         lock: StoreLock | None = None
         try:
@@ -191,17 +196,18 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         if lock is not None:
             lock.release()
 
-    async def _run(self, fn, *args):
-        return await self._loop.run_in_executor(self.executor, fn, *args)
+    def _run(self, fn, *args) -> asyncio.Future:
+        """fn(*args) on the I/O pool, as a future the loop can await."""
+        if isinstance(self.executor, IOPool):
+            return self.executor.call(fn, *args)
+        return self._loop.run_in_executor(self.executor, fn, *args)
 
     async def _on_disks(
         self, slots: Sequence[DiskSlot], fn: Callable[[DiskSlot], object]
     ) -> list[object]:
         """Run fn on each disk in parallel; each result is a value or the exception raised."""
-        return await asyncio.gather(
-            *(self._loop.run_in_executor(self.executor, fn, slot) for slot in slots),
-            return_exceptions=True,
-        )
+        futures = [self._run(fn, slot) for slot in slots]
+        return await asyncio.gather(*futures, return_exceptions=True)
 
     def _report(self, fault: ShardFault) -> None:
         """Called from reader threads and the loop alike; listeners run on the loop."""
@@ -286,6 +292,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
 
     # -- objects: write ----------------------------------------------------------------------
 
+    @staged(ENGINE_PUT)
     async def put_object(
         self,
         bucket: str,
@@ -434,23 +441,30 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
             self.index.put_journal(manifest.version_id, _journal(manifest, upload_id=upload_id))
             return blob
 
-        blob = await self._run(encode_and_journal)
         targets = [j for j in range(len(placement)) if j not in failed]
         if inline is None:
+            blob = await self._run(encode_and_journal)
             results = await self._on_disks(
                 [placement[j] for j in targets],
                 lambda s: s.disk.write_file(mpath, blob, sync=False),
             )
         else:
-            results = await asyncio.gather(
-                *(
-                    self._loop.run_in_executor(
-                        self.executor, placement[j].disk.create_file, mpath, [blob, *inline[j]]
-                    )
-                    for j in targets
-                ),
-                return_exceptions=True,
-            )
+
+            def journal_and_create() -> tuple[bytes, list[BaseException | None]]:
+                # One pool call for the whole small write: the files are a few KiB each and
+                # land in the page cache (the group commit below makes them durable), so a
+                # hop per disk would cost more than the writes themselves.
+                blob = encode_and_journal()
+                outcomes: list[BaseException | None] = []
+                for j in targets:
+                    try:
+                        placement[j].disk.create_file(mpath, [blob, *inline[j]])
+                        outcomes.append(None)
+                    except OSError as exc:
+                        outcomes.append(exc)
+                return blob, outcomes
+
+            blob, results = await self._run(journal_and_create)
         for j, outcome in zip(targets, results, strict=True):
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, OSError):
@@ -511,6 +525,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 self.index.put_object(
                     manifest.bucket, manifest.key, _listing_entry(manifest), blob, journal
                 )
+                self._manifests.remember(blob, manifest)
 
             def load_and_switch() -> Manifest | None:
                 old = self._load_manifest(manifest.bucket, manifest.key)
@@ -557,19 +572,23 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         validate_key(key)
         manifest = await self._run(self._load_manifest, bucket, key)
         if manifest is None:
-            if bucket not in self._buckets:
-                raise NoSuchBucket(f"bucket {bucket} does not exist")
-            raise NoSuchKey(f"{bucket}/{key} does not exist")
+            raise self._missing(bucket, key)
         return manifest
+
+    def _missing(self, bucket: str, key: str) -> NoSuchBucket | NoSuchKey:
+        if bucket not in self._buckets:
+            return NoSuchBucket(f"bucket {bucket} does not exist")
+        return NoSuchKey(f"{bucket}/{key} does not exist")
 
     def _load_manifest(self, bucket: str, key: str) -> Manifest | None:
         """Index lookup and decode together, off the loop (a 10,000-part manifest is ~1 MB)."""
-        raw = self.index.get_manifest(bucket, key)
-        return Manifest.decode(raw) if raw is not None else None
+        raw = self.index.get_manifest(bucket, key)  # an index.get stage (meta/index.py)
+        return self._manifests.decode(raw) if raw is not None else None
 
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:
         return ObjectInfo.from_manifest(await self.get_manifest(bucket, key))
 
+    @staged(ENGINE_GET)
     async def open_object(
         self,
         bucket: str,
@@ -579,17 +598,20 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         end: int | None = None,
         part_number: int | None = None,
         prepare: Callable[[ObjectInfo], tuple[int | None, int | None] | None] | None = None,
+        prefetch: bool = False,
     ) -> ObjectReader:
         """A reader for the object, or bytes start..end (inclusive) of it, or one part.
 
-        `prepare`, if given, sees the object's info before anything is read (to check access
-        or conditions, raising to refuse) and may return the (start, end) to read, decided on
-        the same version the reader will read. The caller must iterate the reader to the end
-        or call aclose()."""
+        `prepare`, if given, sees the object's info before any byte is returned (to check
+        access or conditions, raising to refuse) and may return the (start, end) to read,
+        decided on the same version the reader will read. With `prefetch` (a GET, not a
+        HEAD), an object of one block is read and verified in the same pool call as the
+        index lookup: one thread hop per small GET instead of two. The caller must iterate
+        the reader to the end or call aclose()."""
         token = next(self._lookup_ids)
         self._lookups.add(token)
         try:
-            return await self._open_leased(bucket, key, start, end, part_number, prepare)
+            return await self._open_leased(bucket, key, start, end, part_number, prepare, prefetch)
         finally:
             self._lookup_done(token)
 
@@ -601,8 +623,25 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         end: int | None,
         part_number: int | None,
         prepare: Callable[[ObjectInfo], tuple[int | None, int | None] | None] | None,
+        prefetch: bool = False,
     ) -> ObjectReader:
-        manifest = await self.get_manifest(bucket, key)
+        faults: list[ShardFault] = []
+
+        def on_fault(fault: ShardFault) -> None:
+            faults.append(fault)
+            self._report(fault)
+
+        blocks: BlockReader | None = None
+        prefetched: Prefetched | None = None
+        if prefetch:
+            validate_key(key)
+            manifest, blocks, prefetched = await self._run(
+                self._load_and_prefetch, bucket, key, on_fault
+            )
+            if manifest is None:
+                raise self._missing(bucket, key)
+        else:
+            manifest = await self.get_manifest(bucket, key)
         if prepare is not None:
             chosen = prepare(ObjectInfo.from_manifest(manifest))
             if chosen is not None:
@@ -624,23 +663,39 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
             end = size - 1 if end is None else min(end, size - 1)
             if start < 0 or start >= size or end < start:
                 raise InvalidRange(f"range {start}-{end} is not within 0..{size - 1}")
-        faults: list[ShardFault] = []
-
-        def on_fault(fault: ShardFault) -> None:
-            faults.append(fault)
-            self._report(fault)
-
         self._lease(manifest.version_id)
         return ObjectReader(
             info=ObjectInfo.from_manifest(manifest),
             manifest=manifest,
             start=start,
             end=end,
-            blocks=BlockReader(manifest, self.diskset, self.codec, on_fault),
+            blocks=blocks or BlockReader(manifest, self.diskset, self.codec, on_fault),
             executor=self.executor,
             release=lambda: self._unlease(manifest.version_id),
             faults=faults,
+            prefetched=prefetched,
         )
+
+    def _load_and_prefetch(
+        self, bucket: str, key: str, on_fault: Callable[[ShardFault], None]
+    ) -> tuple[Manifest | None, BlockReader | None, Prefetched | None]:
+        """The manifest and, for an object of one block, that block read and verified (or
+        the error reading it gave, raised only when the block is asked for). Its files are
+        closed at once: nothing else of the object is ever read."""
+        manifest = self._load_manifest(bucket, key)
+        if manifest is None:
+            return None, None, None
+        blocks = BlockReader(manifest, self.diskset, self.codec, on_fault)
+        if len(manifest.parts) != 1 or not 0 < manifest.size <= manifest.block_size:
+            return manifest, blocks, None
+        part = manifest.parts[0]
+        try:
+            outcome: list[bytes | memoryview] | Exception = blocks.read_pieces(part, 0)
+        except Exception as exc:  # kept for the reader: a 304 or 412 must still win
+            outcome = exc
+        finally:
+            blocks.close()
+        return manifest, blocks, Prefetched(part.number, 0, outcome)
 
     async def get_object_bytes(self, bucket: str, key: str, **kwargs) -> bytes:
         """Whole object (or range) in memory: tests and tiny objects only."""

@@ -29,6 +29,7 @@ from s3free.format.footer import ShardFooter
 from s3free.format.header import CODEC_ZFEC_RS, ShardHeader
 from s3free.format.merkle import merkle_root
 from s3free.format.record import leaf_hash
+from s3free.obs.stage import ERASURE_ENCODE, stage
 from s3free.storage.diskset import DiskSlot
 
 log = logging.getLogger(__name__)
@@ -307,7 +308,8 @@ class PartWriter:
     def _encode_and_append(self, block: bytes, index: int) -> None:
         content_hash = blake3.blake3(block).digest()
         self._hashes.append(content_hash)
-        shards = self._codec.encode(block)
+        with stage(ERASURE_ENCODE):
+            shards = self._codec.encode(block)
         for j, payload in enumerate(shards):
             temp = self._temps[j]
             if temp is None:

@@ -50,6 +50,7 @@ class HealService:
         # disk id -> progress of a disk heal; filled by whoever heals disks (helper "disk").
         self.disk_heal: dict[str, dict] = {}
         self.repairs = Counter()  # outcome status -> count, for status()
+        self.shards_rebuilt = 0  # shards rewritten by repairs (metrics)
         self._jobs: dict[str, Job] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._pacers: dict[str, Pacer] = {}
@@ -184,6 +185,7 @@ class HealService:
                 self.store, manifest, health, max_generation, pacer.pace if pacer else None
             )
             self.repairs[outcome.status] += 1
+            self.shards_rebuilt += outcome.shards_rebuilt
             if outcome.status in ("repaired", "partial"):
                 if job is not None:
                     job.repaired += 1

@@ -15,6 +15,9 @@ Key space (bucket names never contain NUL; object keys are refused if they do):
     P <upload id> NUL <part number:05d>     part record (JSON)
     J <version id>                          crash journal entry (JSON)
     H ...                                   the healer's queue and checkpoint (meta/healstate.py)
+
+Each read and write method is one stage (index.get / index.put, s3free/obs/stage.py) for
+metrics and tracing; the generators (iterations over many records) are not.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import plyvel
+
+from s3free.obs.stage import INDEX_GET, INDEX_PUT, staged
 
 _META = b"!meta"
 _STOP = b"\xff"  # greater than any UTF-8 byte
@@ -57,13 +62,16 @@ class Index:
 
     # -- meta ------------------------------------------------------------------------------
 
+    @staged(INDEX_GET)
     def get_meta(self) -> dict | None:
         raw = self.db.get(_META)
         return json.loads(raw) if raw else None
 
+    @staged(INDEX_PUT)
     def set_meta(self, meta: dict) -> None:
         self.db.put(_META, _j(meta), sync=True)
 
+    @staged(INDEX_PUT)
     def clear(self) -> None:
         """Drop everything (before a rebuild) but the healer's state (prefix H), which names
         versions and outlives a rebuild: a stale entry is dropped when the healer meets it."""
@@ -74,6 +82,7 @@ class Index:
 
     # -- buckets ---------------------------------------------------------------------------
 
+    @staged(INDEX_PUT)
     def create_bucket(self, name: str, record: dict) -> bool:
         """Atomically create; False if it already exists (no check-then-act race)."""
         key = b"B" + name.encode()
@@ -83,19 +92,24 @@ class Index:
             self.db.put(key, _j(record), sync=True)
             return True
 
+    @staged(INDEX_PUT)
     def put_bucket(self, name: str, record: dict) -> None:
         self.db.put(b"B" + name.encode(), _j(record), sync=True)
 
+    @staged(INDEX_GET)
     def get_bucket(self, name: str) -> dict | None:
         raw = self.db.get(b"B" + name.encode())
         return json.loads(raw) if raw else None
 
+    @staged(INDEX_PUT)
     def delete_bucket(self, name: str) -> None:
         self.db.delete(b"B" + name.encode(), sync=True)
 
+    @staged(INDEX_GET)
     def list_buckets(self) -> list[dict]:
         return [json.loads(v) for _, v in self.db.iterator(prefix=b"B")]
 
+    @staged(INDEX_GET)
     def bucket_has_objects(self, name: str) -> bool:
         with self.db.iterator(prefix=b"O" + name.encode() + b"\x00", include_value=False) as it:
             return next(it, None) is not None
@@ -106,6 +120,7 @@ class Index:
     def _okey(tag: bytes, bucket: str, key: str) -> bytes:
         return tag + bucket.encode() + b"\x00" + key.encode()
 
+    @staged(INDEX_PUT)
     def put_object(
         self,
         bucket: str,
@@ -129,18 +144,22 @@ class Index:
     # a replaced version before its files are removed) or, with "deleting", whose delete must
     # be finished after a crash.
 
+    @staged(INDEX_PUT)
     def put_journal(self, version_id: str, record: dict) -> None:
         """Not synced: the entry survives a process crash (it is in LevelDB's log, in the page
         cache) and is made durable by the synced index switch that follows; only a power
         loss in between can drop it, leaving a stray version for the scrubber, as before."""
         self.db.put(b"J" + version_id.encode(), _j(record))
 
+    @staged(INDEX_PUT)
     def drop_journal(self, version_id: str) -> None:
         self.db.delete(b"J" + version_id.encode())
 
+    @staged(INDEX_GET)
     def journal(self) -> list[tuple[str, dict]]:
         return [(k[1:].decode(), json.loads(v)) for k, v in self.db.iterator(prefix=b"J")]
 
+    @staged(INDEX_PUT)
     def load(
         self, buckets: dict[str, dict], objects: Iterator[tuple[str, str, dict, bytes]]
     ) -> None:
@@ -157,9 +176,11 @@ class Index:
                 batch = self.db.write_batch()
         batch.write()
 
+    @staged(INDEX_GET)
     def get_manifest(self, bucket: str, key: str) -> bytes | None:
         return self.db.get(self._okey(b"M", bucket, key))
 
+    @staged(INDEX_PUT)
     def delete_object(self, bucket: str, key: str) -> None:
         with self.db.write_batch(sync=True) as batch:
             batch.delete(self._okey(b"O", bucket, key))
@@ -171,6 +192,7 @@ class Index:
             b, _, key = k[1:].partition(b"\x00")
             yield b.decode(), key.decode(), v
 
+    @staged(INDEX_GET)
     def list_objects(
         self,
         bucket: str,
@@ -222,6 +244,7 @@ class Index:
 
     # -- multipart -------------------------------------------------------------------------
 
+    @staged(INDEX_PUT)
     def put_upload(self, upload_id: str, record: dict) -> None:
         with self.db.write_batch(sync=True) as batch:
             batch.put(b"U" + upload_id.encode(), _j(record))
@@ -231,10 +254,12 @@ class Index:
     def _ukey(bucket: str, key: str, upload_id: str) -> bytes:
         return b"u" + bucket.encode() + b"\x00" + key.encode() + b"\x00" + upload_id.encode()
 
+    @staged(INDEX_GET)
     def get_upload(self, upload_id: str) -> dict | None:
         raw = self.db.get(b"U" + upload_id.encode())
         return json.loads(raw) if raw else None
 
+    @staged(INDEX_PUT)
     def delete_upload(self, upload_id: str) -> None:
         record = self.get_upload(upload_id)
         with self.db.write_batch(sync=True) as batch:
@@ -246,9 +271,11 @@ class Index:
             ):
                 batch.delete(k)
 
+    @staged(INDEX_PUT)
     def put_part(self, upload_id: str, number: int, record: dict) -> None:
         self.db.put(b"P" + upload_id.encode() + b"\x00" + b"%05d" % number, _j(record), sync=True)
 
+    @staged(INDEX_GET)
     def get_part(self, upload_id: str, number: int) -> dict | None:
         raw = self.db.get(b"P" + upload_id.encode() + b"\x00" + b"%05d" % number)
         return json.loads(raw) if raw else None

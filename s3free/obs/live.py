@@ -1,10 +1,11 @@
 """Settings that may change while the server runs, shared on the aiohttp app.
 
 `LiveSettings` is stored on the app under `LIVE` by the server (s3free/reload.py `install`)
-and updated in place by a SIGHUP reload, so readers always see the current value: the access
-log reads `access_log`, the admin API reads `config` (the effective configuration, for
-`s3free admin config show`) and `pending` (changed keys that wait for a restart). The log
-level is the root logger's; `log_level` here records what was asked for.
+and updated in place by a SIGHUP reload, so readers always see the current value: the admin
+API reads `config` (the effective configuration, for `s3free admin config show`) and
+`pending` (changed keys that wait for a restart). The log level and the access log switch
+live in s3free/obs/logs.py (`set_level`, `set_access_log`, called by the reload);
+`log_level` and `access_log` here record what was asked for.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ Stage names are a fixed set (bounded metric cardinality): add a name here before
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 
@@ -63,3 +65,27 @@ def stage(name: str) -> AbstractContextManager:
     for observer in observers:
         stack.enter_context(observer(name))
     return stack
+
+
+def staged(name: str) -> Callable[[Callable], Callable]:
+    """Decorator: every call of the function (or coroutine function) is one stage, so a method
+    is marked with one added line instead of an indented block."""
+
+    def wrap(fn: Callable) -> Callable:
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def run_async(*args, **kwargs):
+                with stage(name):
+                    return await fn(*args, **kwargs)
+
+            return run_async
+
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            with stage(name):
+                return fn(*args, **kwargs)
+
+        return run
+
+    return wrap

@@ -19,9 +19,11 @@ from aiohttp import web
 from s3free.engine import ObjectStore
 from s3free.errors import StorageError
 from s3free.meta.users import User, UserStore
+from s3free.obs import tracing
+from s3free.obs.context import REQUEST_ID
+from s3free.obs.metrics import S3_OP
 from s3free.s3 import access
 from s3free.s3.errors import S3Error, from_storage
-from s3free.s3.limits import LIMITER, RequestLimiter, limit_requests
 from s3free.s3.request import ADMIN_PREFIX, S3Request, parse, split_host_bucket
 from s3free.s3.sigv2 import authenticate_v2
 from s3free.s3.sigv4 import AuthResult, Credentials, authenticate
@@ -102,8 +104,6 @@ def make_app(store: ObjectStore, users: UserStore, settings: Settings) -> web.Ap
     app[SETTINGS] = settings
     app[HANDLERS] = OPS
     app[INFLIGHT] = InFlight()
-    app[LIMITER] = RequestLimiter()  # requests_max: set by the server, 0 (none) by default
-    app.middlewares.append(limit_requests)
     app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)  # keys may hold newlines
     app.on_response_prepare.append(_stamp)
     return app
@@ -130,6 +130,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     inflight = request.app[INFLIGHT]
     inflight.enter()
     try:
+        if tracing.tracer is not None:  # the whole cost of tracing when it is off
+            return await tracing.traced(request, _dispatch)
         return await _dispatch(request)
     finally:
         inflight.leave()
@@ -138,6 +140,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 async def _dispatch(request: web.Request) -> web.StreamResponse:
     rid = os.urandom(8).hex().upper()
     request["request_id"] = rid
+    REQUEST_ID.set(rid)  # on every log line of this request (aiohttp runs it in its own task)
     app = request.app
     resource = request.path
     try:
@@ -154,6 +157,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             copy_source="x-amz-copy-source" in request.headers,
         )
         resource = s3.resource
+        request["s3"] = s3  # the operation, for the access log and the span
+        request[S3_OP] = s3.op
         auth = authenticate_v2(
             method=request.method,
             path=request.raw_path.split("?", 1)[0],
@@ -170,6 +175,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             region=app[SETTINGS].region,
         )
         user = app[USERS].lookup(auth.credentials.access_key) if auth.credentials else None
+        request["user"] = user.name if user else "anonymous"  # for the access log
         ctx = Ctx(request, s3, auth, user, app[STORE], app[USERS], app[SETTINGS], rid)
         await access.check(ctx)
         return await app[HANDLERS][s3.op](ctx)

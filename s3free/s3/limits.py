@@ -3,10 +3,13 @@ SlowDown at once, as AWS S3 and MinIO do, which every SDK retries with backoff.
 
 One aiohttp middleware counts the S3 requests in its handler (reading the body and writing the
 answer included) and refuses one over the limit before anything else is done for it: no
-authentication, no body read. The admin API and the health and metrics endpoints are neither
-counted nor limited, so an operator can look at a server that is full. The limit can change
-while the server runs (SIGHUP, s3free/reload.py): requests are always counted, so a lower
-limit holds from the next request on.
+authentication, no body read. Everything under /_s3free/ (admin API, /_s3free/metrics,
+/_s3free/livez, /_s3free/readyz) is neither counted nor limited, so an operator and the
+probes can look at a server that is full. The limit can change while the server runs (SIGHUP,
+s3free/reload.py): requests are always counted, so a lower limit holds from the next request on.
+
+`install(app, limit)` is called by the server after the metrics middleware is installed, so
+this one runs inside it and a refusal is counted as a 503 like any other answer.
 """
 
 from __future__ import annotations
@@ -16,11 +19,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from s3free.obs.context import REQUEST_ID
 from s3free.s3.errors import S3Error
 from s3free.s3.request import ADMIN_PREFIX
-
-# Endpoints that must answer while the server is full (load balancer probes, scrapes).
-UNLIMITED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 
 
 class RequestLimiter:
@@ -33,10 +34,19 @@ class RequestLimiter:
         self.refused = 0
 
     def exempt(self, path: str) -> bool:
-        return path.startswith(ADMIN_PREFIX) or path in UNLIMITED_PATHS
+        return path.startswith(ADMIN_PREFIX)  # "/_s3free/": admin, metrics, health
 
 
 LIMITER = web.AppKey("limiter", RequestLimiter)
+
+
+def install(app: web.Application, limit: int = 0) -> RequestLimiter:
+    """Limit the app's S3 requests (before it starts; middlewares added later run inside)."""
+    limiter = RequestLimiter(limit)
+    app[LIMITER] = limiter
+    app.middlewares.append(limit_requests)
+    return limiter
+
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -57,10 +67,11 @@ async def limit_requests(request: web.Request, handler: _Handler) -> web.StreamR
 
 
 def _slow_down(request: web.Request) -> web.Response:
-    from s3free.s3.app import error_response  # app.py installs this module's middleware
+    from s3free.s3.app import error_response  # app.py imports the handlers: import late
 
     rid = os.urandom(8).hex().upper()
     request["request_id"] = rid
+    REQUEST_ID.set(rid)  # log lines of this refusal carry its id, as dispatch does
     exc = S3Error(
         "SlowDown",
         "Please reduce your request rate: the server is handling as many requests as it may.",

@@ -70,6 +70,7 @@ class Disk(Protocol):
     def create_file(self, rel: str, chunks: list[bytes | memoryview]) -> None: ...
     def sync(self) -> None: ...
     def read_file(self, rel: str) -> bytes: ...
+    def read_head(self, rel: str, limit: int) -> bytes: ...
     def open_read(self, rel: str) -> ReadHandle: ...
     def exists(self, rel: str) -> bool: ...
     def makedirs(self, rel: str, sync: bool = True) -> None: ...
@@ -88,6 +89,7 @@ class LocalDisk:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._root = str(self.root)  # for the hot paths: os.path.join is cheaper than Path
 
     def __repr__(self) -> str:
         return f"LocalDisk({str(self.root)!r})"
@@ -215,6 +217,15 @@ class LocalDisk:
     def read_file(self, rel: str) -> bytes:
         with open(self._abs(rel), "rb") as f:
             return f.read()
+
+    def read_head(self, rel: str, limit: int) -> bytes:
+        """The first `limit` bytes of a file (all of it if shorter): one open, one read, one
+        close, for files that are usually read whole (inline versions)."""
+        fd = os.open(os.path.join(self._root, rel), os.O_RDONLY)
+        try:
+            return LocalReadHandle(fd).read_at(0, limit)
+        finally:
+            os.close(fd)
 
     def open_read(self, rel: str) -> LocalReadHandle:
         return LocalReadHandle(os.open(self._abs(rel), os.O_RDONLY))

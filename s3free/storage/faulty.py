@@ -9,7 +9,8 @@ without mocking it:
     disk.heal()                                   # back to normal
 
 Operation names: create_temp, write, commit, write_file, create_file, sync, read_file, open_read,
-read_at, exists, list_dir, rename, remove, remove_tree, fsync_dir.
+read_at, exists, list_dir, rename, remove, remove_tree, fsync_dir (read_head is checked as
+open_read then read_at).
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ class FaultyDisk:
     def read_file(self, rel: str) -> bytes:
         self.check("read_file", rel)
         return self.inner.read_file(rel)
+
+    def read_head(self, rel: str, limit: int) -> bytes:
+        # An open and a read: the faults of both apply.
+        self.check("open_read", rel)
+        self.check("read_at", rel)
+        return self.inner.read_head(rel, limit)
 
     def open_read(self, rel: str):
         self.check("open_read", rel)

@@ -6,13 +6,22 @@ from the I/O the engine really does (MinIO's health-checking StorageAPI wrapper,
 The wrapper changes nothing else: each call is passed through and its error re-raised after
 the report. `on_error` runs in the calling thread (usually the store's executor) and must be
 quick and thread-safe. Which errors mean "the device is failing" is decided by `classify`.
+
+Observability: the data calls are marked as stages (disk.read / disk.write / disk.sync, see
+s3free/obs/stage.py) in the thread that does them, and when `observe_io` is set (the metrics,
+s3free/obs/metrics.py) every call is timed and reported as (class, seconds, error kind or None),
+class being one of IO_CLASSES. With no observer a call costs one attribute check more.
 """
 
 from __future__ import annotations
 
 import errno
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
+from time import perf_counter
+
+from s3free.obs.stage import DISK_READ, DISK_SYNC, DISK_WRITE, stage
 
 # The device or filesystem is failing: enough of these take a disk offline.
 HARD_ERRNOS = frozenset(
@@ -32,6 +41,36 @@ HARD_ERRNOS = frozenset(
 SUSPECT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
 
 ErrorReport = Callable[[str, OSError], None]
+# (I/O class, seconds, error kind from classify() or None): called after every disk call.
+IOObserver = Callable[[str, float, "str | None"], None]
+
+# The calls that move data are stages; the others (listing, renames, removes) are not.
+_STAGE_OF = {
+    "read_at": DISK_READ,
+    "read_file": DISK_READ,
+    "read_head": DISK_READ,
+    "write": DISK_WRITE,
+    "write_file": DISK_WRITE,
+    "create_file": DISK_WRITE,
+    "sync": DISK_SYNC,
+    "fsync_dir": DISK_SYNC,
+}
+# Every call falls in one of four classes for latency metrics (a bounded label).
+IO_CLASSES = ("read", "write", "sync", "meta")
+_CLASS_OF = {
+    "read_at": "read",
+    "read_file": "read",
+    "read_head": "read",
+    "open_read": "read",
+    "write": "write",
+    "write_file": "write",
+    "create_file": "write",
+    "create_temp": "write",
+    "commit": "write",
+    "sync": "sync",
+    "fsync_dir": "sync",
+}
+_NULL = nullcontext()
 
 
 def classify(exc: OSError) -> str:
@@ -51,16 +90,26 @@ class MonitoredDisk:
         self.inner = inner
         self.root: Path = inner.root
         self._on_error = on_error
+        self.observe_io: IOObserver | None = None
 
     def __repr__(self) -> str:
         return f"MonitoredDisk({self.inner!r})"
 
     def _call(self, op: str, fn, *args, **kwargs):
+        observe = self.observe_io
+        name = _STAGE_OF.get(op)
+        start = perf_counter() if observe is not None else 0.0
         try:
-            return fn(*args, **kwargs)
+            with stage(name) if name is not None else _NULL:
+                result = fn(*args, **kwargs)
         except OSError as exc:
+            if observe is not None:
+                observe(_CLASS_OF.get(op, "meta"), perf_counter() - start, classify(exc))
             self._on_error(op, exc)
             raise
+        if observe is not None:
+            observe(_CLASS_OF.get(op, "meta"), perf_counter() - start, None)
+        return result
 
     def create_temp(self):
         return _Temp(self, self._call("create_temp", self.inner.create_temp))
@@ -76,6 +125,9 @@ class MonitoredDisk:
 
     def read_file(self, rel: str) -> bytes:
         return self._call("read_file", self.inner.read_file, rel)
+
+    def read_head(self, rel: str, limit: int) -> bytes:
+        return self._call("read_head", self.inner.read_head, rel, limit)
 
     def open_read(self, rel: str):
         return _Reader(self, self._call("open_read", self.inner.open_read, rel))

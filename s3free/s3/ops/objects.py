@@ -117,7 +117,7 @@ async def _open(ctx, *, head: bool):
         return rng
 
     reader = await ctx.store.open_object(
-        ctx.s3.bucket, ctx.s3.key, part_number=part_number, prepare=prepare
+        ctx.s3.bucket, ctx.s3.key, part_number=part_number, prepare=prepare, prefetch=not head
     )
     return reader, decided.get("range"), part_number
 

@@ -1,0 +1,56 @@
+"""Liveness and readiness, as load balancers and Kubernetes probes ask for them.
+
+live:  the process answers HTTP (nothing else is checked: a live but unready server should be
+       taken out of rotation, not restarted).
+ready: the index is open, the server is not draining for shutdown, and at least a write quorum
+       of disks is in service (online or healing: both take new writes), so a PUT can succeed.
+       `degraded` is true when ready with some disk offline: redundancy is reduced, reads may
+       need decoding, and repairs wait for the disk.
+
+The body names counts and positions only: no paths, errors or ids (probes are unauthenticated).
+"""
+
+from __future__ import annotations
+
+from s3free.obs.metrics import DISK_STATES, Sources
+
+
+def readiness(sources: Sources) -> tuple[bool, dict]:
+    """(ready, JSON-ready body)."""
+    ds, monitor = sources.diskset, sources.monitor
+    states = [
+        monitor.state(s) if monitor is not None else ("online" if s.online else "offline")
+        for s in ds.slots
+    ]
+    counts = {name: states.count(name) for name in DISK_STATES}
+    in_service = counts["online"] + counts["healing"]
+    index_loaded = sources.index_loaded()
+    draining = bool(getattr(sources.inflight, "draining", False))
+    quorum = in_service >= ds.write_quorum
+    ready = quorum and index_loaded and not draining
+    body = {
+        "status": "ready" if ready else "not ready",
+        "ready": ready,
+        "degraded": quorum and counts["offline"] > 0,
+        "disks": {**counts, "total": len(states)},
+        "offline_positions": [i for i, s in enumerate(states) if s == "offline"],
+        "write_quorum": ds.write_quorum,
+        "k": ds.k,
+        "m": ds.m,
+        "index_loaded": index_loaded,
+        "draining": draining,
+    }
+    if not ready:
+        body["reasons"] = [
+            reason
+            for reason, failed in (
+                (
+                    f"only {in_service} disks in service, a write needs {ds.write_quorum}",
+                    not quorum,
+                ),
+                ("the index is not loaded", not index_loaded),
+                ("the server is shutting down", draining),
+            )
+            if failed
+        ]
+    return ready, body
