@@ -129,6 +129,12 @@ def test_requests_over_the_limit_get_slowdown_and_sdks_retry(tmp_path, servers):
     assert error.findtext("Code") == "SlowDown"
     assert error.findtext("RequestId") == response.getheader("x-amz-request-id") != ""
 
+    # Probes are not limited (a full server is alive, not dead).
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.request("GET", "/_s3free/livez")
+    assert conn.getresponse().status == 200
+    conn.close()
+
     # The admin API is not limited, and shows the slots taken.
     doc = client(srv).config()
     assert doc["running"]["requests_active"] == 2
