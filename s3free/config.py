@@ -47,7 +47,7 @@ class Config:
     scrub_interval_s: float = 7 * 86400.0  # a full scrub pass this often (0: only on demand)
     orphan_grace_s: float = 3600.0  # unreferenced files younger than this are never collected
     log_format: str = "text"  # text or json (one JSON object per line)
-    access_log: bool = True  # one line per S3 request (method, path, status, bytes, time)
+    access_log: bool = False  # one line per S3 request (method, path, status, bytes, time)
     otlp_endpoint: str | None = None  # OTLP/HTTP traces endpoint; tracing is off when unset
     trace_sample_ratio: float = 1.0  # fraction of requests traced when tracing is on
     metrics_token: str | None = field(default=None, repr=False)  # /metrics wants this Bearer

@@ -194,7 +194,7 @@ def _client(endpoint: str):
 
 def test_engine_lines_from_worker_threads_carry_the_request_id(tmp_path, restore_logging) -> None:
     out = io.StringIO()
-    logs.setup(Config(log_format="json", log_level="info"), stream=out)
+    logs.setup(Config(log_format="json", log_level="info", access_log=True), stream=out)
     capture = _Capture()
     logging.getLogger().addHandler(capture)
 

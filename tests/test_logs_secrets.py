@@ -65,6 +65,7 @@ def test_no_secret_in_server_output(tmp_path) -> None:
         tmp_path / "srv",
         env={
             "S3FREE_LOG_LEVEL": "debug",
+            "S3FREE_ACCESS_LOG": "true",
             "S3FREE_METRICS_TOKEN": METRICS_TOKEN,
             "NO_PROXY": "127.0.0.1,localhost",
         },
