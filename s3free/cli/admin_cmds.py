@@ -16,6 +16,8 @@ import time
 
 import click
 
+from s3free.cli.diskview import size
+
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
@@ -25,8 +27,8 @@ def add_commands(admin: click.Group) -> None:
     admin.add_command(rebuild_index)
 
 
-def _call(what: str, endpoint: str, ca_bundle: str | None, call):
-    """One admin API call as `admin user` makes it: exit 2 for usage and credentials,
+def call(what: str, endpoint: str, ca_bundle: str | None, fn):
+    """One admin API call for every `s3free admin` command: exit 2 for usage and credentials,
     1 when the server refused or could not be reached."""
     import os
 
@@ -41,7 +43,7 @@ def _call(what: str, endpoint: str, ca_bundle: str | None, call):
             region=os.environ.get("S3FREE_REGION") or "us-east-1",
             ca_bundle=ca_bundle,
         )
-        return call(client)
+        return fn(client)
     except ConfigError as exc:
         click.echo(f"s3free admin {what}: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -60,18 +62,6 @@ def _endpoint(f):
     return click.option(
         "--endpoint", default="http://127.0.0.1:9000", show_default=True, help="The server's URL."
     )(f)
-
-
-def size(n: int | None) -> str:
-    """Bytes for people: 1023 B, 1.5 KiB, 12.0 GiB."""
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
 
 
 def duration(seconds: float | None) -> str:
@@ -108,7 +98,7 @@ def _emit(as_json: bool, doc: dict, lines: list[str]) -> None:
 @_endpoint
 def info(endpoint: str, ca_bundle, as_json: bool) -> None:
     """Server version, uptime, erasure code, disks, usage and heal status."""
-    doc = _call("info", endpoint, ca_bundle, lambda c: c.server_info())
+    doc = call("info", endpoint, ca_bundle, lambda c: c.server_info())
     _emit(as_json, doc, info_lines(doc))
 
 
@@ -173,7 +163,7 @@ def usage(name: str | None, endpoint: str, ca_bundle, as_json: bool) -> None:
     """Objects, logical and raw bytes, uploads in progress: of bucket NAME, or of every
     bucket with a total. Raw bytes are what the shards and manifest copies take on the
     disks (k+m of each, headers and footers included)."""
-    doc = _call("bucket usage", endpoint, ca_bundle, lambda c: c.bucket_usage(name))
+    doc = call("bucket usage", endpoint, ca_bundle, lambda c: c.bucket_usage(name))
     rows = [doc] if name is not None else doc["buckets"]
     lines = table(
         [("BUCKET", "OBJECTS", "LOGICAL", "RAW", "UPLOADS", "UPLOAD BYTES")]
@@ -224,9 +214,9 @@ def rebuild_index(
     else:
         endpoint = endpoint or "http://127.0.0.1:9000"
         if job_id:
-            job = _call("rebuild-index", endpoint, ca_bundle, lambda c: c.rebuild_job(job_id))
+            job = call("rebuild-index", endpoint, ca_bundle, lambda c: c.rebuild_job(job_id))
         else:
-            job = _call("rebuild-index", endpoint, ca_bundle, lambda c: c.start_rebuild())
+            job = call("rebuild-index", endpoint, ca_bundle, lambda c: c.start_rebuild())
         if no_wait:
             _emit(as_json, {"job": job}, [f"rebuild-index started: job {job['id']}"])
             return
@@ -252,7 +242,7 @@ def _follow(endpoint: str, ca_bundle, job: dict, timeout: float, as_json: bool) 
             )
             sys.exit(EXIT_FAILED)
         time.sleep(0.2)
-        job = _call("rebuild-index", endpoint, ca_bundle, lambda c, i=job["id"]: c.rebuild_job(i))
+        job = call("rebuild-index", endpoint, ca_bundle, lambda c, i=job["id"]: c.rebuild_job(i))
         if not as_json and job["state"] == "running" and time.monotonic() - shown >= 2:
             click.echo(progress_line(job), err=True)
             shown = time.monotonic()

@@ -12,6 +12,7 @@ import click
 
 from s3free import __version__
 from s3free.cli.admin_cmds import add_commands as add_admin_commands
+from s3free.cli.admin_cmds import call as admin_call
 from s3free.cli.bench import bench
 from s3free.cli.disk import disk
 
@@ -117,34 +118,6 @@ def _endpoint_options(f):
     )(f)
 
 
-def _admin_call(what: str, endpoint: str, ca_bundle: str | None, call):
-    import os
-
-    from s3free.admin.client import (
-        AdminClient,
-        AdminError,
-        ConfigError,
-        credentials_from_env,
-    )
-
-    try:
-        access_key, secret_key = credentials_from_env()
-        client = AdminClient(
-            endpoint,
-            access_key,
-            secret_key,
-            region=os.environ.get("S3FREE_REGION") or "us-east-1",
-            ca_bundle=ca_bundle,
-        )
-        return call(client)
-    except ConfigError as exc:
-        click.echo(f"s3free admin {what}: {exc}", err=True)
-        sys.exit(2)
-    except AdminError as exc:
-        click.echo(f"s3free admin {what}: {exc}", err=True)
-        sys.exit(1)
-
-
 @admin.group()
 def user() -> None:
     """Add, list and remove users (root only)."""
@@ -157,7 +130,7 @@ def user() -> None:
 @_endpoint_options
 def user_add(name: str, access_key: str, secret_key: str, endpoint: str, ca_bundle) -> None:
     """Create user NAME with the given keys."""
-    made = _admin_call(
+    made = admin_call(
         "user add", endpoint, ca_bundle, lambda c: c.add_user(name, access_key, secret_key)
     )
     click.echo(f"added user {made['name']} (access key {made['access_key']})")
@@ -171,7 +144,7 @@ def user_list(as_json: bool, endpoint: str, ca_bundle) -> None:
     import json
     from datetime import UTC, datetime
 
-    users = _admin_call("user list", endpoint, ca_bundle, lambda c: c.list_users())
+    users = admin_call("user list", endpoint, ca_bundle, lambda c: c.list_users())
     if as_json:
         click.echo(json.dumps({"users": users}, indent=2, sort_keys=True))
         return
@@ -193,7 +166,7 @@ def user_list(as_json: bool, endpoint: str, ca_bundle) -> None:
 @_endpoint_options
 def user_remove(name: str, endpoint: str, ca_bundle) -> None:
     """Remove user NAME."""
-    _admin_call("user remove", endpoint, ca_bundle, lambda c: c.remove_user(name))
+    admin_call("user remove", endpoint, ca_bundle, lambda c: c.remove_user(name))
     click.echo(f"removed user {name}")
 
 
@@ -219,7 +192,7 @@ def config_show(as_json: bool, config_file: str | None, endpoint: str, ca_bundle
     if config_file:
         doc = offline(config_file)
     else:
-        doc = _admin_call("config show", endpoint, ca_bundle, lambda c: c.config())
+        doc = admin_call("config show", endpoint, ca_bundle, lambda c: c.config())
     click.echo(render(doc, as_json))
 
 
