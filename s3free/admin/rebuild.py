@@ -42,10 +42,10 @@ from s3free.engine.recovery import (
     RebuildReport,
     _listing_entry,
     _scan_buckets,
-    _scan_inline,
     _scan_uploads,
     _Version,
     restore_upload_parts,
+    scan_object_dir,
 )
 from s3free.engine.store import ObjectStore, now_ms
 from s3free.errors import DataUnavailable, StorageError
@@ -53,7 +53,7 @@ from s3free.format.errors import FormatError
 from s3free.format.manifest import Manifest
 from s3free.meta.index import Index
 from s3free.storage.diskset import DiskSet
-from s3free.storage.layout import MANIFEST_NAME, OBJECTS_DIR, parse_inline_name, parse_part_name
+from s3free.storage.layout import OBJECTS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -302,33 +302,7 @@ def _scan_dir(diskset: DiskSet, rel: str, report: RebuildReport) -> dict:
     recovery._scan_versions reads them for the whole store)."""
     versions: dict[tuple[str, str], _Version] = {}
     for slot in diskset.online_slots():
-        disk = slot.disk
-        for oid in disk.list_dir(rel):
-            odir = f"{rel}/{oid}"
-            inline = parse_inline_name(oid)
-            if inline is not None:
-                _scan_inline(disk, odir, *inline, versions.setdefault(inline, _Version()), report)
-                continue
-            for vhex in disk.list_dir(odir):
-                vdir = f"{odir}/{vhex}"
-                entries = disk.list_dir(vdir)
-                version = versions.setdefault((oid, vhex), _Version())
-                if MANIFEST_NAME in entries:
-                    try:
-                        blob = disk.read_file(f"{vdir}/{MANIFEST_NAME}")
-                        manifest, _ = Manifest.decode_file(blob)
-                        if (manifest.object_id, manifest.version_id.replace("-", "")) != (
-                            oid,
-                            vhex,
-                        ):
-                            raise FormatError("manifest sits in another object's directory")
-                        version.manifests.append(manifest)
-                    except (OSError, FormatError) as exc:
-                        report.unreadable.append(f"{disk.root}/{vdir}/manifest: {exc}")
-                for entry in entries:
-                    number = parse_part_name(entry)
-                    if number is not None:
-                        version.shard_files.setdefault(slot.disk_id, []).append((slot, number))
+        scan_object_dir(slot, rel, versions, report)
     return versions
 
 

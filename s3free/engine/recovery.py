@@ -269,41 +269,45 @@ def _scan_uploads(
 
 
 def _scan_versions(diskset: DiskSet, report: RebuildReport) -> dict[tuple[str, str], _Version]:
-    versions: dict[tuple[str, str], _Version] = defaultdict(_Version)
+    versions: dict[tuple[str, str], _Version] = {}
     for slot in diskset.online_slots():
         disk = slot.disk
         for a in disk.list_dir(OBJECTS_DIR):
             for b in disk.list_dir(f"{OBJECTS_DIR}/{a}"):
-                for oid in disk.list_dir(f"{OBJECTS_DIR}/{a}/{b}"):
-                    odir = f"{OBJECTS_DIR}/{a}/{b}/{oid}"
-                    inline = parse_inline_name(oid)
-                    if inline is not None:
-                        _scan_inline(disk, odir, *inline, versions[inline], report)
-                        continue
-                    for vhex in disk.list_dir(odir):
-                        vdir = f"{odir}/{vhex}"
-                        entries = disk.list_dir(vdir)
-                        version = versions[(oid, vhex)]
-                        if MANIFEST_NAME in entries:
-                            try:
-                                manifest, _records = Manifest.decode_file(
-                                    disk.read_file(f"{vdir}/{MANIFEST_NAME}")
-                                )
-                                if (manifest.object_id, manifest.version_id.replace("-", "")) != (
-                                    oid,
-                                    vhex,
-                                ):
-                                    raise FormatError("manifest sits in another object's directory")
-                                version.manifests.append(manifest)
-                            except (OSError, FormatError) as exc:
-                                report.unreadable.append(f"{disk.root}/{vdir}/manifest: {exc}")
-                        for entry in entries:
-                            number = parse_part_name(entry)
-                            if number is not None:
-                                version.shard_files.setdefault(slot.disk_id, []).append(
-                                    (slot, number)
-                                )
+                scan_object_dir(slot, f"{OBJECTS_DIR}/{a}/{b}", versions, report)
     return versions
+
+
+def scan_object_dir(
+    slot: DiskSlot, rel: str, versions: dict[tuple[str, str], _Version], report: RebuildReport
+) -> None:
+    """Add what one disk holds under one objects/<aa>/<bb> directory to `versions`: each
+    version's decodable manifest copies and its shard files (rules 2 and 4)."""
+    disk = slot.disk
+    for oid in disk.list_dir(rel):
+        odir = f"{rel}/{oid}"
+        inline = parse_inline_name(oid)
+        if inline is not None:
+            _scan_inline(disk, odir, *inline, versions.setdefault(inline, _Version()), report)
+            continue
+        for vhex in disk.list_dir(odir):
+            vdir = f"{odir}/{vhex}"
+            entries = disk.list_dir(vdir)
+            version = versions.setdefault((oid, vhex), _Version())
+            if MANIFEST_NAME in entries:
+                try:
+                    manifest, _records = Manifest.decode_file(
+                        disk.read_file(f"{vdir}/{MANIFEST_NAME}")
+                    )
+                    if (manifest.object_id, manifest.version_id.replace("-", "")) != (oid, vhex):
+                        raise FormatError("manifest sits in another object's directory")
+                    version.manifests.append(manifest)
+                except (OSError, FormatError) as exc:
+                    report.unreadable.append(f"{disk.root}/{vdir}/manifest: {exc}")
+            for entry in entries:
+                number = parse_part_name(entry)
+                if number is not None:
+                    version.shard_files.setdefault(slot.disk_id, []).append((slot, number))
 
 
 def _scan_inline(
