@@ -44,13 +44,13 @@ from s3free.engine.recovery import (
     _scan_buckets,
     _scan_uploads,
     _Version,
+    pick_current,
     restore_upload_parts,
     scan_object_dir,
 )
 from s3free.engine.store import ObjectStore, now_ms
 from s3free.errors import DataUnavailable, StorageError
 from s3free.format.errors import FormatError
-from s3free.format.manifest import Manifest
 from s3free.meta.index import Index
 from s3free.storage.diskset import DiskSet
 from s3free.storage.layout import OBJECTS_DIR
@@ -260,31 +260,12 @@ def _walk(diskset: DiskSet, side: Index, job: RebuildJob, stopping: Callable[[],
             versions = _scan_dir(diskset, f"{OBJECTS_DIR}/{a}/{b}", report)
             for text in report.unreadable:
                 job.problem(text)
-            chosen: dict[tuple[str, str], Manifest] = {}
-            for version in versions.values():
-                job.versions_seen += 1
-                if not version.manifests:
-                    if version.shard_files:
-                        job.skipped_no_manifest += 1
-                    continue
-                manifest = max(version.manifests, key=lambda m: m.generation)
-                if manifest.bucket not in buckets:
-                    buckets[manifest.bucket] = {
-                        "acl": "private",
-                        "created_ms": manifest.last_modified_ms,
-                        "name": manifest.bucket,
-                        "owner": "",
-                    }
-                    job.buckets_recreated += 1
-                ident = (manifest.bucket, manifest.key)
-                current = chosen.get(ident)
-                if current is None or (manifest.last_modified_ms, manifest.version_id) > (
-                    current.last_modified_ms,
-                    current.version_id,
-                ):
-                    chosen[ident] = manifest
-                if current is not None:
-                    job.skipped_older += 1
+            job.versions_seen += len(versions)
+            picked = pick_current(versions, buckets)
+            job.skipped_no_manifest += len(picked.headerless)
+            job.buckets_recreated += picked.buckets_recreated
+            job.skipped_older += picked.older
+            chosen = picked.chosen
             if chosen:
                 side.load(
                     {},

@@ -130,31 +130,10 @@ class RecoveryMixin:
         report = RebuildReport()
         buckets = _scan_buckets(self.diskset, report)
         versions = _scan_versions(self.diskset, report)
-        chosen: dict[tuple[str, str], Manifest] = {}
-        for (oid, vhex), version in sorted(versions.items()):
-            if not version.manifests:
-                if version.shard_files:
-                    report.headerless.append((oid, vhex))
-                continue
-            manifest = max(version.manifests, key=lambda m: m.generation)
-            if manifest.bucket not in buckets:
-                buckets[manifest.bucket] = {
-                    "acl": "private",
-                    "created_ms": manifest.last_modified_ms,
-                    "name": manifest.bucket,
-                    "owner": "",
-                }
-            ident = (manifest.bucket, manifest.key)
-            current = chosen.get(ident)
-            if current is None or (manifest.last_modified_ms, manifest.version_id) > (
-                current.last_modified_ms,
-                current.version_id,
-            ):
-                if current is not None:
-                    report.orphan_versions += 1
-                chosen[ident] = manifest
-            else:
-                report.orphan_versions += 1
+        picked = pick_current(versions, buckets)
+        report.headerless.extend(picked.headerless)
+        report.orphan_versions += picked.older
+        chosen = picked.chosen
         self.index.clear()
         self.index.load(
             buckets,
@@ -266,6 +245,46 @@ def _scan_uploads(
                         continue
                     records[upload_id] = record
     return [(record, files.get(upload_id, [])) for upload_id, record in sorted(records.items())]
+
+
+@dataclass
+class Picked:
+    """What rules 2-4 make of scanned versions."""
+
+    chosen: dict[tuple[str, str], Manifest] = field(default_factory=dict)  # (bucket, key)
+    headerless: list[tuple[str, str]] = field(default_factory=list)  # shards, no manifest
+    older: int = 0  # versions that lost to a newer one of the same key
+    buckets_recreated: int = 0
+
+
+def pick_current(versions: dict[tuple[str, str], _Version], buckets: dict[str, dict]) -> Picked:
+    """Per version the highest-generation manifest copy, per key the newest version (rule 3);
+    a bucket named only by manifests is added to `buckets`."""
+    picked = Picked()
+    for (oid, vhex), version in sorted(versions.items()):
+        if not version.manifests:
+            if version.shard_files:
+                picked.headerless.append((oid, vhex))
+            continue
+        manifest = max(version.manifests, key=lambda m: m.generation)
+        if manifest.bucket not in buckets:
+            buckets[manifest.bucket] = {
+                "acl": "private",
+                "created_ms": manifest.last_modified_ms,
+                "name": manifest.bucket,
+                "owner": "",
+            }
+            picked.buckets_recreated += 1
+        ident = (manifest.bucket, manifest.key)
+        current = picked.chosen.get(ident)
+        if current is not None:
+            picked.older += 1
+        if current is None or (manifest.last_modified_ms, manifest.version_id) > (
+            current.last_modified_ms,
+            current.version_id,
+        ):
+            picked.chosen[ident] = manifest
+    return picked
 
 
 def _scan_versions(diskset: DiskSet, report: RebuildReport) -> dict[tuple[str, str], _Version]:
