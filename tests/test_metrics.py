@@ -83,8 +83,10 @@ def test_counters_move_by_what_was_done(server, s3, bucket):
     # engine.get: two GETs found, one missing, and the HEAD (which opens the object too)
     assert delta("s3free_stage_seconds_count", stage="engine.get") == 4
     assert delta("s3free_stage_seconds_count", stage="index.put") >= 6  # journal + switch
-    assert delta("s3free_stage_seconds_count", stage="disk.write") >= 3 * 3  # write quorum
-    assert delta("s3free_stage_seconds_count", stage="disk.read") >= 2 * 2  # k shards per GET
+    # A small PUT writes its files on all disks as one batch, a small GET reads its k as one:
+    # one stage each; the per-disk I/O metrics below still count every file.
+    assert delta("s3free_stage_seconds_count", stage="disk.write") >= 3
+    assert delta("s3free_stage_seconds_count", stage="disk.read") >= 2
     assert delta("s3free_disk_io_seconds_count", op="write") >= 9
     assert delta("s3free_disk_io_seconds_count", op="read") >= 4
 

@@ -31,6 +31,7 @@ from s3free.format.ids import bucket_hash
 from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.format.record import RECORD_OVERHEAD, ShardRecord, decode_record
 from s3free.obs.stage import ERASURE_DECODE, ERASURE_ENCODE, stage
+from s3free.storage.batch import read_heads, read_heads_cached
 from s3free.storage.disk import ReadHandle
 from s3free.storage.diskset import DiskSet
 from s3free.storage.layout import shard_file
@@ -155,6 +156,8 @@ class BlockReader:
         self._vhex = manifest.version_id.replace("-", "")
         self._handles: dict[tuple[int, int], object] = {}
         self._dead: set[tuple[int, int]] = set()  # (part, shard) whose file is unusable
+        # (part, shard) -> an inline file read in a batch, or the error reading it gave
+        self._preloaded: dict[tuple[int, int], bytes | OSError] = {}
         self._lock = threading.Lock()
         self.full_payload = -(-manifest.block_size // manifest.k)
         # Where part N's shard file is: the version directory, or an upload's staging area.
@@ -192,7 +195,7 @@ class BlockReader:
         if not slot.online:
             raise _ShardUnusable(f"disk offline: {slot.problem}")
         if self.m.inline:
-            handle = self._inline_records(slot.disk, self._path_for(part))
+            handle = self._inline_records(slot.disk, self._path_for(part), key)
         else:
             handle = self._open(slot.disk, self._path_for(part))
         with self._lock:
@@ -210,11 +213,71 @@ class BlockReader:
         except OSError as exc:
             raise _ShardUnusable(f"open failed: {exc}") from None
 
-    def _inline_records(self, disk, path: str):
+    def read_cached(self, part: PartEntry, block: int) -> list[bytes | memoryview] | None:
+        """The block as `read_pieces` gives it, from memory alone and so safe to call on the
+        event loop, or None: when a data shard's file is not in the page cache, or anything
+        at all is wrong with one. The caller then calls `read_pieces` in a thread, which
+        reads what is missing, reports faults and decodes from parity as always (reusing the
+        files read here). Only inline versions: their files are small and read whole."""
+        if not self.m.inline:
+            return None
+        k = self.m.k
+        self._preload_inline(part.number, list(range(k)), cached=True)
+        good: dict[int, ShardRecord] = {}
+        try:
+            for shard in range(k):
+                if not isinstance(self._preloaded.get((part.number, shard)), bytes):
+                    return None
+                good[shard] = self._fetch(part, block, shard)
+        except (_ShardUnusable, _ShardBad):
+            self._forget()
+            return None
+        data = self._decode_checked(good)
+        if data is None:
+            self._forget()
+        return data
+
+    def _forget(self) -> None:
+        """Drop what a failed `read_cached` learnt, so `read_pieces` reads, judges and reports
+        every shard afresh."""
+        self.close()
+        with self._lock:
+            self._dead.clear()
+            self._preloaded.clear()
+
+    def _preload_inline(self, part: int, shards: list[int], *, cached: bool = False) -> None:
+        """Read these shards' inline files in one batch (one GIL release for them all, see
+        storage/batch.py) for `_inline_records` to find: a small GET reads k files. With
+        `cached`, from memory only (on the event loop): what is not cached is left out."""
+        items = []
+        with self._lock:
+            for shard in shards:
+                key = (part, shard)
+                if key in self._handles or key in self._dead or key in self._preloaded:
+                    continue
+                slot = self._set.slot_for(self.m.placement[shard])
+                if slot is not None and slot.online:  # else _handle says why it is unusable
+                    items.append((key, slot.disk))
+        if len(items) < (1 if cached else 2):
+            return
+        path = self._path_for(part)
+        read = read_heads_cached if cached else read_heads
+        outcomes = read([(disk, path) for _, disk in items], INLINE_READ)
+        with self._lock:
+            for (key, _), outcome in zip(items, outcomes, strict=True):
+                if not isinstance(outcome, BlockingIOError):
+                    self._preloaded[key] = outcome
+
+    def _inline_records(self, disk, path: str, key: tuple[int, int]):
         """An inline version's file: read whole when it is small (the usual case), else
         opened and read on demand."""
+        with self._lock:
+            data = self._preloaded.pop(key, None)
         try:
-            data = disk.read_head(path, INLINE_READ)
+            if data is None:
+                data = disk.read_head(path, INLINE_READ)
+            elif isinstance(data, OSError):
+                raise data
         except FileNotFoundError:
             raise _ShardUnusable("shard file missing") from None
         except OSError as exc:
@@ -293,6 +356,8 @@ class BlockReader:
         k = self.m.k
         good: dict[int, ShardRecord] = {}
         remaining = list(range(n))  # data shards first: no decode needed when they are good
+        if self.m.inline:
+            self._preload_inline(part.number, remaining[:k])
         while len(good) < k and remaining:
             shard = remaining.pop(0)
             try:

@@ -50,6 +50,7 @@ from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.format.merkle import merkle_root
 from s3free.meta.index import Index
 from s3free.obs.stage import ENGINE_GET, ENGINE_PUT, staged
+from s3free.storage.batch import create_files
 from s3free.storage.disk import Disk
 from s3free.storage.diskset import DiskSet, DiskSlot
 from s3free.storage.layout import (
@@ -453,15 +454,12 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
             def journal_and_create() -> tuple[bytes, list[BaseException | None]]:
                 # One pool call for the whole small write: the files are a few KiB each and
                 # land in the page cache (the group commit below makes them durable), so a
-                # hop per disk would cost more than the writes themselves.
+                # hop per disk would cost more than the writes themselves; and the files are
+                # created in one batch (storage/batch.py), one GIL release for them all.
                 blob = encode_and_journal()
-                outcomes: list[BaseException | None] = []
-                for j in targets:
-                    try:
-                        placement[j].disk.create_file(mpath, [blob, *inline[j]])
-                        outcomes.append(None)
-                    except OSError as exc:
-                        outcomes.append(exc)
+                outcomes = create_files(
+                    [(placement[j].disk, mpath, [blob, *inline[j]]) for j in targets]
+                )
                 return blob, outcomes
 
             blob, results = await self._run(journal_and_create)
@@ -635,11 +633,10 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         prefetched: Prefetched | None = None
         if prefetch:
             validate_key(key)
-            manifest, blocks, prefetched = await self._run(
-                self._load_and_prefetch, bucket, key, on_fault
-            )
+            manifest = await self._run(self._load_manifest, bucket, key)
             if manifest is None:
                 raise self._missing(bucket, key)
+            blocks, prefetched = await self._prefetch(manifest, on_fault)
         else:
             manifest = await self.get_manifest(bucket, key)
         if prepare is not None:
@@ -676,26 +673,34 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
             prefetched=prefetched,
         )
 
-    def _load_and_prefetch(
-        self, bucket: str, key: str, on_fault: Callable[[ShardFault], None]
-    ) -> tuple[Manifest | None, BlockReader | None, Prefetched | None]:
-        """The manifest and, for an object of one block, that block read and verified (or
-        the error reading it gave, raised only when the block is asked for). Its files are
-        closed at once: nothing else of the object is ever read."""
-        manifest = self._load_manifest(bucket, key)
-        if manifest is None:
-            return None, None, None
+    async def _prefetch(
+        self, manifest: Manifest, on_fault: Callable[[ShardFault], None]
+    ) -> tuple[BlockReader, Prefetched | None]:
+        """For an object of one block, that block read and verified (or the error reading it
+        gave, raised only when the block is asked for: a 304 or 412 must still win), so a
+        small GET costs one thread hop (the index lookup) or none at all for its data: an
+        inline version whose files are in the page cache is read and checked right here on
+        the loop, which cannot wait for a disk (BlockReader.read_cached); anything else is
+        read in the pool. Its files are closed at once: nothing else is ever read."""
         blocks = BlockReader(manifest, self.diskset, self.codec, on_fault)
         if len(manifest.parts) != 1 or not 0 < manifest.size <= manifest.block_size:
-            return manifest, blocks, None
+            return blocks, None
         part = manifest.parts[0]
-        try:
-            outcome: list[bytes | memoryview] | Exception = blocks.read_pieces(part, 0)
-        except Exception as exc:  # kept for the reader: a 304 or 412 must still win
-            outcome = exc
-        finally:
+        data = blocks.read_cached(part, 0)
+        if data is not None:
             blocks.close()
-        return manifest, blocks, Prefetched(part.number, 0, outcome)
+            return blocks, Prefetched(part.number, 0, data)
+
+        def read() -> Prefetched:
+            try:
+                outcome: list[bytes | memoryview] | Exception = blocks.read_pieces(part, 0)
+            except Exception as exc:
+                outcome = exc
+            finally:
+                blocks.close()
+            return Prefetched(part.number, 0, outcome)
+
+        return blocks, await self._run(read)
 
     async def get_object_bytes(self, bucket: str, key: str, **kwargs) -> bytes:
         """Whole object (or range) in memory: tests and tiny objects only."""

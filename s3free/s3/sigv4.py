@@ -305,10 +305,18 @@ def _check_signed_headers(headers: Mapping[str, str], signed: list[str]) -> None
         )
 
 
+_AMZ_DATE_RE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
+
+
 def _parse_amz_date(value: str) -> datetime | None:
+    """An ISO 8601 basic timestamp (yyyyMMdd'T'HHmmss'Z'), exactly as AWS requires it; parsed
+    by hand because strptime costs a small GET several percent of its time."""
+    match = _AMZ_DATE_RE.fullmatch(value)
+    if match is None:
+        return None
     try:
-        return datetime.strptime(value, _AMZ_DATE).replace(tzinfo=UTC)
-    except ValueError:
+        return datetime(*map(int, match.groups()), tzinfo=UTC)  # type: ignore[misc]
+    except ValueError:  # a month 13, say
         return None
 
 
@@ -464,14 +472,15 @@ def _header_auth(
 
     amz_date_header = headers.get("x-amz-date")
     if amz_date_header is not None:
-        when = _parse_amz_date(amz_date_header.strip())
+        amz_date = amz_date_header.strip()
+        when = _parse_amz_date(amz_date)
     else:
         when = _parse_http_date(headers.get("date"))
+        amz_date = when.strftime(_AMZ_DATE) if when is not None else ""
     if when is None:
         raise S3Error(
             "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
         )
-    amz_date = when.strftime(_AMZ_DATE)
     if amz_date[:8] != scope.date:
         raise S3Error(
             code, f"{_HEADER_MALFORMED}Invalid credential date. Date is not the same as X-Amz-Date."

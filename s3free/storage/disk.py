@@ -159,6 +159,8 @@ class LocalDisk:
         missing: list[Path] = []
         path = self._abs(rel)
         while True:
+            if missing and path == self.root:  # a vanished disk is an error, not a parent
+                raise FileNotFoundError(errno.ENOENT, "the disk's root directory is missing", rel)
             try:
                 os.mkdir(path)
             except FileExistsError:
@@ -223,7 +225,10 @@ class LocalDisk:
         close, for files that are usually read whole (inline versions)."""
         fd = os.open(os.path.join(self._root, rel), os.O_RDONLY)
         try:
-            return LocalReadHandle(fd).read_at(0, limit)
+            # Ask for what the file holds (one byte more, in case it grew), not for `limit`:
+            # a read of `limit` bytes allocates that much first, however small the file.
+            want = min(os.fstat(fd).st_size, limit)
+            return LocalReadHandle(fd).read_at(0, want + 1 if want < limit else want)
         finally:
             os.close(fd)
 

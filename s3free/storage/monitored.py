@@ -111,6 +111,15 @@ class MonitoredDisk:
             observe(_CLASS_OF.get(op, "meta"), perf_counter() - start, None)
         return result
 
+    def account(self, op: str, seconds: float, exc: OSError | None) -> None:
+        """Report a call made on `inner` directly (one of a batch across disks, see
+        storage/batch.py) exactly as if it had gone through this wrapper."""
+        observe = self.observe_io
+        if observe is not None:
+            observe(_CLASS_OF.get(op, "meta"), seconds, None if exc is None else classify(exc))
+        if exc is not None:
+            self._on_error(op, exc)
+
     def create_temp(self):
         return _Temp(self, self._call("create_temp", self.inner.create_temp))
 

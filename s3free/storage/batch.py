@@ -1,0 +1,147 @@
+"""Small-file I/O on several disks in one call: a 4 KiB GET reads k inline files and a 4 KiB
+PUT creates k+m, and doing each open, read, write and close from Python costs a GIL handoff
+with the event loop per system call (see _batchio.c). Here the plain local disks of a batch
+go to the C helper together, with the GIL released once; any other disk (a test's fault
+injector, say) takes its own method, so injected faults still happen where they are meant to.
+
+Results are per item, in order: the data or None, or the OSError that call raised, which is
+also reported to the disk's monitor (error accounting and I/O metrics) exactly as a call
+through `MonitoredDisk` would have been. Without the C helper the same calls run in Python.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Sequence
+from time import perf_counter
+
+from s3free.obs.stage import DISK_READ, DISK_WRITE, stage
+from s3free.storage.disk import LocalDisk
+from s3free.storage.monitored import MonitoredDisk, unwrap
+
+try:
+    from s3free.storage import _batchio
+except ImportError:  # not compiled here: the Python versions below give the same results
+    _batchio = None
+
+Chunks = list[bytes | memoryview]
+
+
+def native() -> bool:
+    """Whether the C helper is in use."""
+    return _batchio is not None
+
+
+def read_heads(items: Sequence[tuple[object, str]], limit: int) -> list[bytes | OSError]:
+    """For each (disk, rel): the file's first `limit` bytes (all of it when shorter), or the
+    OSError reading it raised."""
+    results: list[bytes | OSError | None] = [None] * len(items)
+    direct: list[int] = []
+    for i, (disk, rel) in enumerate(items):
+        if _local_root(disk) is None:
+            try:
+                results[i] = disk.read_head(rel, limit)
+            except OSError as exc:
+                results[i] = exc
+        else:
+            direct.append(i)
+    if direct:
+        paths = [_path(items[i][0], items[i][1]) for i in direct]
+        start = perf_counter()
+        with stage(DISK_READ):
+            if _batchio is not None:
+                raw = _batchio.read_heads(paths, limit)
+            else:
+                raw = [_errno_of(unwrap(items[i][0]).read_head, items[i][1], limit) for i in direct]
+        share = (perf_counter() - start) / len(direct)
+        for i, path, outcome in zip(direct, paths, raw, strict=True):
+            result = _error(outcome, path) if isinstance(outcome, int) else outcome
+            results[i] = result
+            _account(items[i][0], "read_head", share, result)
+    return results  # type: ignore[return-value]
+
+
+def read_heads_cached(items: Sequence[tuple[object, str]], limit: int) -> list[bytes | OSError]:
+    """`read_heads` from memory alone, safe on the event loop: what would wait for a disk
+    (a name or page not cached, a disk other than a plain local one, no C helper) comes
+    back as BlockingIOError, for the caller to read in a thread instead."""
+    paths = [None if _local_root(disk) is None else _path(disk, rel) for disk, rel in items]
+    if _batchio is None or None in paths:
+        return [BlockingIOError(errno.EAGAIN, "not read from memory")] * len(items)
+    start = perf_counter()
+    with stage(DISK_READ):
+        raw = _batchio.read_heads_cached(paths, limit)
+    share = (perf_counter() - start) / len(items)
+    results: list[bytes | OSError] = []
+    for (disk, _), path, outcome in zip(items, paths, raw, strict=True):
+        result = _error(outcome, path) if isinstance(outcome, int) else outcome  # type: ignore[arg-type]
+        results.append(result)
+        if not isinstance(result, BlockingIOError):
+            _account(disk, "read_head", share, result)
+    return results
+
+
+def create_files(items: Sequence[tuple[object, str, Chunks]]) -> list[OSError | None]:
+    """For each (disk, rel, chunks): create rel, which must not exist, with its directories,
+    and write the chunks, without fsync (Disk.create_file); None or the OSError raised. A
+    file whose write failed is removed."""
+    results: list[OSError | None] = [None] * len(items)
+    direct: list[int] = []
+    for i, (disk, rel, chunks) in enumerate(items):
+        if _local_root(disk) is None:
+            try:
+                disk.create_file(rel, chunks)
+            except OSError as exc:
+                results[i] = exc
+        else:
+            direct.append(i)
+    if direct:
+        roots = [len(os.fsencode(_local_root(items[i][0]))) for i in direct]  # type: ignore[arg-type]
+        paths = [_path(items[i][0], items[i][1]) for i in direct]
+        chunks = [list(items[i][2]) for i in direct]
+        start = perf_counter()
+        with stage(DISK_WRITE):
+            if _batchio is not None:
+                raw = _batchio.create_files(roots, paths, chunks)
+            else:
+                raw = [
+                    _errno_of(unwrap(items[i][0]).create_file, items[i][1], items[i][2]) or 0
+                    for i in direct
+                ]
+        share = (perf_counter() - start) / len(direct)
+        for i, path, code in zip(direct, paths, raw, strict=True):
+            error = _error(code, path) if code else None
+            results[i] = error
+            _account(items[i][0], "create_file", share, error)
+    return results
+
+
+def _local_root(disk) -> str | None:
+    """The root of a plain local disk (under any monitors), or None for any other kind."""
+    disk = unwrap(disk)
+    return disk._root if type(disk) is LocalDisk else None
+
+
+def _path(disk, rel: str) -> bytes:
+    return os.fsencode(os.path.join(_local_root(disk), rel))  # type: ignore[arg-type]
+
+
+def _account(disk, op: str, seconds: float, outcome: object) -> None:
+    """Tell each monitor wrapping the disk what the call did, outermost first."""
+    error = outcome if isinstance(outcome, OSError) else None
+    while isinstance(disk, MonitoredDisk):
+        disk.account(op, seconds, error)
+        disk = disk.inner
+
+
+def _error(code: int, path: bytes) -> OSError:
+    return OSError(code, os.strerror(code), os.fsdecode(path))
+
+
+def _errno_of(call, *args) -> object:
+    """call(*args), or the errno it failed with (what the C helper returns)."""
+    try:
+        return call(*args)
+    except OSError as exc:
+        return exc.errno or errno.EIO
