@@ -28,9 +28,9 @@ from s3free.format import (
     encode_record,
 )
 from s3free.format.diskformat import DiskFormat
-from s3free.format.header import MAX_BLOCK_LENGTH, MAX_PART_NUMBER
+from s3free.format.header import MAX_BLOCK_LENGTH, MAX_PART_NUMBER, identity_prefix
 from s3free.format.manifest import blocks_for
-from s3free.format.record import leaf_hash
+from s3free.format.record import checked_payload, leaf_hash
 
 # -- strategies ---------------------------------------------------------------------------------
 
@@ -630,3 +630,69 @@ def test_disk_format_bad_content_is_refused(change):
     change(obj)
     with pytest.raises(FormatError):
         DiskFormat.decode(json.dumps(obj).encode())
+
+
+# -- the small GET's lean record check agrees with the full decode -----------------------------
+
+
+def _identity_of(header: ShardHeader) -> bytes:
+    return identity_prefix(
+        k=header.k,
+        m=header.m,
+        shard_index=header.shard_index,
+        object_id=header.object_id,
+        bucket_hash=header.bucket_hash,
+        version_id=header.version_id,
+        part_number=header.part_number,
+        block_index=header.block_index,
+        block_length=header.block_length,
+    )
+
+
+def _full_check(raw: bytes, header: ShardHeader, max_generation: int) -> tuple[bytes, bytes] | None:
+    """What the reader's _fetch accepts: decode_record, identity equal, generation not newer."""
+    try:
+        record = decode_record(raw)
+    except FormatError:
+        return None
+    if _identity_of(record.header) != _identity_of(header):
+        return None
+    if record.header.generation > max_generation:
+        return None
+    return bytes(record.payload), record.header.content_hash
+
+
+def _lean_check(raw: bytes, header: ShardHeader, max_generation: int) -> tuple[bytes, bytes] | None:
+    checked = checked_payload(memoryview(raw), _identity_of(header), max_generation)
+    return None if checked is None else (bytes(checked[0]), checked[1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(records(max_block=300), st.data())
+def test_lean_record_check_agrees_with_the_full_decode(case, data):
+    header, payload = case
+    raw = encode_record(header, payload)
+    max_generation = data.draw(st.sampled_from([header.generation, 2**64 - 1, 1]))
+    assert _lean_check(raw, header, max_generation) == _full_check(raw, header, max_generation)
+    if max_generation >= header.generation:
+        assert _lean_check(raw, header, max_generation) == (payload, header.content_hash)
+    bits = data.draw(st.lists(st.integers(0, len(raw) * 8 - 1), max_size=3, unique=True))
+    damaged = bytearray(raw)
+    for bit in bits:
+        damaged[bit // 8] ^= 1 << (bit % 8)
+    cut = data.draw(st.integers(0, len(raw) + 2))
+    for variant in (bytes(damaged), raw[:cut], raw + b"\x00"):
+        assert _lean_check(variant, header, 2**64 - 1) == _full_check(variant, header, 2**64 - 1)
+
+
+def test_lean_record_check_refuses_every_bit_flip_and_another_shards_record():
+    header = _sample_header()
+    raw = encode_record(header, b"\x00\xff\x10\x20\x30")
+    identity = _identity_of(header)
+    assert checked_payload(memoryview(raw), identity, header.generation) is not None
+    for bit in range(len(raw) * 8):
+        damaged = bytearray(raw)
+        damaged[bit // 8] ^= 1 << (bit % 8)
+        assert checked_payload(memoryview(bytes(damaged)), identity, 2**64 - 1) is None
+    other = _identity_of(_sample_header(block_index=header.block_index + 1))
+    assert checked_payload(memoryview(raw), other, 2**64 - 1) is None

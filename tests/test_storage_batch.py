@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from s3free.storage import batch
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk, flip_bit
+from s3free.storage.health import make_data_dirs
+from s3free.storage.layout import FORMAT_FILE
 from s3free.storage.monitored import MonitoredDisk
 from tests.helpers import open_store, run, stream_of
 
@@ -32,8 +35,11 @@ def impl(request, monkeypatch):
 
 
 def _disk(root: Path) -> LocalDisk:
+    """A disk as formatting leaves it: its top-level data directories made."""
     root.mkdir(parents=True, exist_ok=True)
-    return LocalDisk(root)
+    disk = LocalDisk(root)
+    make_data_dirs(disk)
+    return disk
 
 
 def _evict(path: Path) -> None:
@@ -72,32 +78,58 @@ def test_read_heads_gives_what_read_head_gives_for_every_size_and_error(tmp_path
 
 def test_create_files_makes_directories_writes_chunks_and_never_overwrites(tmp_path, impl):
     a, b = _disk(tmp_path / "a"), _disk(tmp_path / "b")
-    (tmp_path / "b" / "taken").write_bytes(b"keep me")
+    (tmp_path / "b" / "objects" / "taken").write_bytes(b"keep me")
     chunks = [b"head-", memoryview(b"xxbodyxx")[2:6], bytearray(b"-tail")]
     results = batch.create_files(
-        [(a, "objects/ab/cd/new.inline", chunks), (b, "taken", [b"other"]), (b, "flat", [])]
+        [
+            (a, "objects/ab/cd/new.inline", chunks),
+            (b, "objects/taken", [b"other"]),
+            (b, "objects/flat", []),
+        ]
     )
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], FileExistsError)
     assert (tmp_path / "a/objects/ab/cd/new.inline").read_bytes() == b"head-body-tail"
-    assert (tmp_path / "b" / "taken").read_bytes() == b"keep me"
-    assert (tmp_path / "b" / "flat").read_bytes() == b""
+    assert (tmp_path / "b" / "objects" / "taken").read_bytes() == b"keep me"
+    assert (tmp_path / "b" / "objects" / "flat").read_bytes() == b""
 
 
 def test_create_files_never_recreates_a_vanished_disk_root(tmp_path, impl):
     disk = _disk(tmp_path / "gone")
-    os.rmdir(tmp_path / "gone")
+    shutil.rmtree(tmp_path / "gone")
     [result] = batch.create_files([(disk, "objects/ab/cd/x.inline", [b"data"])])
     assert isinstance(result, FileNotFoundError)
     assert not (tmp_path / "gone").exists()
 
 
+def test_create_files_never_remakes_the_data_directory_of_a_wiped_disk(tmp_path, impl):
+    """A disk emptied while the server runs (format.json gone) must be found empty by the
+    probe and formatted as a replacement; a write that made objects/ again would leave it
+    "not empty" for good."""
+    disk = _disk(tmp_path / "wiped")
+    shutil.rmtree(tmp_path / "wiped" / "objects")
+    [result] = batch.create_files([(disk, "objects/ab/cd/x.inline", [b"data"])])
+    assert isinstance(result, FileNotFoundError)
+    assert not (tmp_path / "wiped" / "objects").exists()
+    with pytest.raises(FileNotFoundError):
+        disk.makedirs("objects/ab/cd/oid/version")
+    assert not (tmp_path / "wiped" / "objects").exists()
+    # A disk that kept its format.json (its identity) but lost its data is still this disk:
+    # writes make its data directories again.
+    (tmp_path / "wiped" / FORMAT_FILE).write_bytes(b"{}")
+    assert batch.create_files([(disk, "objects/ab/cd/x.inline", [b"data"])]) == [None]
+    assert (tmp_path / "wiped" / "objects/ab/cd/x.inline").read_bytes() == b"data"
+    shutil.rmtree(tmp_path / "wiped" / "multipart")
+    disk.makedirs("multipart/upload")
+    assert (tmp_path / "wiped" / "multipart" / "upload").is_dir()
+
+
 def test_create_files_reports_a_file_standing_where_a_directory_must_be(tmp_path, impl):
     disk = _disk(tmp_path / "d")
-    (tmp_path / "d" / "objects").write_bytes(b"not a directory")
-    [result] = batch.create_files([(disk, "objects/ab/x.inline", [b"data"])])
+    (tmp_path / "d" / "objects" / "ab").write_bytes(b"not a directory")
+    [result] = batch.create_files([(disk, "objects/ab/cd/x.inline", [b"data"])])
     assert isinstance(result, NotADirectoryError)
-    assert (tmp_path / "d" / "objects").read_bytes() == b"not a directory"
+    assert (tmp_path / "d" / "objects" / "ab").read_bytes() == b"not a directory"
 
 
 def test_faulty_disks_take_their_own_path_and_monitors_see_every_call(tmp_path, impl):
@@ -110,11 +142,13 @@ def test_faulty_disks_take_their_own_path_and_monitors_see_every_call(tmp_path, 
     faulty.fail("read_at", errno.EIO)
     monitored_faulty = MonitoredDisk(faulty, lambda op, exc: errors.append((op, exc)))
     written = batch.create_files(
-        [(plain, "x/file", [b"fine"]), (monitored_faulty, "x/file", [b"never"])]
+        [(plain, "objects/x/file", [b"fine"]), (monitored_faulty, "objects/x/file", [b"never"])]
     )
     assert written[0] is None
     assert isinstance(written[1], OSError) and written[1].errno == errno.ENOSPC
-    read = batch.read_heads([(plain, "x/file"), (plain, "x/missing"), (faulty, "x/file")], LIMIT)
+    read = batch.read_heads(
+        [(plain, "objects/x/file"), (plain, "objects/x/missing"), (faulty, "objects/x/file")], LIMIT
+    )
     assert read[0] == b"fine"
     assert isinstance(read[1], FileNotFoundError)
     assert isinstance(read[2], OSError) and read[2].errno == errno.EIO
@@ -123,7 +157,7 @@ def test_faulty_disks_take_their_own_path_and_monitors_see_every_call(tmp_path, 
         ("read_head", FileNotFoundError),
     ]
     assert observed == [("write", None), ("read", None), ("read", "suspect")]  # plain's calls
-    assert not (tmp_path / "faulty" / "x" / "file").exists()
+    assert not (tmp_path / "faulty" / "objects" / "x" / "file").exists()
 
 
 def test_cached_reads_never_wait_for_a_disk(tmp_path):

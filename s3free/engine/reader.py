@@ -27,9 +27,10 @@ from s3free.engine.types import ObjectInfo, ShardFault
 from s3free.erasure import ReedSolomon
 from s3free.errors import DataUnavailable
 from s3free.format.errors import FormatError
+from s3free.format.header import identity_prefix
 from s3free.format.ids import bucket_hash
 from s3free.format.manifest import Manifest, PartEntry, envelope_length
-from s3free.format.record import RECORD_OVERHEAD, ShardRecord, decode_record
+from s3free.format.record import RECORD_OVERHEAD, ShardRecord, checked_payload, decode_record
 from s3free.obs.stage import ERASURE_DECODE, ERASURE_ENCODE, stage
 from s3free.storage.batch import read_heads, read_heads_cached
 from s3free.storage.disk import ReadHandle
@@ -217,38 +218,72 @@ class BlockReader:
         """The block as `read_pieces` gives it, from memory alone and so safe to call on the
         event loop, or None: when a data shard's file is not in the page cache, or anything
         at all is wrong with one. The caller then calls `read_pieces` in a thread, which
-        reads what is missing, reports faults and decodes from parity as always (reusing the
-        files read here). Only inline versions: their files are small and read whole."""
+        reads what is missing, judges and reports faults and decodes from parity as always
+        (reusing the files read here). Only inline versions: their files are small and read
+        whole. The checks are `checked_payload`'s: the same as `_fetch` makes, lean."""
         if not self.m.inline:
             return None
         k = self.m.k
-        self._preload_inline(part.number, list(range(k)), cached=True)
-        good: dict[int, ShardRecord] = {}
-        try:
-            for shard in range(k):
-                if not isinstance(self._preloaded.get((part.number, shard)), bytes):
-                    return None
-                good[shard] = self._fetch(part, block, shard)
-        except (_ShardUnusable, _ShardBad):
-            self._forget()
-            return None
-        data = self._decode_checked(good)
-        if data is None:
-            self._forget()
-        return data
+        disks = []
+        for shard in range(k):
+            slot = self._set.slot_for(self.m.placement[shard])
+            if slot is None or not slot.online:
+                return None
+            disks.append(slot.disk)
+        path = self._path_for(part.number)
+        outcomes = read_heads_cached([(disk, path) for disk in disks], INLINE_READ)
+        block_length = min(self.m.block_size, part.size - block * self.m.block_size)
+        offset = block * (RECORD_OVERHEAD + self.full_payload)
+        size = RECORD_OVERHEAD + -(-block_length // k)
+        pieces: list[bytes | memoryview] = []
+        content: bytes | None = None
+        left = block_length  # padding may fill the last shards wholly when the block is tiny
+        for shard, data in enumerate(outcomes):
+            if not isinstance(data, bytes) or len(data) >= INLINE_READ:
+                break
+            try:
+                start = envelope_length(data) + offset
+            except FormatError:
+                break
+            checked = checked_payload(
+                memoryview(data)[start : start + size],
+                self._identity(part.number, block, shard, block_length),
+                self.m.generation,
+            )
+            if checked is None or (content is not None and checked[1] != content):
+                break
+            payload, content = checked
+            if left > 0:
+                pieces.append(payload[:left])
+                left -= len(pieces[-1])
+        else:
+            hasher = blake3.blake3()
+            for piece in pieces:
+                hasher.update(piece)
+            if hasher.digest() == content:
+                return pieces
+        with self._lock:  # for read_pieces, which judges them
+            for shard, outcome in enumerate(outcomes):
+                if not isinstance(outcome, BlockingIOError):
+                    self._preloaded.setdefault((part.number, shard), outcome)
+        return None
 
-    def _forget(self) -> None:
-        """Drop what a failed `read_cached` learnt, so `read_pieces` reads, judges and reports
-        every shard afresh."""
-        self.close()
-        with self._lock:
-            self._dead.clear()
-            self._preloaded.clear()
+    def _identity(self, part: int, block: int, shard: int, block_length: int) -> bytes:
+        return identity_prefix(
+            k=self.m.k,
+            m=self.m.m,
+            shard_index=shard,
+            object_id=self._oid,
+            bucket_hash=self._bhash,
+            version_id=self._vid,
+            part_number=part,
+            block_index=block,
+            block_length=block_length,
+        )
 
-    def _preload_inline(self, part: int, shards: list[int], *, cached: bool = False) -> None:
+    def _preload_inline(self, part: int, shards: list[int]) -> None:
         """Read these shards' inline files in one batch (one GIL release for them all, see
-        storage/batch.py) for `_inline_records` to find: a small GET reads k files. With
-        `cached`, from memory only (on the event loop): what is not cached is left out."""
+        storage/batch.py) for `_inline_records` to find: a small GET reads k files."""
         items = []
         with self._lock:
             for shard in shards:
@@ -258,15 +293,13 @@ class BlockReader:
                 slot = self._set.slot_for(self.m.placement[shard])
                 if slot is not None and slot.online:  # else _handle says why it is unusable
                     items.append((key, slot.disk))
-        if len(items) < (1 if cached else 2):
+        if len(items) < 2:
             return
         path = self._path_for(part)
-        read = read_heads_cached if cached else read_heads
-        outcomes = read([(disk, path) for _, disk in items], INLINE_READ)
+        outcomes = read_heads([(disk, path) for _, disk in items], INLINE_READ)
         with self._lock:
             for (key, _), outcome in zip(items, outcomes, strict=True):
-                if not isinstance(outcome, BlockingIOError):
-                    self._preloaded[key] = outcome
+                self._preloaded[key] = outcome
 
     def _inline_records(self, disk, path: str, key: tuple[int, int]):
         """An inline version's file: read whole when it is small (the usual case), else

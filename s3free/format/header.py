@@ -41,6 +41,8 @@ MAX_BLOCK_LENGTH = 64 * 1024 * 1024
 
 _LAYOUT = struct.Struct("<8sHHBBBB16s16s16sIIIIQ32sI")
 assert _LAYOUT.size == HEADER_SIZE - 4
+_IDENTITY = struct.Struct("<8sHHBBBB16s16s16sIIII")  # the fields before the generation
+IDENTITY_SIZE = _IDENTITY.size  # 80
 
 
 def _payload_length(block_length: int, k: int) -> int:
@@ -170,3 +172,36 @@ class ShardHeader:
         )
         header.validate()
         return header
+
+
+def identity_prefix(
+    *,
+    k: int,
+    m: int,
+    shard_index: int,
+    object_id: bytes,
+    bucket_hash: bytes,
+    version_id: bytes,
+    part_number: int,
+    block_index: int,
+    block_length: int,
+) -> bytes:
+    """The first IDENTITY_SIZE bytes every valid header of this shard of this block has: all
+    fields before the generation. A header that starts with them passed every check of those
+    fields that `decode` and `validate` make (the values come from a valid manifest)."""
+    return _IDENTITY.pack(
+        HEADER_MAGIC,
+        FORMAT_VERSION,
+        HEADER_SIZE,
+        CODEC_ZFEC_RS,
+        k,
+        m,
+        shard_index,
+        object_id,
+        bucket_hash,
+        version_id,
+        part_number,
+        block_index,
+        block_length,
+        _payload_length(block_length, k),
+    )

@@ -12,8 +12,8 @@ import blake3
 import crc32c
 
 from s3free.format.errors import FormatError
-from s3free.format.footer import FOOTER_SIZE, ShardFooter
-from s3free.format.header import HEADER_SIZE, ShardHeader
+from s3free.format.footer import FOOTER_MAGIC, FOOTER_SIZE, ShardFooter
+from s3free.format.header import HEADER_SIZE, IDENTITY_SIZE, ShardHeader
 
 RECORD_OVERHEAD = HEADER_SIZE + FOOTER_SIZE
 
@@ -79,3 +79,41 @@ def decode_record(data: bytes | memoryview, *, verify_leaf: bool = False) -> Sha
     if verify_leaf and not record.leaf_ok():
         raise FormatError("shard payload does not match its Merkle leaf")
     return record
+
+
+_ZERO4 = bytes(4)
+
+
+def checked_payload(
+    data: memoryview, identity: bytes, max_generation: int
+) -> tuple[memoryview, bytes] | None:
+    """(payload, content hash) of a record that is exactly what a shard with this identity
+    (`header.identity_prefix`) of a manifest at `max_generation` must hold, or None.
+
+    Makes every check that `decode_record` and a reader's identity and generation checks make
+    together, without building objects: the fast path of a small GET. None says only that
+    something is wrong; `decode_record` says what."""
+    payload_length = int.from_bytes(identity[76:80], "little")
+    end = HEADER_SIZE + payload_length
+    if len(data) != end + FOOTER_SIZE or data[:IDENTITY_SIZE] != identity:
+        return None
+    generation = data[80:88]
+    if not 1 <= int.from_bytes(generation, "little") <= max_generation:
+        return None
+    if data[120:124] != _ZERO4:  # flags
+        return None
+    if crc32c.crc32c(data[:124]) != int.from_bytes(data[124:128], "little"):
+        return None
+    foot = data[end:]
+    if (
+        foot[:8] != FOOTER_MAGIC
+        or foot[8:12] != identity[76:80]  # payload length
+        or foot[12:16] != identity[68:72]  # block index
+        or foot[16:24] != generation
+        or foot[56:60] != _ZERO4
+    ):
+        return None
+    crc = crc32c.crc32c(foot[:60], crc32c.crc32c(data[:end]))
+    if crc != int.from_bytes(foot[60:64], "little"):
+        return None
+    return data[HEADER_SIZE:end], bytes(data[88:120])

@@ -17,11 +17,12 @@
  *     what is not cached to a thread. Where the kernel cannot promise that (no openat2, no
  *     RWF_NOWAIT) every path gives EAGAIN.
  *
- * create_files(root_lengths: list[int], paths: list[bytes], chunks: list[list[buffer]])
- *         -> list[int]
+ * create_files(root_lengths: list[int], paths: list[bytes], chunks: list[list[buffer]],
+ *              marker: bytes) -> list[int]
  *     Create each file, which must not exist (O_EXCL), and write its chunks; 0 or the errno
  *     that failed. Missing parent directories are made, but never the first root_length bytes
- *     of the path (the disk's root: a vanished disk is an error, not a directory to make).
+ *     of the path (the disk's root), and a directory right under it only while the root holds
+ *     `marker` (format.json): a vanished or wiped disk is an error, not a directory to make.
  *     Nothing is fsynced: the caller syncs the disk before anything refers to the files. On
  *     error the file is removed.
  */
@@ -38,6 +39,10 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#ifndef O_NOATIME
+#define O_NOATIME 0 /* not Linux: access times are the filesystem's business */
+#endif
 
 #if defined(__linux__) && defined(SYS_openat2) && defined(RWF_NOWAIT)
 #include <linux/openat2.h>
@@ -125,13 +130,14 @@ static void read_one_cached(const char *path, Py_ssize_t limit, head_result *out
     how.flags = O_RDONLY | O_CLOEXEC | O_NOATIME;
     how.resolve = RESOLVE_CACHED;
     long fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
-    if (fd < 0 && errno == EPERM) {
-        how.flags = O_RDONLY | O_CLOEXEC;
-        fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
-    }
     if (fd < 0) {
-        /* ENOSYS or EINVAL: a kernel without openat2 or RESOLVE_CACHED: not from memory. */
-        out->error = (errno == ENOSYS || errno == EINVAL || errno == E2BIG) ? EAGAIN : errno;
+        /* ENOSYS, EINVAL, E2BIG: a kernel without openat2 or RESOLVE_CACHED. EPERM: a file
+         * this process does not own, whose read would update its access time (a journal
+         * transaction that may wait). Either way: not from memory, a thread reads it. */
+        int error = errno;
+        out->error = (error == ENOSYS || error == EINVAL || error == E2BIG || error == EPERM)
+            ? EAGAIN
+            : error;
         return;
     }
     read_fd((int)fd, limit, 1, out);
@@ -208,17 +214,40 @@ static PyObject *read_heads_cached(PyObject *self, PyObject *args) {
     return read_many(args, 1);
 }
 
-/* mkdir -p of path's parent directories below its first root_length bytes. */
-static int make_parents(char *path, size_t root_length) {
+/* Whether the disk whose root is the first root_length bytes of path is formatted: its root
+ * holds `marker` (format.json). */
+static int formatted(const char *path, size_t root_length, const char *marker) {
+    char name[PATH_MAX];
+    size_t marker_length = strlen(marker);
+    if (root_length + 1 + marker_length + 1 > sizeof name)
+        return 0;
+    memcpy(name, path, root_length);
+    name[root_length] = '/';
+    memcpy(name + root_length + 1, marker, marker_length + 1);
+    struct stat st;
+    return stat(name, &st) == 0;
+}
+
+/* mkdir -p of path's parent directories, but never the root (its first root_length bytes),
+ * and a directory right under it only while the disk is formatted (the root holds `marker`):
+ * the data directories are made when a disk is formatted, so on a disk without its format
+ * their absence means a wiped disk, not a directory to make (layout.DATA_DIRS). */
+static int make_parents(char *path, size_t root_length, const char *marker) {
     char *slash = strrchr(path, '/');
     if (slash == NULL || (size_t)(slash - path) <= root_length)
         return ENOENT; /* the root itself is missing */
     *slash = '\0';
+    char *above = strrchr(path, '/');
+    if ((above == NULL || (size_t)(above - path) <= root_length) &&
+        !formatted(path, root_length, marker)) {
+        *slash = '/';
+        return ENOENT; /* a top-level data directory of a wiped disk */
+    }
     int error = 0;
     if (mkdir(path, 0777) != 0) {
         error = errno;
         if (error == ENOENT) {
-            error = make_parents(path, root_length);
+            error = make_parents(path, root_length, marker);
             if (error == 0 && mkdir(path, 0777) != 0)
                 error = errno == EEXIST ? 0 : errno;
         } else if (error == EEXIST) {
@@ -259,11 +288,11 @@ typedef struct {
     int error;
 } create_job;
 
-static void create_one(create_job *job) {
+static void create_one(create_job *job, const char *marker) {
     const int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
     int fd = open(job->path, flags, 0644);
     if (fd < 0 && errno == ENOENT) {
-        int error = make_parents(job->path, job->root_length);
+        int error = make_parents(job->path, job->root_length, marker);
         if (error != 0) {
             job->error = error;
             return;
@@ -285,7 +314,9 @@ static void create_one(create_job *job) {
 
 static PyObject *create_files(PyObject *self, PyObject *args) {
     PyObject *roots_arg, *paths_arg, *chunks_arg;
-    if (!PyArg_ParseTuple(args, "OOO:create_files", &roots_arg, &paths_arg, &chunks_arg))
+    const char *marker;
+    if (!PyArg_ParseTuple(
+            args, "OOOy:create_files", &roots_arg, &paths_arg, &chunks_arg, &marker))
         return NULL;
     PyObject *roots = PySequence_Fast(roots_arg, "root_lengths must be a sequence");
     PyObject *paths = roots ? PySequence_Fast(paths_arg, "paths must be a sequence") : NULL;
@@ -359,7 +390,7 @@ static PyObject *create_files(PyObject *self, PyObject *args) {
     }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++)
-        create_one(&jobs[i]);
+        create_one(&jobs[i], marker);
     Py_END_ALLOW_THREADS
     out = PyList_New(n);
     if (out == NULL)
@@ -394,7 +425,7 @@ static PyMethodDef methods[] = {
     {"read_heads_cached", read_heads_cached, METH_VARARGS,
      "read_heads_cached(paths, limit) -> the same from memory only, else EAGAIN; GIL held"},
     {"create_files", create_files, METH_VARARGS,
-     "create_files(root_lengths, paths, chunks) -> list of 0 or errno per new file"},
+     "create_files(root_lengths, paths, chunks, marker) -> list of 0 or errno per new file"},
     {NULL, NULL, 0, NULL},
 };
 

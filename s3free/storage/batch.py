@@ -18,6 +18,7 @@ from time import perf_counter
 
 from s3free.obs.stage import DISK_READ, DISK_WRITE, stage
 from s3free.storage.disk import LocalDisk
+from s3free.storage.layout import FORMAT_FILE
 from s3free.storage.monitored import MonitoredDisk, unwrap
 
 try:
@@ -103,7 +104,7 @@ def create_files(items: Sequence[tuple[object, str, Chunks]]) -> list[OSError | 
         start = perf_counter()
         with stage(DISK_WRITE):
             if _batchio is not None:
-                raw = _batchio.create_files(roots, paths, chunks)
+                raw = _batchio.create_files(roots, paths, chunks, FORMAT_FILE.encode())
             else:
                 raw = [
                     _errno_of(unwrap(items[i][0]).create_file, items[i][1], items[i][2]) or 0

@@ -25,6 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
+from s3free.storage.layout import FORMAT_FILE
+
 TMP_DIR = ".s3free.tmp"
 
 # Start the device writing a temp file's pages once this many are dirty, so that the fsync in
@@ -159,8 +161,16 @@ class LocalDisk:
         missing: list[Path] = []
         path = self._abs(rel)
         while True:
-            if missing and path == self.root:  # a vanished disk is an error, not a parent
-                raise FileNotFoundError(errno.ENOENT, "the disk's root directory is missing", rel)
+            if missing and (
+                path == self.root
+                or (path.parent == self.root and not (self.root / FORMAT_FILE).exists())
+            ):
+                # The disk's root, or a top-level data directory of a disk that lost its
+                # format.json, is gone: the disk was wiped or swapped. Formatting makes the
+                # data directories (layout.DATA_DIRS); a write to such a disk must not.
+                raise FileNotFoundError(
+                    errno.ENOENT, "the disk's data directory is missing (wiped?)", str(path)
+                )
             try:
                 os.mkdir(path)
             except FileExistsError:

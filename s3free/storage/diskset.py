@@ -27,6 +27,7 @@ from s3free.errors import DiskSetError
 from s3free.format.diskformat import DiskFormat
 from s3free.format.errors import FormatError
 from s3free.storage.disk import Disk, LocalDisk
+from s3free.storage.health import make_data_dirs
 from s3free.storage.layout import FORMAT_FILE, HEALING_FILE
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ class DiskSet:
             fmt = DiskFormat(set_id, ids[position], position, tuple(ids), k, m, block_size)
             Path(disk.root).mkdir(parents=True, exist_ok=True)
             disk.write_file(FORMAT_FILE, fmt.encode())
+            make_data_dirs(disk)
             slots.append(DiskSlot(position, disk, ids[position], True))
         log.info("formatted a new set %s: %d disks, RS(%d,%d)", set_id, n_disks, k, m)
         return cls(slots, set_id, k, m, block_size)
@@ -224,6 +226,10 @@ class DiskSet:
                     f"{disk.root} and {by_position[fmt.position].disk.root} both claim "
                     f"position {fmt.position}"
                 )
+            try:  # stores formatted before the data directories were made at format time
+                make_data_dirs(disk)
+            except OSError as exc:  # a read-only disk still serves reads; writes will say
+                log.warning("disk %s: cannot make its data directories: %s", disk.root, exc)
             by_position[fmt.position] = DiskSlot(fmt.position, disk, fmt.disk_id, True)
         free = [p for p in range(len(reference.disks)) if p not in by_position]
         for position, (disk, problem) in zip(free, leftovers, strict=True):

@@ -34,6 +34,7 @@ from s3free.format.diskformat import DiskFormat
 from s3free.format.errors import FormatError
 from s3free.storage.disk import TMP_DIR
 from s3free.storage.layout import (
+    DATA_DIRS,
     FORMAT_FILE,
     HEALING_FILE,
     OBJECTS_DIR,
@@ -83,6 +84,7 @@ def probe(disk, expected: DiskFormat) -> Probe:
                 f"format.json says disk {fmt.disk_id} at position {fmt.position}, "
                 f"expected {expected.disk_id} at {expected.position}",
             )
+        make_data_dirs(disk)  # a store from before they were made at format time, say
         name = f"{TMP_DIR}/probe-{uuid.uuid4().hex}"
         try:
             disk.write_file(name, PROBE_BYTES, sync=False)
@@ -168,9 +170,18 @@ def write_tracker(disk, tracker: HealingTracker) -> None:
 def format_replacement(disk, fmt: DiskFormat, tracker: HealingTracker) -> None:
     """Make a fresh directory the disk at fmt.position: the tracker first, then format.json,
     both durable, so a crash in between leaves a disk that is still recognised as a
-    replacement (healing.json alone does not make a directory "not empty")."""
+    replacement (healing.json alone does not make a directory "not empty"); then the data
+    directories (made again by the next probe if a crash comes first)."""
     write_tracker(disk, tracker)
     disk.write_file(FORMAT_FILE, fmt.encode())
+    make_data_dirs(disk)
+
+
+def make_data_dirs(disk) -> None:
+    """The top-level directories writes go into (layout.DATA_DIRS), which a write never makes
+    itself: only a disk whose format is known right gets them."""
+    for name in DATA_DIRS:
+        disk.makedirs(name)
 
 
 def remove_tracker(disk) -> None:

@@ -26,6 +26,10 @@ MULTIPART_DIR = "multipart"
 MANIFEST_NAME = "manifest"
 UPLOAD_RECORD = "upload.json"
 INLINE_SUFFIX = ".inline"
+# Made when a disk is formatted (and again by any probe that finds its format right), never by
+# a write: a write whose path climbs to a missing one of these fails instead, so a disk wiped
+# or swapped while the server runs is refused, not filled with shards before it is formatted.
+DATA_DIRS = (BUCKETS_DIR, OBJECTS_DIR, MULTIPART_DIR)
 
 
 def object_dir(object_id_hex: str) -> str:
