@@ -87,8 +87,7 @@ def test_readiness_follows_disks_going_offline_and_back(server):
 
 def test_virtual_hosted_request_is_s3_not_a_probe(server):
     """On Host: <bucket>.<domain>, /_s3free/readyz names the key "_s3free/readyz" of a bucket:
-    never answered by the probe. (The request then goes on to s3free/s3/app.py, which today
-    sends every /_s3free/ path to the admin API, virtual-hosted or not: refused there.)"""
+    never answered by the probe, but by S3 (here: that bucket does not exist)."""
     url = urlsplit(server.endpoint)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
     try:
@@ -97,5 +96,5 @@ def test_virtual_hosted_request_is_s3_not_a_probe(server):
         body = reply.read()
     finally:
         conn.close()
-    assert reply.status == 403  # unsigned: refused
-    assert b"write_quorum" not in body and b"ready" not in body
+    assert reply.status == 404 and b"<Code>NoSuchBucket</Code>" in body, body
+    assert b"write_quorum" not in body  # nothing of the probe's answer

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from s3free.errors import InvalidArgument, StorageError
 from s3free.meta.users import NoSuchUser, UserExists
+from s3free.obs.requestkeys import USER
 from s3free.s3.errors import S3Error
 
 API = "/_s3free/admin/v1/"
@@ -51,7 +52,7 @@ async def handle_admin(request: web.Request) -> web.Response:
         return _error(exc.status, exc.code, exc.message)
     if auth.credentials is None or auth.credentials.access_key != users.root.access_key:
         return _error(403, "AccessDenied", "the admin API is for the root user only")
-    request["user"] = users.root.name  # for the access log
+    request[USER] = users.root.name  # for the access log
     body = await request.content.read(MAX_BODY + 1)
     if len(body) > MAX_BODY:
         return _error(413, "TooLarge", "admin request bodies are limited to 64 KiB")

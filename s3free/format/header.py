@@ -42,6 +42,8 @@ MAX_BLOCK_LENGTH = 64 * 1024 * 1024
 _LAYOUT = struct.Struct("<8sHHBBBB16s16s16sIIIIQ32sI")
 assert _LAYOUT.size == HEADER_SIZE - 4
 _IDENTITY = struct.Struct("<8sHHBBBB16s16s16sIIII")  # the fields before the generation
+_REST = struct.Struct("<Q32sI")  # generation, content hash, flags
+assert _IDENTITY.size + _REST.size == _LAYOUT.size
 IDENTITY_SIZE = _IDENTITY.size  # 80
 
 
@@ -98,25 +100,17 @@ class ShardHeader:
 
     def encode(self) -> bytes:
         self.validate()
-        body = _LAYOUT.pack(
-            HEADER_MAGIC,
-            FORMAT_VERSION,
-            HEADER_SIZE,
-            self.codec_id,
-            self.k,
-            self.m,
-            self.shard_index,
-            self.object_id,
-            self.bucket_hash,
-            self.version_id,
-            self.part_number,
-            self.block_index,
-            self.block_length,
-            self.payload_length,
-            self.generation,
-            self.content_hash,
-            0,
-        )
+        body = identity_prefix(
+            k=self.k,
+            m=self.m,
+            shard_index=self.shard_index,
+            object_id=self.object_id,
+            bucket_hash=self.bucket_hash,
+            version_id=self.version_id,
+            part_number=self.part_number,
+            block_index=self.block_index,
+            block_length=self.block_length,
+        ) + _REST.pack(self.generation, self.content_hash, 0)
         return body + crc32c.crc32c(body).to_bytes(4, "little")
 
     @classmethod

@@ -57,6 +57,8 @@ class HealService:
         self._repair_pacer = Pacer(self.config.scrub_rate_mb_s, self.config.scrub_files_per_s)
         self._locks = KeyLocks()
         self._fault_shards: dict[Ident, set[int]] = {}
+        # (part, shard index) of each version already counted in disk_errors
+        self._counted: dict[Ident, set[tuple[int, int]]] = {}
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._rescheduled = asyncio.Event()  # set_interval: the scheduler looks again now
@@ -172,8 +174,9 @@ class HealService:
                 job.bytes_checked += health.bytes_checked
                 job.shards_bad += len(health.bad_shards())
             for shard in health.bad_shards():
-                self.disk_errors[shard.disk_id] += 1
+                self._count_bad(ident, (shard.part, shard.shard), shard.disk_id)
             if not health.needs_repair:
+                self._counted.pop(ident, None)
                 await self._clear_unrepairable(ident)
                 return health, None
             if not health.repairable:
@@ -186,6 +189,8 @@ class HealService:
             )
             self.repairs[outcome.status] += 1
             self.shards_rebuilt += outcome.shards_rebuilt
+            if outcome.status == "repaired":
+                self._counted.pop(ident, None)  # a shard bad again later is a new error
             if outcome.status in ("repaired", "partial"):
                 if job is not None:
                     job.repaired += 1
@@ -234,12 +239,23 @@ class HealService:
 
     # -- heal-on-read and the queue worker ----------------------------------------------------
 
+    def _count_bad(self, ident: Ident, shard: tuple[int, int], disk_id: str) -> None:
+        """One error on the disk per bad shard until that shard is repaired: the read that met
+        it and the verify that then finds it are the same error, not two."""
+        if len(self._counted) > 100_000:  # versions deleted before their repair: forget them
+            self._counted.clear()
+        counted = self._counted.setdefault(ident, set())
+        if shard not in counted:  # (part, shard index)
+            counted.add(shard)
+            self.disk_errors[disk_id] += 1
+
     def _on_fault(self, fault: ShardFault) -> None:
         """On the loop, for every bad shard a read met: queue, never block."""
-        self.disk_errors[fault.disk_id] += 1
-        if fault.reason.startswith(UNFIXABLE_HERE):
-            return  # the disk is away: healing that disk (not this queue) rebuilds its shards
         ident = (fault.bucket, fault.key, fault.version_id)
+        if fault.reason.startswith(UNFIXABLE_HERE):
+            self.disk_errors[fault.disk_id] += 1  # the disk is away: no repair will settle it
+            return  # healing that disk (not this queue) rebuilds its shards
+        self._count_bad(ident, (fault.part_number, fault.shard_index), fault.disk_id)
         shards = self._fault_shards.setdefault(ident, set())
         shards.add(fault.shard_index)
         priority = max(0, self.store.diskset.n - len(shards))

@@ -31,11 +31,11 @@ from s3free.obs.metrics import (
     CLIENT_CLOSED,
     OP_ADMIN,
     OP_UNKNOWN,
-    S3_OP,
     Metrics,
     Sources,
     Usage,
 )
+from s3free.obs.requestkeys import OPERATION
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,9 @@ def _middleware(
             code = CLIENT_CLOSED
             raise
         finally:
-            op = request.get(S3_OP) or (OP_ADMIN if path.startswith(ADMIN_PREFIX) else OP_UNKNOWN)
+            op = request.get(OPERATION) or (
+                OP_ADMIN if path.startswith(ADMIN_PREFIX) else OP_UNKNOWN
+            )
             metrics.observe_request(
                 op,
                 code,

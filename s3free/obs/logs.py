@@ -31,6 +31,8 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
 from s3free.obs.context import REQUEST_ID
+from s3free.obs.requestkeys import REQUEST_ID as REQUEST_ID_KEY
+from s3free.obs.requestkeys import USER
 
 if TYPE_CHECKING:
     from s3free.config import Config
@@ -239,12 +241,12 @@ class AccessLogger(AbstractAccessLogger):
             "bytes_in": getattr(request.content, "total_bytes", 0),
             "bytes_out": response.body_length,
             "duration_ms": round(time * 1000, 3),
-            "user": request.get("user") or "-",
+            "user": request.get(USER) or "-",
             "client": request.remote or "-",
         }
         self.logger.info(
             "%(method)s %(path)s %(status)s in=%(bytes_in)s out=%(bytes_out)s "
             "%(duration_ms).1fms user=%(user)s client=%(client)s",
             fields,
-            extra={"access": fields, "request_id": request.get("request_id")},
+            extra={"access": fields, "request_id": request.get(REQUEST_ID_KEY)},
         )

@@ -41,8 +41,6 @@ from s3free.obs.stage import STAGES
 # No *_created series: they double the series count and no dashboard reads them.
 disable_created_metrics()
 
-# The request's S3 operation name, set by the S3 layer once the request is parsed.
-S3_OP = "s3free.op"
 OP_ADMIN = "Admin"  # the admin API under /_s3free/admin/
 OP_UNKNOWN = "Unknown"  # not parsed into an operation (refused before or while parsing)
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from s3free.obs import stage
+from s3free.obs.requestkeys import REQUEST_ID, S3_REQUEST
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -134,7 +135,7 @@ async def traced(
 
 
 def _finish(span: Any, request: web.Request, response: web.StreamResponse | None) -> None:
-    s3 = request.get("s3")
+    s3 = request.get(S3_REQUEST)
     if s3 is not None:
         span.update_name(f"s3.{s3.op}")
         span.set_attribute("rpc.system", "aws-api")
@@ -144,7 +145,7 @@ def _finish(span: Any, request: web.Request, response: web.StreamResponse | None
             span.set_attribute("aws.s3.bucket", s3.bucket)
     elif request.path.startswith("/_s3free/"):
         span.update_name("s3free.admin")
-    span.set_attribute("s3free.request_id", request.get("request_id", ""))
+    span.set_attribute("s3free.request_id", request.get(REQUEST_ID, ""))
     received = getattr(request.content, "total_bytes", 0)
     if received:
         span.set_attribute("http.request.body.size", received)

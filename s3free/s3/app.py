@@ -21,10 +21,11 @@ from s3free.errors import StorageError
 from s3free.meta.users import User, UserStore
 from s3free.obs import tracing
 from s3free.obs.context import REQUEST_ID
-from s3free.obs.metrics import S3_OP
+from s3free.obs.requestkeys import OPERATION, S3_REQUEST, USER
+from s3free.obs.requestkeys import REQUEST_ID as REQUEST_ID_KEY
 from s3free.s3 import access
 from s3free.s3.errors import S3Error, from_storage
-from s3free.s3.request import ADMIN_PREFIX, S3Request, parse, split_host_bucket
+from s3free.s3.request import S3Request, is_admin_path, parse, split_host_bucket
 from s3free.s3.sigv2 import authenticate_v2
 from s3free.s3.sigv4 import AuthResult, Credentials, authenticate
 from s3free.s3.xmlio import add, element, render
@@ -110,7 +111,7 @@ def make_app(store: ObjectStore, users: UserStore, settings: Settings) -> web.Ap
 
 
 async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
-    rid = request.get("request_id", "")
+    rid = request.get(REQUEST_ID_KEY, "")
     response.headers["x-amz-request-id"] = rid
     response.headers["x-amz-id-2"] = rid
     response.headers["Server"] = "s3free"
@@ -139,12 +140,12 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
     rid = os.urandom(8).hex().upper()
-    request["request_id"] = rid
+    request[REQUEST_ID_KEY] = rid
     REQUEST_ID.set(rid)  # on every log line of this request (aiohttp runs it in its own task)
     app = request.app
     resource = request.path
     try:
-        if request.path.startswith(ADMIN_PREFIX):
+        if is_admin_path(request.path, request.host, app[SETTINGS].domain):
             from s3free.admin.api import handle_admin
 
             return await handle_admin(request)
@@ -157,8 +158,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             copy_source="x-amz-copy-source" in request.headers,
         )
         resource = s3.resource
-        request["s3"] = s3  # the operation, for the access log and the span
-        request[S3_OP] = s3.op
+        request[S3_REQUEST] = s3  # the operation, for the access log and the span
+        request[OPERATION] = s3.op
         auth = authenticate_v2(
             method=request.method,
             path=request.raw_path.split("?", 1)[0],
@@ -175,7 +176,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             region=app[SETTINGS].region,
         )
         user = app[USERS].lookup(auth.credentials.access_key) if auth.credentials else None
-        request["user"] = user.name if user else "anonymous"  # for the access log
+        request[USER] = user.name if user else "anonymous"  # for the access log
         ctx = Ctx(request, s3, auth, user, app[STORE], app[USERS], app[SETTINGS], rid)
         await access.check(ctx)
         return await app[HANDLERS][s3.op](ctx)

@@ -20,8 +20,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from s3free.obs.context import REQUEST_ID
+from s3free.obs.requestkeys import REQUEST_ID as REQUEST_ID_KEY
 from s3free.s3.errors import S3Error
-from s3free.s3.request import ADMIN_PREFIX
+from s3free.s3.request import is_admin_path
 
 
 class RequestLimiter:
@@ -33,8 +34,11 @@ class RequestLimiter:
         self.active = 0
         self.refused = 0
 
-    def exempt(self, path: str) -> bool:
-        return path.startswith(ADMIN_PREFIX)  # "/_s3free/": admin, metrics, health
+    def exempt(self, request: web.Request) -> bool:
+        """s3free's own endpoints (admin, metrics, health), not a bucket's "_s3free/" keys."""
+        from s3free.s3.app import SETTINGS  # app.py imports the handlers: import late
+
+        return is_admin_path(request.path, request.host, request.app[SETTINGS].domain)
 
 
 LIMITER = web.AppKey("limiter", RequestLimiter)
@@ -54,7 +58,7 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def limit_requests(request: web.Request, handler: _Handler) -> web.StreamResponse:
     limiter = request.app[LIMITER]
-    if limiter.exempt(request.path):
+    if limiter.exempt(request):
         return await handler(request)
     if 0 < limiter.limit <= limiter.active:
         limiter.refused += 1
@@ -70,7 +74,7 @@ def _slow_down(request: web.Request) -> web.Response:
     from s3free.s3.app import error_response  # app.py imports the handlers: import late
 
     rid = os.urandom(8).hex().upper()
-    request["request_id"] = rid
+    request[REQUEST_ID_KEY] = rid
     REQUEST_ID.set(rid)  # log lines of this refusal carry its id, as dispatch does
     exc = S3Error(
         "SlowDown",

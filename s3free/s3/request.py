@@ -88,6 +88,13 @@ def split_host_bucket(host: str, domain: str | None) -> str | None:
     return None
 
 
+def is_admin_path(path: str, host: str, domain: str | None) -> bool:
+    """Whether a request is for s3free's own endpoints (admin API, metrics, health): a path
+    under /_s3free/ on the service host. On a bucket's virtual host the same path is a key of
+    that bucket ("_s3free/..." is a valid key; "_s3free" can never be a bucket)."""
+    return path.startswith(ADMIN_PREFIX) and split_host_bucket(host, domain) is None
+
+
 def parse(
     method: str,
     raw_path: str,

@@ -40,12 +40,16 @@ def signed(srv, method: str, host: str, path: str, body: bytes = b"") -> tuple[i
     return response.status, response.read()
 
 
-def test_virtual_hosted_and_path_style_reach_the_same_objects(vhost_server):
-    srv = vhost_server
-    path_style = boto3.client(
+def path_style_client(srv):
+    return boto3.client(
         "s3", endpoint_url=srv.endpoint, region_name="us-east-1",
         aws_access_key_id=srv.access_key, aws_secret_access_key=srv.secret_key,
     )  # fmt: skip
+
+
+def test_virtual_hosted_and_path_style_reach_the_same_objects(vhost_server):
+    srv = vhost_server
+    path_style = path_style_client(srv)
     path_style.create_bucket(Bucket="vbucket")
     data = os.urandom(5000)
     status, body = signed(srv, "PUT", f"vbucket.{DOMAIN}", "/dir/obj.bin", data)
@@ -60,3 +64,22 @@ def test_virtual_hosted_and_path_style_reach_the_same_objects(vhost_server):
     assert (status, body) == (200, data)
     status, body = signed(srv, "GET", f"nosuchbucket.{DOMAIN}", "/x")
     assert status == 404 and b"NoSuchBucket" in body
+
+
+def test_keys_under_the_admin_prefix_are_keys_on_a_bucket_host(vhost_server):
+    """ "_s3free/..." is a valid key: on a bucket's virtual host it must reach the bucket, not
+    s3free's admin API, metrics or health endpoints (which live on the service host)."""
+    srv = vhost_server
+    path_style = path_style_client(srv)
+    path_style.create_bucket(Bucket="adminkeys")
+    for key in ("_s3free/admin/v1/info", "_s3free/metrics", "_s3free/livez"):
+        data = os.urandom(300)
+        status, body = signed(srv, "PUT", f"adminkeys.{DOMAIN}", f"/{key}", data)
+        assert status == 200, body
+        assert path_style.get_object(Bucket="adminkeys", Key=key)["Body"].read() == data
+        status, body = signed(srv, "GET", f"adminkeys.{DOMAIN}", f"/{key}")
+        assert (status, body) == (200, data)
+    status, body = signed(srv, "GET", f"adminkeys.{DOMAIN}", "/?list-type=2&prefix=_s3free")
+    assert status == 200 and body.count(b"<Key>_s3free/") == 3
+    status, body = signed(srv, "GET", DOMAIN, "/_s3free/livez")  # the service host: s3free's
+    assert status == 200 and b"<Key>" not in body
