@@ -24,7 +24,7 @@ from s3free.format.diskformat import DiskFormat
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk
 from s3free.storage.health import HealingTracker, count_shards
-from s3free.storage.layout import FORMAT_FILE, HEALING_FILE
+from s3free.storage.layout import FORMAT_FILE, HEALING_FILE, inline_path, version_dir
 from tests.helpers import disk_paths, open_store, run, stream_of
 
 N = 6  # RS(4,2)
@@ -406,5 +406,58 @@ def test_a_second_opener_is_refused_and_the_index_kept(tmp_path):
         again = await open_store(tmp_path, N)  # released on close
         assert [b.name for b in await again.list_buckets()] == [BUCKET]
         await again.close()
+
+    run(go())
+
+
+def test_versions_replaced_while_a_disk_was_away_are_removed_when_it_returns(tmp_path):
+    """An overwrite and a delete while a disk is offline leave the old versions' files on that
+    disk (and their journal entries, which keep the scrubber off them). When the disk comes
+    back, the store finishes the removals at once, not at the next start-up."""
+
+    async def go():
+        store, monitor, _ = await setup(tmp_path)
+        try:
+            await put(store, "over")
+            await put(store, "gone")
+            old = {k: await store.get_manifest(BUCKET, k) for k in ("over", "gone")}
+            position = next(  # a disk holding a shard of both
+                s.position
+                for s in store.diskset.slots
+                if all(s.disk_id in m.placement for m in old.values())
+            )
+            root = tmp_path / f"disk{position}"
+
+            def files_of(manifest) -> list[Path]:
+                vhex = manifest.version_id.replace("-", "")
+                return [
+                    p
+                    for p in (root / version_dir(manifest.object_id, vhex),
+                              root / inline_path(manifest.object_id, vhex))
+                    if p.exists()
+                ]  # fmt: skip
+
+            assert all(files_of(m) for m in old.values())
+            fmt = root / FORMAT_FILE
+            saved = fmt.read_bytes()
+            fmt.unlink()
+            await monitor.check_all()
+            assert not store.diskset.slots[position].online
+            await put(store, "over")  # replaces the old version
+            assert await store.delete_object(BUCKET, "gone")
+            await store.wait_idle()
+            assert all(files_of(m) for m in old.values())  # out of reach while it is away
+            journal = {vid for vid, _ in await store._run(store.index.journal)}
+            assert {m.version_id for m in old.values()} <= journal
+            fmt.write_bytes(saved)
+            await monitor.check_all()
+            assert store.diskset.slots[position].online
+            assert not any(files_of(m) for m in old.values())
+            journal = {vid for vid, _ in await store._run(store.index.journal)}
+            assert not {m.version_id for m in old.values()} & journal
+            assert await get(store, "over") == data_for("over")
+        finally:
+            await monitor.stop()
+            await store.close()
 
     run(go())

@@ -239,3 +239,36 @@ def test_a_bad_shard_found_on_the_loop_is_reported_once_and_read_around(tmp_path
         await store.close()
 
     run(main())
+
+
+@pytest.fixture
+def file_size_limit():
+    """Writes past 1,000 bytes fail with EFBIG in this process (RLIMIT_FSIZE, SIGXFSZ
+    ignored): a real write error, half-way through a file, for as long as the test runs."""
+    import resource
+    import signal
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
+    try:
+        yield 1000
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_write_that_fails_half_way_leaves_no_file_and_spares_the_others(
+    tmp_path, impl, file_size_limit
+):
+    a, b = _disk(tmp_path / "a"), _disk(tmp_path / "b")
+    results = batch.create_files(
+        [
+            (a, "objects/ab/cd/big.inline", [b"x" * 600, b"y" * 600]),  # fails at byte 1,000
+            (b, "objects/ab/cd/small.inline", [b"z" * 900]),
+        ]
+    )
+    assert isinstance(results[0], OSError) and results[0].errno == errno.EFBIG
+    assert results[1] is None
+    assert not (tmp_path / "a" / "objects/ab/cd/big.inline").exists()
+    assert (tmp_path / "b" / "objects/ab/cd/small.inline").read_bytes() == b"z" * 900

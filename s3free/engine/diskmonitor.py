@@ -226,6 +226,7 @@ class DiskMonitor:
             if not slot.online and time.monotonic() >= h.held_until:
                 slot.mark_online()
                 await self._load_tracker(slot)
+                await self._settle(slot)
             return
         h.fresh_seen = h.fresh_seen + 1 if result.status == "fresh" else 0
         if result.status == "fresh":
@@ -279,6 +280,18 @@ class DiskMonitor:
         with self._lock:
             h.recent.clear()
         slot.mark_online()
+        await self._settle(slot)
+
+    async def _settle(self, slot: DiskSlot) -> None:
+        """A disk is back: finish removing the versions replaced or deleted while it was
+        away (their files there would otherwise wait for the next start-up)."""
+        try:
+            settled = await self.store.settle_removals()
+        except Exception:  # never let a cleanup keep the monitor from its work
+            log.exception("settling removals after disk %s came back failed", slot.disk.root)
+            return
+        if settled:
+            log.info("disk %s is back: %d removed versions settled", slot.disk.root, settled)
 
     async def _load_tracker(self, slot: DiskSlot) -> None:
         h = self.health[slot.position]

@@ -65,6 +65,9 @@ from s3free.storage.layout import (
 log = logging.getLogger(__name__)
 
 DEFAULT_MIN_PART_SIZE = 5 * 1024 * 1024
+# Removals that missed a disk, remembered for `settle_removals` (beyond this, the journal
+# alone remembers them and the next start-up settles them).
+MAX_UNSETTLED = 100_000
 # A PUT of at most this many bytes (and one block) is stored inline: each disk's shard records
 # go into the manifest file itself, one file per disk instead of two (spec 8.5).
 DEFAULT_INLINE_MAX = 128 * 1024
@@ -102,6 +105,9 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         self._lookup_ids = itertools.count()
         self._deferred: list[tuple[set[int], Manifest]] = []
         self._background: set[asyncio.Task] = set()
+        # Versions removed while some of their disks were offline or failed: their files stay
+        # there (and their journal entry) until `settle_removals` finishes the job.
+        self._unsettled: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._syncer = Syncer(executor)
         self._manifests = ManifestCache()
         # Buckets are few and change only through this store: kept in memory (from the
@@ -834,6 +840,21 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 failed = True
         if not failed and len(online) == len(slots):
             await self._run(self.index.drop_journal, version_id)
+            self._unsettled.pop(version_id, None)
+        elif len(self._unsettled) < MAX_UNSETTLED or version_id in self._unsettled:
+            self._unsettled[version_id] = (object_id, tuple(placement))
+        # else: the journal entry alone remembers it, and the next start-up settles it
+
+    async def settle_removals(self) -> int:
+        """Remove again the versions whose removal missed a disk that was offline or failed
+        (the disk monitor calls this when a disk comes back); returns how many are now gone
+        everywhere. Their journal entries keep them from the scrubber, so without this they
+        would stay until the next start-up."""
+        settled = 0
+        for version_id, (oid, placement) in list(self._unsettled.items()):
+            await self._remove_files(oid, version_id, placement)
+            settled += version_id not in self._unsettled
+        return settled
 
     async def wait_idle(self) -> None:
         """Wait for background removals (tests and shutdown)."""
