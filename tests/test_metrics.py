@@ -239,3 +239,24 @@ def test_dashboard_uses_only_real_metric_names(server, s3, bucket):
     used = _dashboard_metric_names()
     assert used, "the dashboard has no s3free metric"
     assert not used - scraped, f"the dashboard uses metrics no scrape has: {used - scraped}"
+
+
+def test_scrub_passes_between_two_scrapes_all_count(server, s3, bucket):
+    """Two whole passes with no scrape in between: the counter moves by two (it is counted
+    where passes end, not pieced together from what each scrape happens to see)."""
+    s3.put_object(Bucket=bucket, Key="twice", Body=os.urandom(50_000))
+    before = scrape(server.endpoint, TOKEN)
+    for _ in range(2):
+        status, doc = admin(server, "POST", "/disks/scrub", {})
+        assert status == 202, doc
+        job_id = doc["job"]["id"]
+
+        def finished(job_id=job_id):
+            status, doc = admin(server, "GET", f"/jobs/{job_id}")
+            return status == 200 and doc["job"]["state"] != "running" and doc["job"]
+
+        job = wait_for(finished, what="a scrub pass")
+        assert job["state"] == "done", job
+    after = scrape(server.endpoint, TOKEN)
+    passes = "s3free_scrub_passes_total"
+    assert value(after, passes) == value(before, passes) + 2

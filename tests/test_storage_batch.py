@@ -6,8 +6,11 @@ disk. Real files in temporary directories; the page cache is emptied with fadvis
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -241,34 +244,41 @@ def test_a_bad_shard_found_on_the_loop_is_reported_once_and_read_around(tmp_path
     run(main())
 
 
-@pytest.fixture
-def file_size_limit():
-    """Writes past 1,000 bytes fail with EFBIG in this process (RLIMIT_FSIZE, SIGXFSZ
-    ignored): a real write error, half-way through a file, for as long as the test runs."""
-    import resource
-    import signal
+# Run in a child process: RLIMIT_FSIZE holds for every file the process writes (pytest's own
+# output too, when it goes to a file), so it must never be set in the test process itself.
+_HALF_WAY_CHILD = """
+import json, os, resource, signal, sys
+from pathlib import Path
+from s3free.storage import batch
+from s3free.storage.disk import LocalDisk
+from s3free.storage.health import make_data_dirs
+root, impl = Path(sys.argv[1]), sys.argv[2]
+if impl == "python":
+    batch._batchio = None
+disks = []
+for name in ("a", "b"):
+    (root / name).mkdir()
+    disks.append(LocalDisk(root / name))
+    make_data_dirs(disks[-1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
+results = batch.create_files([
+    (disks[0], "objects/ab/cd/big.inline", [b"x" * 600, b"y" * 600]),  # fails at byte 1,000
+    (disks[1], "objects/ab/cd/small.inline", [b"z" * 900]),
+])
+print(json.dumps([None if r is None else r.errno for r in results]))
+"""
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
-    try:
-        yield 1000
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
 
-
-def test_a_write_that_fails_half_way_leaves_no_file_and_spares_the_others(
-    tmp_path, impl, file_size_limit
-):
-    a, b = _disk(tmp_path / "a"), _disk(tmp_path / "b")
-    results = batch.create_files(
-        [
-            (a, "objects/ab/cd/big.inline", [b"x" * 600, b"y" * 600]),  # fails at byte 1,000
-            (b, "objects/ab/cd/small.inline", [b"z" * 900]),
-        ]
+def test_a_write_that_fails_half_way_leaves_no_file_and_spares_the_others(tmp_path, impl):
+    """A real write error half-way through a file (the file size limit, EFBIG)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _HALF_WAY_CHILD, str(tmp_path), impl],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    assert isinstance(results[0], OSError) and results[0].errno == errno.EFBIG
-    assert results[1] is None
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [errno.EFBIG, None]
     assert not (tmp_path / "a" / "objects/ab/cd/big.inline").exists()
     assert (tmp_path / "b" / "objects/ab/cd/small.inline").read_bytes() == b"z" * 900

@@ -55,6 +55,7 @@ async def walk(
             for name in ("objects_checked", "shards_bad", "repaired", "unrepairable"):
                 setattr(job, name, int(previous.get(name, 0)))
             job.bytes_checked = int(previous.get("bytes_checked", 0))
+            service.resumed_bytes[job.id] = job.bytes_checked
         record.update(in_progress=True, pass_started_ms=record.get("pass_started_ms") or now_ms())
         if after is None:
             record["pass_started_ms"] = now_ms()

@@ -13,14 +13,14 @@ set), disk positions (bounded by the set) and small enums; never a bucket, key o
 
 The live sources are duck-typed (this is the lowest layer: it imports nothing of s3free above
 it): `diskset` (slots, k, m, write_quorum), `monitor` (state(slot)), `heal` (queue, repairs,
-unrepairable, disk_errors, status(), config), `inflight` (count, draining).
+unrepairable, disk_errors, scrub_passes, scrub_bytes_now(), status(), config), `inflight`
+(count, draining).
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -146,36 +146,6 @@ class Usage:
     by_position: dict[int, tuple[int, int] | None] = field(default_factory=dict)
 
 
-@dataclass
-class _ScrubTally:
-    """Scrub passes as seen by successive scrapes of this process (status() shows the current
-    or last pass only): completed passes and bytes verified, for counters that only grow."""
-
-    since_ms: int
-    done: set[str] = field(default_factory=set)
-    closed_bytes: int = 0  # bytes of passes no longer current
-    current: str = ""
-    current_bytes: int = 0
-
-    def update(self, job: dict | None) -> None:
-        if not job or (job.get("finished_ms") or now_ms()) < self.since_ms:
-            return  # none yet, or a pass finished before this process started
-        if job["id"] != self.current:
-            self.closed_bytes += self.current_bytes
-            self.current, self.current_bytes = job["id"], 0
-        self.current_bytes = max(self.current_bytes, int(job.get("bytes_checked") or 0))
-        if job.get("state") == "done":
-            self.done.add(job["id"])
-
-    @property
-    def bytes_total(self) -> int:
-        return self.closed_bytes + self.current_bytes
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class Metrics:
     def __init__(self, sources: Sources) -> None:
         self.sources = sources
@@ -213,7 +183,6 @@ class Metrics:
         self._errors_lock = threading.Lock()
         self._shards_bad = {(p, r): 0 for p in positions for r in FAULT_REASONS}
         self._position_of = {slot.disk_id: slot.position for slot in sources.diskset.slots}
-        self._scrub = _ScrubTally(now_ms())
         self._usage = Usage()
         self.registry.register(_Live(self))
 
@@ -402,8 +371,6 @@ class _Live:
 
     def _scrub(self, heal) -> Iterable[Metric]:
         job = heal.status().get("scrub")
-        tally = self.m._scrub
-        tally.update(job)
         running = bool(job) and job.get("state") == "running"
         yield GaugeMetricFamily("s3free_scrub_running", "1 while a scrub pass runs", value=running)
         job = job or {}
@@ -436,12 +403,12 @@ class _Live:
         yield CounterMetricFamily(
             "s3free_scrub_passes",
             "Scrub passes completed since the server started",
-            value=len(tally.done),
+            value=heal.scrub_passes,
         )
         yield CounterMetricFamily(
             "s3free_scrub_checked_bytes",
             "Bytes verified by scrub passes since the server started (rate() is the scrub rate)",
-            value=tally.bytes_total,
+            value=heal.scrub_bytes_now(),
         )
         yield GaugeMetricFamily(
             "s3free_scrub_rate_limit_bytes_per_second",
