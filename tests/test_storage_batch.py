@@ -18,8 +18,8 @@ import pytest
 from s3free.storage import batch
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk, flip_bit
-from s3free.storage.health import make_data_dirs
-from s3free.storage.layout import FORMAT_FILE
+from s3free.storage.health import make_data_dirs, unformatted_entries
+from s3free.storage.layout import FORMAT_FILE, HEALING_FILE
 from s3free.storage.monitored import MonitoredDisk
 from tests.helpers import open_store, run, stream_of
 
@@ -251,7 +251,7 @@ import json, os, resource, signal, sys
 from pathlib import Path
 from s3free.storage import batch
 from s3free.storage.disk import LocalDisk
-from s3free.storage.health import make_data_dirs
+from s3free.storage.health import make_data_dirs, unformatted_entries
 root, impl = Path(sys.argv[1]), sys.argv[2]
 if impl == "python":
     batch._batchio = None
@@ -282,3 +282,15 @@ def test_a_write_that_fails_half_way_leaves_no_file_and_spares_the_others(tmp_pa
     assert json.loads(out.stdout) == [errno.EFBIG, None]
     assert not (tmp_path / "a" / "objects/ab/cd/big.inline").exists()
     assert (tmp_path / "b" / "objects/ab/cd/small.inline").read_bytes() == b"z" * 900
+
+
+def test_empty_data_directories_do_not_make_a_wiped_disk_look_in_use(tmp_path):
+    """A write racing an `rm -rf` of a disk may leave empty data directories behind: the
+    disk still counts as empty (formatted as a replacement); a file anywhere does not."""
+    disk = _disk(tmp_path / "d")  # buckets/, objects/, multipart/, no format.json
+    (tmp_path / "d" / "objects" / "ab" / "cd").mkdir(parents=True)
+    (tmp_path / "d" / HEALING_FILE).write_bytes(b"{}")
+    assert unformatted_entries(disk) == []
+    (tmp_path / "d" / "objects" / "ab" / "cd" / "x.inline").write_bytes(b"shard")
+    (tmp_path / "d" / "notes.txt").write_bytes(b"someone else's")
+    assert sorted(unformatted_entries(disk)) == ["notes.txt", "objects"]

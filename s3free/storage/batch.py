@@ -38,25 +38,28 @@ def read_heads(items: Sequence[tuple[object, str]], limit: int) -> list[bytes | 
     """For each (disk, rel): the file's first `limit` bytes (all of it when shorter), or the
     OSError reading it raised."""
     results: list[bytes | OSError | None] = [None] * len(items)
-    direct: list[int] = []
+    direct: list[tuple[int, bytes]] = []  # (index, absolute path) on plain local disks
     for i, (disk, rel) in enumerate(items):
-        if _local_root(disk) is None:
-            try:
-                results[i] = disk.read_head(rel, limit)
-            except OSError as exc:
-                results[i] = exc
-        else:
-            direct.append(i)
+        path = _plain_path(disk, rel)
+        if path is not None:
+            direct.append((i, path))
+            continue
+        try:
+            results[i] = disk.read_head(rel, limit)
+        except OSError as exc:
+            results[i] = exc
     if direct:
-        paths = [_path(items[i][0], items[i][1]) for i in direct]
+        paths = [path for _, path in direct]
         start = perf_counter()
         with stage(DISK_READ):
             if _batchio is not None:
                 raw = _batchio.read_heads(paths, limit)
             else:
-                raw = [_errno_of(unwrap(items[i][0]).read_head, items[i][1], limit) for i in direct]
+                raw = [
+                    _errno_of(unwrap(items[i][0]).read_head, items[i][1], limit) for i, _ in direct
+                ]
         share = (perf_counter() - start) / len(direct)
-        for i, path, outcome in zip(direct, paths, raw, strict=True):
+        for (i, path), outcome in zip(direct, raw, strict=True):
             result = _error(outcome, path) if isinstance(outcome, int) else outcome
             results[i] = result
             _account(items[i][0], "read_head", share, result)
@@ -67,7 +70,7 @@ def read_heads_cached(items: Sequence[tuple[object, str]], limit: int) -> list[b
     """`read_heads` from memory alone, safe on the event loop: what would wait for a disk
     (a name or page not cached, a disk other than a plain local one, no C helper) comes
     back as BlockingIOError, for the caller to read in a thread instead."""
-    paths = [None if _local_root(disk) is None else _path(disk, rel) for disk, rel in items]
+    paths = [_plain_path(disk, rel) for disk, rel in items]
     if _batchio is None or None in paths:
         return [BlockingIOError(errno.EAGAIN, "not read from memory")] * len(items)
     start = perf_counter()
@@ -88,30 +91,33 @@ def create_files(items: Sequence[tuple[object, str, Chunks]]) -> list[OSError | 
     and write the chunks, without fsync (Disk.create_file); None or the OSError raised. A
     file whose write failed is removed."""
     results: list[OSError | None] = [None] * len(items)
-    direct: list[int] = []
+    direct: list[tuple[int, bytes, int]] = []  # (index, absolute path, its root's length)
     for i, (disk, rel, chunks) in enumerate(items):
-        if _local_root(disk) is None:
-            try:
-                disk.create_file(rel, chunks)
-            except OSError as exc:
-                results[i] = exc
-        else:
-            direct.append(i)
+        root = _local_root(disk)
+        if root is not None:
+            direct.append((i, os.fsencode(os.path.join(root, rel)), len(os.fsencode(root))))
+            continue
+        try:
+            disk.create_file(rel, chunks)
+        except OSError as exc:
+            results[i] = exc
     if direct:
-        roots = [len(os.fsencode(_local_root(items[i][0]))) for i in direct]  # type: ignore[arg-type]
-        paths = [_path(items[i][0], items[i][1]) for i in direct]
-        chunks = [list(items[i][2]) for i in direct]
         start = perf_counter()
         with stage(DISK_WRITE):
             if _batchio is not None:
-                raw = _batchio.create_files(roots, paths, chunks, FORMAT_FILE.encode())
+                raw = _batchio.create_files(
+                    [root for _, _, root in direct],
+                    [path for _, path, _ in direct],
+                    [list(items[i][2]) for i, _, _ in direct],
+                    FORMAT_FILE.encode(),
+                )
             else:
                 raw = [
                     _errno_of(unwrap(items[i][0]).create_file, items[i][1], items[i][2]) or 0
-                    for i in direct
+                    for i, _, _ in direct
                 ]
         share = (perf_counter() - start) / len(direct)
-        for i, path, code in zip(direct, paths, raw, strict=True):
+        for (i, path, _), code in zip(direct, raw, strict=True):
             error = _error(code, path) if code else None
             results[i] = error
             _account(items[i][0], "create_file", share, error)
@@ -124,8 +130,10 @@ def _local_root(disk) -> str | None:
     return disk._root if type(disk) is LocalDisk else None
 
 
-def _path(disk, rel: str) -> bytes:
-    return os.fsencode(os.path.join(_local_root(disk), rel))  # type: ignore[arg-type]
+def _plain_path(disk, rel: str) -> bytes | None:
+    """rel's absolute path on a plain local disk, or None for any other kind of disk."""
+    root = _local_root(disk)
+    return None if root is None else os.fsencode(os.path.join(root, rel))
 
 
 def _account(disk, op: str, seconds: float, outcome: object) -> None:

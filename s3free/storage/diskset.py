@@ -27,8 +27,8 @@ from s3free.errors import DiskSetError
 from s3free.format.diskformat import DiskFormat
 from s3free.format.errors import FormatError
 from s3free.storage.disk import Disk, LocalDisk
-from s3free.storage.health import make_data_dirs
-from s3free.storage.layout import FORMAT_FILE, HEALING_FILE
+from s3free.storage.health import make_data_dirs, unformatted_entries
+from s3free.storage.layout import FORMAT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ def _read_format(disk: Disk) -> tuple[DiskFormat | None, str]:
         data = disk.read_file(FORMAT_FILE)
     except FileNotFoundError:
         # A healing tracker without format.json is a replacement cut short by a crash.
-        entries = [e for e in disk.list_dir("") if e not in (".s3free.tmp", HEALING_FILE)]
+        entries = unformatted_entries(disk)
         if entries:
             return None, f"unformatted but not empty ({len(entries)} entries)"
         return None, ""

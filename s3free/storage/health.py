@@ -64,7 +64,7 @@ def probe(disk, expected: DiskFormat) -> Probe:
         try:
             data = disk.read_file(FORMAT_FILE)
         except FileNotFoundError:
-            entries = [e for e in disk.list_dir("") if e not in (TMP_DIR, HEALING_FILE)]
+            entries = unformatted_entries(disk)
             if entries:
                 return Probe(
                     "not-empty", f"format.json missing and not empty ({len(entries)} entries)"
@@ -84,7 +84,6 @@ def probe(disk, expected: DiskFormat) -> Probe:
                 f"format.json says disk {fmt.disk_id} at position {fmt.position}, "
                 f"expected {expected.disk_id} at {expected.position}",
             )
-        make_data_dirs(disk)  # a store from before they were made at format time, say
         name = f"{TMP_DIR}/probe-{uuid.uuid4().hex}"
         try:
             disk.write_file(name, PROBE_BYTES, sync=False)
@@ -171,10 +170,32 @@ def format_replacement(disk, fmt: DiskFormat, tracker: HealingTracker) -> None:
     """Make a fresh directory the disk at fmt.position: the tracker first, then format.json,
     both durable, so a crash in between leaves a disk that is still recognised as a
     replacement (healing.json alone does not make a directory "not empty"); then the data
-    directories (made again by the next probe if a crash comes first)."""
+    directories (made by the first write or the next start-up if a crash comes first)."""
     write_tracker(disk, tracker)
     disk.write_file(FORMAT_FILE, fmt.encode())
     make_data_dirs(disk)
+
+
+def unformatted_entries(disk) -> list[str]:
+    """What makes a directory without format.json "not empty" (never formatted over): any
+    entry but the temp directory, the healing tracker, and data directories holding nothing
+    but empty directories (a write racing an `rm -rf` of the disk can leave those behind)."""
+    return [
+        name
+        for name in disk.list_dir("")
+        if name not in (TMP_DIR, HEALING_FILE)
+        and not (name in DATA_DIRS and _holds_no_file(Path(disk.root) / name))
+    ]
+
+
+def _holds_no_file(path: Path) -> bool:
+    """Whether path is a directory tree with no file in it (stops at the first file)."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    for _dirpath, dirs, files in os.walk(path):
+        if files or any(os.path.islink(os.path.join(_dirpath, d)) for d in dirs):
+            return False
+    return True
 
 
 def make_data_dirs(disk) -> None:

@@ -26,9 +26,9 @@ MULTIPART_DIR = "multipart"
 MANIFEST_NAME = "manifest"
 UPLOAD_RECORD = "upload.json"
 INLINE_SUFFIX = ".inline"
-# Made when a disk is formatted (and again by any probe that finds its format right), never by
-# a write: a write whose path climbs to a missing one of these fails instead, so a disk wiped
-# or swapped while the server runs is refused, not filled with shards before it is formatted.
+# Made when a disk is formatted (and when the store opens a disk whose format is right); a
+# write makes one only while the disk's format.json is there: on a disk wiped or swapped while
+# the server runs it fails instead, so the disk is not filled before it is formatted again.
 DATA_DIRS = (BUCKETS_DIR, OBJECTS_DIR, MULTIPART_DIR)
 
 
