@@ -272,6 +272,10 @@ async def _flow(rig: Rig, scenario: EngineScenario, row: Row, heal: bool) -> Non
     old, young = await _plant_orphans(rig)
     roots = rig.disk_paths
     before = inventory(roots)
+    # Versions the store itself retired while a disk was offline (journalled, spec 13.1): it
+    # removes them everywhere once a disk comes back, planted copies included.
+    retired = {v.replace("-", "") for v, _ in await store._run(store.index.journal)}
+    settled = {p for p in old | young if p.rsplit("/", 1)[1] in retired}
     service = await healing.start_service(store, orphan_grace_s=3600.0)
     # The disk monitor, as the server runs it: two probes in a row find an emptied disk
     # directory fresh and format it back into the set (spec 4.2).
@@ -292,18 +296,24 @@ async def _flow(rig: Rig, scenario: EngineScenario, row: Row, heal: bool) -> Non
         await monitor.stop()
     after = inventory(roots)
     row.problems += [f"removed but not an orphan: {p}" for p in
-                     removed_unexpectedly(before, after, old)]  # fmt: skip
-    # A version replaced while a disk was offline stays in the crash journal (its files could
-    # not be removed everywhere) and is the store's to settle at its next start-up (spec 13.1),
-    # never the scrubber's: such an "old orphan" must be kept.
+                     removed_unexpectedly(before, after, old | settled)]  # fmt: skip
+    if settled:
+        gone = [p for p in settled if not any(q.startswith(p + "/") for q in after)]
+        row.notes.append(
+            f"{len(gone)} of {len(settled)} copies of versions retired while a disk was offline "
+            "removed by the store when the disk came back"
+        )
+    # A version replaced while a disk was offline and not settled yet stays in the crash
+    # journal, the store's to settle (spec 13.1), never the scrubber's: such a copy is kept.
     journalled = {v.replace("-", "") for v, _ in await store._run(store.index.journal)}
     kept = {o for o in old if o.rsplit("/", 1)[1] in journalled}
     if kept:
         row.notes.append(f"{len(kept)} old orphan copies kept: journalled while a disk was offline")
-    left_old = [p for p in after if any(p.startswith(o + "/") for o in old - kept)]
+    left_old = [p for p in after if any(p.startswith(o + "/") for o in old - kept - settled)]
     if left_old:
         row.problems.append(f"old orphan not collected: {left_old[:3]}")
-    if not any(p.startswith(y + "/") for p in after for y in young):
+    young_kept = young - settled  # the scrubber's grace period must spare these
+    if young_kept and not any(p.startswith(y + "/") for p in after for y in young_kept):
         row.problems.append("an orphan inside the grace period was removed")
     verdict = await verify_engine(store, BUCKET, rig.acks)
     row.problems += [f"after the scrub: {p}" for p in verdict.problems]
