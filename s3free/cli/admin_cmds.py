@@ -52,8 +52,8 @@ def call(what: str, endpoint: str, ca_bundle: str | None, fn):
         sys.exit(EXIT_FAILED)
 
 
-def _endpoint(f):
-    f = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
+def endpoint_options(f):
+    """--endpoint and --ca-bundle, as every `s3free admin` command that talks to a server has."""
     f = click.option(
         "--ca-bundle",
         type=click.Path(exists=True, dir_okay=False),
@@ -62,6 +62,11 @@ def _endpoint(f):
     return click.option(
         "--endpoint", default="http://127.0.0.1:9000", show_default=True, help="The server's URL."
     )(f)
+
+
+def _endpoint(f):
+    f = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
+    return endpoint_options(f)
 
 
 def duration(seconds: float | None) -> str:

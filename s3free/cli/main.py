@@ -13,6 +13,7 @@ import click
 from s3free import __version__
 from s3free.cli.admin_cmds import add_commands as add_admin_commands
 from s3free.cli.admin_cmds import call as admin_call
+from s3free.cli.admin_cmds import endpoint_options
 from s3free.cli.bench import bench
 from s3free.cli.disk import disk
 
@@ -104,20 +105,6 @@ def admin() -> None:
     """
 
 
-def _endpoint_options(f):
-    f = click.option(
-        "--ca-bundle",
-        type=click.Path(exists=True, dir_okay=False),
-        help="CA certificate(s) to trust for HTTPS (e.g. the server's self-signed cert).",
-    )(f)
-    return click.option(
-        "--endpoint",
-        default="http://127.0.0.1:9000",
-        show_default=True,
-        help="The server's URL.",
-    )(f)
-
-
 @admin.group()
 def user() -> None:
     """Add, list and remove users (root only)."""
@@ -127,7 +114,7 @@ def user() -> None:
 @click.argument("name")
 @click.option("--access-key", required=True, help="The new user's access key id.")
 @click.option("--secret-key", required=True, help="The new user's secret key (8-128 chars).")
-@_endpoint_options
+@endpoint_options
 def user_add(name: str, access_key: str, secret_key: str, endpoint: str, ca_bundle) -> None:
     """Create user NAME with the given keys."""
     made = admin_call(
@@ -138,7 +125,7 @@ def user_add(name: str, access_key: str, secret_key: str, endpoint: str, ca_bund
 
 @user.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@_endpoint_options
+@endpoint_options
 def user_list(as_json: bool, endpoint: str, ca_bundle) -> None:
     """List the users (root first)."""
     import json
@@ -163,7 +150,7 @@ def user_list(as_json: bool, endpoint: str, ca_bundle) -> None:
 
 @user.command("remove")
 @click.argument("name")
-@_endpoint_options
+@endpoint_options
 def user_remove(name: str, endpoint: str, ca_bundle) -> None:
     """Remove user NAME."""
     admin_call("user remove", endpoint, ca_bundle, lambda c: c.remove_user(name))
@@ -183,7 +170,7 @@ def config_group() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="Ask no server: show what `s3free server --config FILE` would use here.",
 )
-@_endpoint_options
+@endpoint_options
 def config_show(as_json: bool, config_file: str | None, endpoint: str, ca_bundle) -> None:
     """Every setting, its effective value and where it came from (flag, env, file, default);
     secrets are masked."""
