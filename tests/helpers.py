@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from s3free.engine import ObjectStore
+from s3free.format.manifest import Manifest
+from s3free.storage.layout import inline_path
 
 SMALL_BLOCK = 64 * 1024  # multi-block objects stay small and quick in tests
 
@@ -50,3 +52,10 @@ def shard_files(root: Path, pattern: str = "part.*") -> list[str]:
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def inline_file(store: ObjectStore, manifest: Manifest, shard: int) -> Path:
+    """Where shard `shard` of an inline version is: its disk's one file for the version."""
+    slot = store.diskset.slot_for(manifest.placement[shard])
+    vhex = manifest.version_id.replace("-", "")
+    return Path(slot.disk.root) / inline_path(manifest.object_id, vhex)

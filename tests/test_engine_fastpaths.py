@@ -20,8 +20,7 @@ from s3free.errors import DataUnavailable
 from s3free.format.errors import FormatError
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk, flip_bit
-from s3free.storage.layout import inline_path
-from tests.helpers import disk_paths, open_store, run, stream_of
+from tests.helpers import disk_paths, inline_file, open_store, run, stream_of
 
 BUCKET = "fast"
 
@@ -34,13 +33,6 @@ async def _store(root: Path, **kw) -> ObjectStore:
 
 async def _put(store: ObjectStore, key: str, data: bytes):
     return await store.put_object(BUCKET, key, stream_of(data, 1000), expected_size=len(data))
-
-
-def _inline_file(store: ObjectStore, manifest, shard: int) -> Path:
-    slot = store.diskset.slot_for(manifest.placement[shard])
-    return Path(slot.disk.root) / inline_path(
-        manifest.object_id, manifest.version_id.replace("-", "")
-    )
 
 
 def test_manifest_cache_keys_on_exact_bytes(tmp_path):
@@ -123,7 +115,7 @@ def test_prefetch_error_waits_for_the_condition_check(tmp_path):
             await _put(store, "k", b"y" * 3000)
             manifest = await store.get_manifest(BUCKET, "k")
             for shard in range(manifest.m + 1):  # more than m bad: unreadable
-                path = _inline_file(store, manifest, shard)
+                path = inline_file(store, manifest, shard)
                 flip_bit(path, os.path.getsize(path) - 100)
 
             class Refused(Exception):

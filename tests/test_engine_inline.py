@@ -22,8 +22,8 @@ from s3free.format.errors import FormatError
 from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk, flip_bit
-from s3free.storage.layout import inline_path, parse_inline_name, version_dir
-from tests.helpers import disk_paths, open_store, run, shard_files, stream_of
+from s3free.storage.layout import parse_inline_name, version_dir
+from tests.helpers import disk_paths, inline_file, open_store, run, shard_files, stream_of
 
 BUCKET = "inline"
 K, M = 6, 3
@@ -46,13 +46,6 @@ async def _store(root: Path, **kw) -> ObjectStore:
 
 def inline_files(root: Path) -> list[Path]:
     return sorted(Path(root).glob("disk*/objects/*/*/*.inline"))
-
-
-def inline_file(store: ObjectStore, manifest: Manifest, shard: int) -> Path:
-    slot = store.diskset.slot_for(manifest.placement[shard])
-    return Path(slot.disk.root) / inline_path(
-        manifest.object_id, manifest.version_id.replace("-", "")
-    )
 
 
 def test_a_small_put_is_one_file_per_disk_holding_manifest_and_records(tmp_path):

@@ -14,9 +14,8 @@ from s3free.format.ids import uuid7
 from s3free.format.manifest import Manifest, envelope_length
 from s3free.heal import HealService
 from s3free.storage.faulty import flip_bit
-from s3free.storage.layout import inline_path
 from tests.heal_support import BUCKET, K, M, N, config, data_for, new_store, quarantined
-from tests.helpers import run, stream_of
+from tests.helpers import inline_file, run, stream_of
 
 OLD = time.time() - 10 * 86400
 
@@ -26,12 +25,6 @@ async def put_inline(store, key: str, size: int) -> bytes:
     await store.put_object(BUCKET, key, stream_of(data, 1000), expected_size=size)
     assert (await store.get_manifest(BUCKET, key)).inline
     return data
-
-
-def inline_file(store, manifest: Manifest, shard: int) -> Path:
-    slot = store.diskset.slot_for(manifest.placement[shard])
-    vhex = manifest.version_id.replace("-", "")
-    return Path(slot.disk.root) / inline_path(manifest.object_id, vhex)
 
 
 def record_of(path: Path):

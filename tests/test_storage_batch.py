@@ -21,7 +21,7 @@ from s3free.storage.faulty import FaultyDisk, flip_bit
 from s3free.storage.health import make_data_dirs, unformatted_entries
 from s3free.storage.layout import FORMAT_FILE, HEALING_FILE
 from s3free.storage.monitored import MonitoredDisk
-from tests.helpers import open_store, run, stream_of
+from tests.helpers import inline_file, open_store, run, stream_of
 
 LIMIT = 4096
 
@@ -203,15 +203,6 @@ async def _small_object(root: Path):
     return store, data, manifest
 
 
-def _inline_file(store, manifest, shard: int) -> Path:
-    from s3free.storage.layout import inline_path
-
-    slot = store.diskset.slot_for(manifest.placement[shard])
-    return Path(slot.disk.root) / inline_path(
-        manifest.object_id, manifest.version_id.replace("-", "")
-    )
-
-
 async def _get(store) -> bytes:
     reader = await store.open_object("bkt", "k", prefetch=True)
     return await reader.read_all()
@@ -221,7 +212,7 @@ def test_a_small_get_whose_files_left_the_page_cache_is_read_in_a_thread(tmp_pat
     async def main():
         store, data, manifest = await _small_object(tmp_path)
         for shard in range(manifest.k):
-            _evict(_inline_file(store, manifest, shard))
+            _evict(inline_file(store, manifest, shard))
         assert await _get(store) == data
         assert await _get(store) == data  # now cached: served on the loop
         await store.close()
@@ -234,7 +225,7 @@ def test_a_bad_shard_found_on_the_loop_is_reported_once_and_read_around(tmp_path
         store, data, manifest = await _small_object(tmp_path)
         faults = []
         store.fault_listeners.append(faults.append)
-        path = _inline_file(store, manifest, 2)
+        path = inline_file(store, manifest, 2)
         flip_bit(path, os.path.getsize(path) - 100, 3)  # in shard 2's payload
         assert await _get(store) == data
         await store.wait_idle()

@@ -15,13 +15,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
-import boto3
 import pytest
 from aiohttp import web
-from botocore.config import Config as BotoConfig
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from s3free.obs.tracing import traces_url
+from tests.s3.conftest import make_client
 from tests.s3.server import Server, start_server
 
 SERVER_KIND = 2  # opentelemetry.proto.trace.v1.Span.SPAN_KIND_SERVER
@@ -95,17 +94,6 @@ def _env(**extra: str) -> dict[str, str]:
     return {"OTEL_BSP_SCHEDULE_DELAY": "100", "NO_PROXY": "127.0.0.1,localhost", **extra}
 
 
-def _client(srv: Server):
-    return boto3.client(
-        "s3",
-        endpoint_url=srv.endpoint,
-        aws_access_key_id=srv.access_key,
-        aws_secret_access_key=srv.secret_key,
-        region_name="us-east-1",
-        config=BotoConfig(retries={"max_attempts": 1, "mode": "standard"}),
-    )
-
-
 def _attrs(span) -> dict:
     out = {}
     for kv in span.attributes:
@@ -115,7 +103,7 @@ def _attrs(span) -> dict:
 
 
 def _put_and_get(srv: Server) -> tuple[str, str]:
-    s3 = _client(srv)
+    s3 = make_client(srv)
     s3.create_bucket(Bucket="traced")
     put = s3.put_object(Bucket="traced", Key="private/name.txt", Body=b"t" * 200_000)
     got = s3.get_object(Bucket="traced", Key="private/name.txt")

@@ -6,12 +6,12 @@ import http.client
 import os
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.s3.conftest import make_client
 from tests.s3.server import start_server
 
 DOMAIN = "s3.example.test"
@@ -40,16 +40,9 @@ def signed(srv, method: str, host: str, path: str, body: bytes = b"") -> tuple[i
     return response.status, response.read()
 
 
-def path_style_client(srv):
-    return boto3.client(
-        "s3", endpoint_url=srv.endpoint, region_name="us-east-1",
-        aws_access_key_id=srv.access_key, aws_secret_access_key=srv.secret_key,
-    )  # fmt: skip
-
-
 def test_virtual_hosted_and_path_style_reach_the_same_objects(vhost_server):
     srv = vhost_server
-    path_style = path_style_client(srv)
+    path_style = make_client(srv)
     path_style.create_bucket(Bucket="vbucket")
     data = os.urandom(5000)
     status, body = signed(srv, "PUT", f"vbucket.{DOMAIN}", "/dir/obj.bin", data)
@@ -70,7 +63,7 @@ def test_keys_under_the_admin_prefix_are_keys_on_a_bucket_host(vhost_server):
     """ "_s3free/..." is a valid key: on a bucket's virtual host it must reach the bucket, not
     s3free's admin API, metrics or health endpoints (which live on the service host)."""
     srv = vhost_server
-    path_style = path_style_client(srv)
+    path_style = make_client(srv)
     path_style.create_bucket(Bucket="adminkeys")
     for key in ("_s3free/admin/v1/info", "_s3free/metrics", "_s3free/livez"):
         data = os.urandom(300)
