@@ -269,6 +269,18 @@ class ScriptedHealer:
 
     jobs: list[ScriptedJob] = field(default_factory=list)
 
+    monitor: object = None
+    returned: list[str] = field(default_factory=list)
+
+    def use_monitor(self, monitor) -> None:
+        self.monitor = monitor
+
+    def disk_online(self, disk_id: str) -> None:
+        self.returned.append(disk_id)
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> ScriptedJob:
+        return self.job(job_id)
+
     def start_repair(self, bucket=None, key=None) -> ScriptedJob:
         assert bucket is None and key is None  # healing a disk repairs everything
         self.jobs.append(ScriptedJob(f"job{len(self.jobs)}"))

@@ -65,7 +65,13 @@ def test_readiness_follows_disks_going_offline_and_back(server):
         assert body["http"] == 200 and body["ready"] and body["degraded"]
         assert body["offline_positions"] == [1]
         s3.put_object(Bucket="ready", Key="degraded", Body=b"y" * 1000)
+        # The write missed disk 1: one version below k+m, waiting for that disk.
+        wait_for(
+            lambda: health(server.endpoint, "readyz")[1]["degraded_objects"] == 1 or None,
+            what="the degraded write counted",
+        )
         samples = scrape(server.endpoint)  # no metrics_token configured: open
+        assert value(samples, "s3free_objects_degraded") == 1
         assert value(samples, "s3free_disk_state", disk="1", state="offline") == 1
         assert value(samples, "s3free_disk_state", disk="0", state="online") == 1
 
@@ -80,8 +86,15 @@ def test_readiness_follows_disks_going_offline_and_back(server):
             if moved.exists():
                 os.rename(moved, path)
     body = wait_for(lambda: _ready_with(server, 4, 0), what="disks back online")
-    assert body["http"] == 200 and body["ready"] and not body["degraded"]
+    assert body["http"] == 200 and body["ready"]
     assert "reasons" not in body
+    # Degraded until what the disks missed is repaired, which needs no command.
+    body = wait_for(
+        lambda: (b := _ready_with(server, 4, 0)) and not b["degraded"] and b,
+        what="redundancy back at k+m",
+    )
+    assert body["degraded_objects"] == 0
+    assert value(scrape(server.endpoint), "s3free_objects_degraded") == 0
     assert s3.get_object(Bucket="ready", Key="degraded")["Body"].read() == b"y" * 1000
 
 

@@ -8,7 +8,9 @@ Thin: parse, call, print (s3free/cli/diskview.py renders).
 Exit status: 0 done; 1 failed (refused, not found, job failed); 2 usage, missing credentials,
 not built; 3 endpoint unreachable; 4 access denied (wrong credentials); 5 a path is not a disk
 of this store; 6 the store is in use by a running server (direct mode refused); 7 no heal
-service; 8 unrepairable objects found; 9 (verify) the object needs repair but can be repaired.
+service; 8 unrepairable objects found; 9 (verify) the object needs repair but can be repaired;
+10 the pass finished but left object versions below k+m (waiting for an offline disk, a
+repair that keeps failing, an empty disk to replace): it names them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from s3free.cli import diskview
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_DENIED = 1, 2, 3, 4
 EXIT_NOT_THIS_STORE, EXIT_IN_USE, EXIT_NO_HEAL, EXIT_UNREPAIRABLE, EXIT_NEEDS_REPAIR = 5, 6, 7, 8, 9
+EXIT_LEFT = 10
 
 
 class Fail(Exception):
@@ -174,7 +177,7 @@ def disk() -> None:
     repeated with --meta-dir, or --config FILE, or --data-dir). Exit status: 0 done,
     1 failed, 2 usage, 3 endpoint unreachable, 4 access denied, 5 not a disk of this store,
     6 store in use by a server, 7 no heal service, 8 unrepairable objects, 9 object needs
-    repair (verify).
+    repair (verify), 10 the pass left object versions below k+m (it names them).
     """
 
 
@@ -216,7 +219,9 @@ async def _follow(opts: dict, backend, job: dict, wait: bool, timeout: float) ->
     _emit(opts, {"job": job}, diskview.summary_lines(job))
     if job.get("state") != "done":
         return EXIT_FAILED
-    return EXIT_UNREPAIRABLE if job.get("unrepairable") else 0
+    if job.get("unrepairable"):
+        return EXIT_UNREPAIRABLE
+    return EXIT_LEFT if job.get("left_total") else 0
 
 
 def _wait_options(f):

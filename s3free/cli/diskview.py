@@ -60,9 +60,33 @@ def status_lines(doc: dict) -> list[str]:
     if heal is None:
         lines.append("heal service: not running")
     else:
+        lines += heal_lines(heal)
+    return lines
+
+
+def heal_lines(heal: dict) -> list[str]:
+    """Redundancy as the heal service knows it, and every unrepairable version by name."""
+    lost = heal.get("unrepairable") or []
+    deg = heal.get("degraded") or {}
+    lines = [
+        f"heal: repair queue {heal.get('queue_depth', '-')}, "
+        f"waiting for offline disks {deg.get('waiting', 0)}, unrepairable {len(lost)}"
+    ]
+    if deg:
+        at_km = not (deg.get("objects") or deg.get("disks_healing") or deg.get("disks_offline"))
         lines.append(
-            f"heal: repair queue {heal.get('queue_depth', '-')}, "
-            f"unrepairable {len(heal.get('unrepairable') or [])}"
+            "redundancy: every known object version is at k+m"
+            if at_km
+            else f"redundancy: {deg.get('objects', 0)} object versions below k+m "
+            f"({size(deg.get('bytes', 0))}), {deg.get('disks_healing', 0)} disks healing, "
+            f"{deg.get('disks_offline', 0)} offline"
+        )
+    for disk_id, count in (deg.get("waiting_by_disk") or {}).items():
+        lines.append(f"  {count} versions wait for disk {disk_id}")
+    for item in lost:
+        lines.append(
+            f"unrepairable: {item['bucket']}/{item['key']} (version {item['version_id']}): "
+            f"{item.get('detail') or item.get('reason', '')}"
         )
     return lines
 
@@ -100,6 +124,13 @@ def summary_lines(job: dict) -> list[str]:
     ]
     if job.get("error"):
         lines.append(f"  error             {job['error']}")
+    if job.get("left_total"):
+        lines.append(f"  left below k+m    {job['left_total']}")
+        for item in job.get("left") or []:
+            what = f"{item['bucket']}/{item['key']}: " if item.get("key") is not None else ""
+            lines.append(f"    {what}{item['why']}")
+        if job["left_total"] > len(job.get("left") or []):
+            lines.append(f"    ... and {job['left_total'] - len(job['left'])} more")
     return lines
 
 

@@ -58,6 +58,9 @@ class Healer(Protocol):
 
     def start_repair(self, bucket: str | None = None, key: str | None = None) -> Any: ...
     def job(self, job_id: str) -> Any | None: ...
+    async def wait(self, job_id: str, timeout: float | None = None) -> Any: ...
+    def disk_online(self, disk_id: str) -> None: ...
+    def use_monitor(self, monitor: DiskMonitor) -> None: ...
 
 
 @dataclass
@@ -135,6 +138,8 @@ class DiskMonitor:
 
     def attach_healer(self, healer: Healer | None) -> None:
         self.healer = healer
+        if healer is not None:
+            healer.use_monitor(self)
         self._loop.call_soon_threadsafe(self._wake.set)
 
     async def _run_loop(self) -> None:
@@ -223,10 +228,13 @@ class DiskMonitor:
         h = self.health[slot.position]
         h.last_probe, h.last_probe_ms, h.probe_soon = result, _now_ms(), False
         if result.ok:
+            h.fresh_seen = 0
             if not slot.online and time.monotonic() >= h.held_until:
                 slot.mark_online()
                 await self._load_tracker(slot)
                 await self._settle(slot)
+                if self.healer is not None:
+                    self.healer.disk_online(slot.disk_id)  # what waited for it is repaired
             return
         h.fresh_seen = h.fresh_seen + 1 if result.status == "fresh" else 0
         if result.status == "fresh":
@@ -281,6 +289,8 @@ class DiskMonitor:
             h.recent.clear()
         slot.mark_online()
         await self._settle(slot)
+        if self.healer is not None:
+            self.healer.disk_online(slot.disk_id)
 
     async def _settle(self, slot: DiskSlot) -> None:
         """A disk is back: finish removing the versions replaced or deleted while it was
@@ -389,6 +399,41 @@ class DiskMonitor:
             job.repaired,
             job.unrepairable,
         )
+
+    async def wait_healed(self, own_job: str | None = None) -> list[str]:
+        """Wait until no disk is healing or about to be (an empty directory the probe will
+        format): what a scrub or repair pass that promises "every object is back at k+m" must
+        wait for. The pass `own_job` does not wait for itself (it may be the disk heal).
+        Returns what stands in the way and will not pass by waiting (an empty disk this
+        monitor does not format by itself): the pass reports those as left to do."""
+        while True:
+            if self._task is None:  # no background probes: probe here (probe_s apart)
+                await self.check_all()
+            fresh = [
+                s
+                for s in self.diskset.slots
+                if not s.online
+                and (p := self.health[s.position].last_probe) is not None
+                and p.status == "fresh"
+            ]
+            healing = [s for s in self.diskset.online_slots() if self.health[s.position].tracker]
+            if fresh and not self.config.format_fresh:
+                return [
+                    f"disk {s.position} ({s.disk.root}) is empty and waits for "
+                    f"`s3free disk replace {s.position}`"
+                    for s in fresh
+                ]
+            if not fresh and not healing:
+                return []
+            if own_job and self._job_id == own_job:
+                return []  # this pass is the disk heal
+            job = self.healer.job(self._job_id) if self.healer and self._job_id else None
+            if job is not None and job.state == "running" and job.id != own_job:
+                await self.healer.wait(job.id)
+            else:  # the next probe formats the disk or starts the heal pass
+                await asyncio.sleep(max(0.05, min(1.0, self.config.probe_s / 2)))
+                if self._task is None:
+                    await asyncio.sleep(self.config.probe_s)
 
     # -- status -------------------------------------------------------------------------------
 

@@ -181,6 +181,7 @@ class BlockReader:
                 disk_id=self.m.placement[shard],
                 reason=reason,
                 block_index=block,
+                object_size=self.m.size,
             )
         )
 

@@ -95,6 +95,9 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         self.inline_max = min(inline_max, diskset.block_size)
         self.codec = ReedSolomon(diskset.k, diskset.m)
         self.fault_listeners: list[Callable[[ShardFault], None]] = []
+        # Called on the loop with each version a PUT, COPY, complete or DELETE replaced: what
+        # the healer remembers about it (queued, waiting, unrepairable) is void.
+        self.retire_listeners: list[Callable[[Manifest], None]] = []
         self.recent_faults: deque[ShardFault] = deque(maxlen=10_000)
         self._key_locks = KeyLocks()
         self._gates = BucketGates()
@@ -504,6 +507,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                         j,
                         manifest.placement[j],
                         f"not written: {why}",
+                        object_size=manifest.size,
                     )
                 )
         if old is not None and old.version_id != manifest.version_id:
@@ -787,6 +791,11 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         """Remove a replaced or deleted version's files now, or when its last reader ends.
         An open_object in flight may have looked this version up without leasing it yet:
         wait for the lookups in flight now (not for later ones, which see the new version)."""
+        for listener in list(self.retire_listeners):
+            try:
+                listener(manifest)
+            except Exception:
+                log.exception("retire listener failed")
         if self._lookups:
             self._deferred.append((set(self._lookups), manifest))
         else:

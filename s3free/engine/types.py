@@ -94,6 +94,7 @@ class ShardFault:
     disk_id: str
     reason: str
     block_index: int | None = None
+    object_size: int = 0  # the version's size: what the degraded-bytes figure adds up
 
 
 @dataclass(frozen=True, slots=True)

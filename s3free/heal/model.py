@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+LEFT_KEPT = 10_000  # versions a pass remembers by name as left to do; more are counted
+
 SHARD_STATES = ("ok", "missing", "corrupt", "offline", "misplaced", "stale")
 MANIFEST_STATES = ("ok", "missing", "corrupt", "stale", "offline")
 
@@ -124,6 +126,43 @@ class Job:
     # Added: scrub pacing decisions (sleeps) and manifest copies restored.
     throttled: int = 0
     manifests_restored: int = 0
+    # Added with the durability contract (issue 11): the phase of a running pass ("walk",
+    # "orphans", then "finishing": it waits for the disk heals it overlaps and tries its
+    # failures again; a pass is not done before that), and what the pass could not bring back
+    # to k+m: `left_total` versions, the first LEFT_SHOWN named in
+    # `left` (bucket, key, version_id, why). A pass is "done" with left_total 0 only when every
+    # version it found below k+m is back at k+m.
+    phase: str = "walk"
+    left_total: int = 0
+    left: list[dict] = field(default_factory=list)
+    # Not reported: versions whose check failed during the walk, tried again at the end.
+    retry: set = field(default_factory=set, repr=False, compare=False)
+    _left: dict = field(default_factory=dict, repr=False, compare=False)
+    _left_more: int = field(default=0, repr=False, compare=False)
+
+    def note_left(self, ident: tuple[str, str, str], why: str) -> None:
+        if ident in self._left or len(self._left) < LEFT_KEPT:
+            self._left[ident] = why
+        else:  # a disk away for the whole pass: count the rest, name the first ones
+            self._left_more += 1
+
+    def waiting_left(self) -> list[tuple[str, str, str]]:
+        return [i for i, why in self._left.items() if why.startswith("waiting for offline")]
+
+    def clear_left(self, ident: tuple[str, str, str]) -> None:
+        self._left.pop(ident, None)
+
+    def seal_left(self, extra: list[str], shown: int = 100) -> None:
+        """Fix `left` from what is still noted, plus whole-store reasons (a disk to replace)."""
+        items = sorted(self._left.items())
+        self.left_total = len(items) + len(extra) + self._left_more
+        self.left = [{"why": why} for why in extra] + [
+            {"bucket": b, "key": k, "version_id": v, "why": why} for (b, k, v), why in items[:shown]
+        ]
 
     def to_json(self) -> dict:
-        return asdict(self)
+        doc = asdict(self)
+        doc.pop("retry", None)
+        doc.pop("_left", None)
+        doc.pop("_left_more", None)
+        return doc

@@ -36,9 +36,11 @@ class QueueEntry:
     attempts: int = 0
     due_ms: int = 0
     reason: str = ""
+    size: int = 0  # the version's bytes when the reporter knew them (0: unknown)
 
     def to_record(self) -> dict:
         return {
+            "size": self.size,
             "added_ms": self.added_ms,
             "attempts": self.attempts,
             "due_ms": self.due_ms,
@@ -55,6 +57,7 @@ class QueueEntry:
             int(record.get("attempts", 0)),
             int(record.get("due_ms", 0)),
             str(record.get("reason", "")),
+            int(record.get("size", 0)),
         )
 
 
@@ -79,10 +82,11 @@ class RepairQueue:
             self.entries[ident] = entry
             self._place(entry)
 
-    def add(self, ident: Ident, priority: int, reason: str = "") -> bool:
+    def add(self, ident: Ident, priority: int, reason: str = "", size: int = 0) -> bool:
         """Queue or merge; False when the queue was full and this one was dropped."""
         entry = self.entries.get(ident)
         if entry is not None:
+            entry.size = entry.size or size
             if priority < entry.priority:
                 self._unplace(entry)
                 entry.priority = priority
@@ -97,7 +101,7 @@ class RepairQueue:
                 return False
             self.remove(worst.ident)
             self.dropped += 1
-        entry = QueueEntry(ident, priority, now_ms(), reason=reason)
+        entry = QueueEntry(ident, priority, now_ms(), reason=reason, size=size)
         self.entries[ident] = entry
         self._place(entry)
         self.writes.append((ident, entry.to_record()))
@@ -145,6 +149,10 @@ class RepairQueue:
         if entry is not None:
             self._unplace(entry)
             self.writes.append((ident, None))
+
+    def total_bytes(self) -> int:
+        """The queued versions' bytes, as far as their reporters knew them."""
+        return sum(e.size for e in self.entries.values())
 
     def take_writes(self) -> list[tuple[Ident, dict | None]]:
         writes, self.writes = self.writes, []

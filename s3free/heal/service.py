@@ -20,6 +20,7 @@ import contextlib
 import logging
 import uuid
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from s3free.engine.locks import KeyLocks
 from s3free.engine.store import ObjectStore
@@ -31,12 +32,20 @@ from s3free.heal.pacer import Pacer
 from s3free.heal.queue import Ident, RepairQueue, now_ms
 from s3free.heal.repair import RepairOutcome, repair_version
 from s3free.heal.verify import verify_manifest
+from s3free.heal.waiting import WaitingSet
 from s3free.meta.healstate import HealState
+
+if TYPE_CHECKING:
+    from s3free.engine.diskmonitor import DiskMonitor
 
 log = logging.getLogger(__name__)
 
 # Fault reasons (engine/reader.py) that no repair can fix while they last.
 UNFIXABLE_HERE = ("disk offline", "disk is not part of this set")
+# A write that missed a disk because it was offline (engine/store.py `_publish`).
+MISSED_OFFLINE = "not written: disk offline"
+CATCH_UP_CONCURRENCY = 4  # waiting versions repaired at once after a disk returns
+LEFT_SHOWN = 100  # versions a pass names in what it left to do (all are counted)
 
 
 class HealService:
@@ -75,6 +84,22 @@ class HealService:
         self.scrub_bytes = 0
         self.resumed_bytes: dict[str, int] = {}
         self._started = False
+        # Below k+m for want of offline disks; repaired when one of their disks is back.
+        self.waiting = WaitingSet(self.state, store._run)
+        self.monitor: DiskMonitor | None = None
+        self._returned = asyncio.Event()  # a disk came back: walk the waiting versions
+        self._catching_up: asyncio.Task | None = None
+        self.caught_up = 0  # waiting versions repaired after their disk returned
+        self._background: set[asyncio.Task] = set()
+
+    def use_monitor(self, monitor: DiskMonitor) -> None:
+        """The disk monitor, whose disk heals a pass waits for before it says done."""
+        self.monitor = monitor
+
+    def disk_online(self, disk_id: str) -> None:
+        """A disk is back (monitor): repair what waited for it, paced, with no command run."""
+        if self.waiting.count or self.waiting.dirty:
+            self._returned.set()
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -87,6 +112,11 @@ class HealService:
         self._stopping.clear()
         self.queue.load(await self.store._run(self.state.queue_all))
         self.unrepairable = dict(await self.store._run(self.state.unrepairable_all))
+        await self.waiting.load()
+        self.store.retire_listeners.append(self._on_retired)
+        self._spawn(self._prune_unrepairable())
+        if self.waiting.count:
+            self._returned.set()  # disks that came back while the server was down
         record = await self.store._run(self.state.checkpoint)
         self._last_scrub = (record or {}).get("job")
         self.store.fault_listeners.append(self._on_fault)
@@ -94,6 +124,7 @@ class HealService:
             self.start_scrub(resume=True)  # a pass a restart interrupted goes on at once
         self._worker = asyncio.ensure_future(self._work())
         self._scheduler = asyncio.ensure_future(self._schedule())
+        self._catching_up = asyncio.ensure_future(self._catch_up())
 
     @property
     def stopping(self) -> bool:
@@ -108,9 +139,21 @@ class HealService:
         self._stopping.set()
         if self._on_fault in self.store.fault_listeners:
             self.store.fault_listeners.remove(self._on_fault)
+        if self._on_retired in self.store.retire_listeners:
+            self.store.retire_listeners.remove(self._on_retired)
         # Tasks are cancelled while they sleep or wait on the pool; the pacers are not woken
         # first (Python 3.11's wait_for can lose a cancellation that races its wake-up).
-        tasks = [t for t in (self._worker, self._scheduler, *self._tasks.values()) if t]
+        tasks = [
+            t
+            for t in (
+                self._worker,
+                self._scheduler,
+                self._catching_up,
+                *self._tasks.values(),
+                *self._background,
+            )
+            if t
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -136,10 +179,10 @@ class HealService:
                 await self.store.get_manifest(bucket, key)
                 raise NoSuchKey(f"{bucket}/{key} does not exist")
             health, outcome = await self._check(manifest, None, None)
-            if outcome is not None and outcome.status in ("repaired", "partial"):
-                current = await self.store.current_manifest(bucket, key)
-                if current is not None and current.version_id == manifest.version_id:
-                    health, _ = await self._verify(current, None)
+            if health is None or (
+                outcome is not None and outcome.status in ("repaired", "partial")
+            ):
+                return await self.verify(bucket, key)  # as it stands now
             return health
 
     async def check_key(self, bucket: str, key: str, pacer: Pacer, job: Job | None) -> bool:
@@ -148,6 +191,7 @@ class HealService:
         async with self.store.leased_manifest(bucket, key) as manifest:
             if manifest is None:
                 return False
+            ident = (bucket, key, manifest.version_id)
             try:
                 await self._check(manifest, pacer, job)
             except asyncio.CancelledError:
@@ -156,8 +200,8 @@ class HealService:
                 log.warning("%s/%s: check failed: %s", bucket, key, exc)
                 if job is not None:
                     job.error = f"{bucket}/{key}: {exc}"
-                ident = (bucket, key, manifest.version_id)
-                self.queue.add(ident, manifest.k, f"check failed: {exc}")
+                    job.retry.add(ident)  # tried again before the pass says done
+                self.queue.add(ident, manifest.k, f"check failed: {exc}", manifest.size)
                 self._changed()
         return True
 
@@ -172,22 +216,38 @@ class HealService:
 
     async def _check(
         self, manifest: Manifest, pacer: Pacer | None, job: Job | None
-    ) -> tuple[ObjectHealth, RepairOutcome | None]:
-        """Verify one version and repair it if it needs it (one repair per version at once)."""
+    ) -> tuple[ObjectHealth | None, RepairOutcome | None]:
+        """Verify one version and repair it if it needs it. One check per version at a time,
+        whoever asks (a scrub, the disk heal, the queue worker, an operator), and each works
+        from the index's manifest as it is once the version is theirs: a check that waited
+        while another repaired the version sees that repair's generation, so it finds the
+        rebuilt shards good instead of "newer than the manifest", and neither rebuilds them
+        again nor quarantines them. (None, superseded) when the version is no longer current.
+        Whatever the outcome, what the heal service remembers of the version (queued,
+        waiting for a disk, unrepairable) is brought in line with what the check found."""
         ident = (manifest.bucket, manifest.key, manifest.version_id)
         async with self._locks.hold(ident):
+            current = await self.store.current_manifest(manifest.bucket, manifest.key)
+            if current is None or current.version_id != manifest.version_id:
+                await self._forget(ident)
+                return None, RepairOutcome("superseded")
+            manifest = current
             health, max_generation = await self._verify(manifest, pacer)
             if job is not None:
                 job.bytes_checked += health.bytes_checked
                 job.shards_bad += len(health.bad_shards())
             for shard in health.bad_shards():
-                self._count_bad(ident, (shard.part, shard.shard), shard.disk_id)
+                if shard.state != "offline":
+                    self._count_bad(ident, (shard.part, shard.shard), shard.disk_id)
             if not health.needs_repair:
                 self._counted.pop(ident, None)
-                await self._clear_unrepairable(ident)
+                await self._settled(ident, health, manifest.size, job)
                 return health, None
             if not health.repairable:
                 await self._record_unrepairable(ident, health, "data")
+                self.queue.remove(ident)
+                self.waiting.set(ident, set())
+                self._changed()
                 if job is not None:
                     job.unrepairable += 1
                 return health, RepairOutcome("unrepairable")
@@ -196,6 +256,9 @@ class HealService:
             )
             self.repairs[outcome.status] += 1
             self.shards_rebuilt += outcome.shards_rebuilt
+            if outcome.status == "superseded":
+                await self._forget(ident)
+                return None, outcome
             if outcome.status == "repaired":
                 self._counted.pop(ident, None)  # a shard bad again later is a new error
             if outcome.status in ("repaired", "partial"):
@@ -215,7 +278,58 @@ class HealService:
                 )
             if outcome.status == "partial":
                 raise OSError("; ".join(outcome.failures))
+            await self._settled(ident, health, manifest.size, job)
             return health, outcome
+
+    async def _settled(
+        self, ident: Ident, health: ObjectHealth, size: int, job: Job | None
+    ) -> None:
+        """After a check that left nothing it could fix: the version is back at k+m, or
+        waits only for offline disks (the shards and manifest copies that belong there)."""
+        offline = {s.disk_id for s in health.shards if s.state == "offline"}
+        offline |= {d for d, v in health.manifests.items() if v == "offline"}
+        self.waiting.set(ident, offline, size)
+        if offline:
+            if job is not None:
+                job.note_left(ident, _waiting_why(offline))
+        else:
+            await self._clear_unrepairable(ident)
+        self.queue.remove(ident)  # a report that came before this check is answered by it
+        self._fault_shards.pop(ident, None)
+        self._changed()
+
+    async def _forget(self, ident: Ident) -> None:
+        """The version was replaced or deleted: nothing about it is left to do or to report."""
+        self.queue.remove(ident)
+        self.waiting.set(ident, set())
+        self._fault_shards.pop(ident, None)
+        self._counted.pop(ident, None)
+        await self._clear_unrepairable(ident)
+        self._changed()
+
+    def _on_retired(self, manifest: Manifest) -> None:
+        """On the loop, for each version a write or delete replaced (engine)."""
+        ident = (manifest.bucket, manifest.key, manifest.version_id)
+        if (
+            ident in self.unrepairable
+            or ident in self.queue.entries
+            or self.waiting.count
+            or ident in self._fault_shards
+        ):
+            self._spawn(self._forget(ident))
+
+    async def _prune_unrepairable(self) -> None:
+        """At start: drop records of versions deleted or replaced while the server was down
+        or before records were cleared on delete (they would never clear otherwise)."""
+        for ident in list(self.unrepairable):
+            current = await self.store.current_manifest(ident[0], ident[1])
+            if current is None or current.version_id != ident[2]:
+                await self._clear_unrepairable(ident)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _record_unrepairable(
         self, ident: Ident, health: ObjectHealth | None, reason: str, detail: str = ""
@@ -231,12 +345,13 @@ class HealService:
             "ms": now_ms(),
             "reason": reason,
         }
-        log.error(
-            "%s/%s version %s cannot be repaired (%s): %s; its data was left untouched",
-            *ident,
-            reason,
-            detail,
-        )
+        if ident not in self.unrepairable:  # once per version, not once per look
+            log.error(
+                "%s/%s version %s cannot be repaired (%s): %s; its data was left untouched",
+                *ident,
+                reason,
+                detail,
+            )
         self.unrepairable[ident] = record
         await self.store._run(self.state.unrepairable_put, ident, record)
 
@@ -257,16 +372,22 @@ class HealService:
             self.disk_errors[disk_id] += 1
 
     def _on_fault(self, fault: ShardFault) -> None:
-        """On the loop, for every bad shard a read met: queue, never block."""
+        """On the loop, for every bad shard a read met or a write could not make: queue (or,
+        for a write that missed an offline disk, wait for that disk), never block."""
         ident = (fault.bucket, fault.key, fault.version_id)
+        if fault.reason.startswith(MISSED_OFFLINE):
+            # No repair can succeed before the disk is back: wait for it, not for a retry.
+            self.waiting.add(ident, {fault.disk_id}, fault.object_size)
+            self._changed()
+            return
         if fault.reason.startswith(UNFIXABLE_HERE):
-            self.disk_errors[fault.disk_id] += 1  # the disk is away: no repair will settle it
-            return  # healing that disk (not this queue) rebuilds its shards
+            return  # a read met an offline disk: healing that disk (not this queue) settles it
         self._count_bad(ident, (fault.part_number, fault.shard_index), fault.disk_id)
         shards = self._fault_shards.setdefault(ident, set())
         shards.add(fault.shard_index)
         priority = max(0, self.store.diskset.n - len(shards))
-        if not self.queue.add(ident, priority, fault.reason) and ident not in self.queue.entries:
+        added = self.queue.add(ident, priority, fault.reason, fault.object_size)
+        if not added and ident not in self.queue.entries:
             self._fault_shards.pop(ident, None)
         self._changed()
 
@@ -276,6 +397,7 @@ class HealService:
             self._flushing = asyncio.ensure_future(self._flush())
 
     async def _flush(self) -> None:
+        await self.waiting.flush()
         writes = self.queue.take_writes()
         if not writes:
             return
@@ -303,20 +425,36 @@ class HealService:
             await self._repair_entry(entry.ident)
             await self._flush()
 
-    async def _repair_entry(self, ident: Ident) -> None:
+    async def _repair_entry(
+        self, ident: Ident, pacer: Pacer | None = None, job: Job | None = None
+    ) -> bool:
+        """Check and repair one queued or waiting version; True when nothing is left to do
+        for it now (repaired, clean, gone, or waiting for an offline disk)."""
         bucket, key, version_id = ident
         try:
             async with self.store.leased_manifest(bucket, key) as manifest:
                 if manifest is None or manifest.version_id != version_id:
-                    self.queue.done(ident)  # gone or replaced: nothing to repair
+                    await self._forget(ident)  # gone or replaced: nothing to repair
                 else:
-                    await self._check(manifest, self._repair_pacer, None)
+                    await self._check(manifest, pacer or self._repair_pacer, job)
                     self.queue.done(ident)
             self._fault_shards.pop(ident, None)
+            return True
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("repair of %s/%s failed: %s", bucket, key, exc)
+            offline = await self._offline_placement(ident)
+            if offline:  # it failed because a disk went away: wait for it, not for retries
+                self.queue.remove(ident)
+                self.waiting.add(ident, offline)
+                self._changed()
+                if job is not None:
+                    job.note_left(ident, _waiting_why(offline))
+                return True
+            self.waiting.set(ident, set())  # the queue's retries take it over
+            if ident not in self.queue.entries:
+                self.queue.add(ident, 0, f"repair failed: {exc}")
             if not self.queue.retry(
                 ident, self.config.retry_backoff_s, self.config.repair_retries, str(exc)
             ):
@@ -324,13 +462,65 @@ class HealService:
                 await self._record_unrepairable(
                     ident, None, "retries", f"{self.config.repair_retries} retries failed: {exc}"
                 )
+            return False
+
+    async def _offline_placement(self, ident: Ident) -> set[str]:
+        """The offline disks among the version's placement (none if it is not current)."""
+        try:
+            manifest = await self.store.current_manifest(ident[0], ident[1])
+        except Exception:
+            return set()
+        if manifest is None or manifest.version_id != ident[2]:
+            return set()
+        offline = set()
+        for disk_id in manifest.placement:
+            slot = self.store.diskset.slot_for(disk_id)
+            if slot is None or not slot.online:
+                offline.add(disk_id)
+        return offline
+
+    async def _catch_up(self) -> None:
+        """After a disk comes back: repair every waiting version that names a disk now
+        online, a few at once, paced like the queue's repairs."""
+        while True:
+            await self._returned.wait()
+            self._returned.clear()
+            await self.waiting.flush()
+            after: Ident | None = None
+            while True:
+                page = await self.waiting.page(after)
+                if not page:
+                    break
+                after = page[-1][0]
+                ready = [ident for ident, record in page if self._any_online(record)]
+                for i in range(0, len(ready), CATCH_UP_CONCURRENCY):
+                    chunk = ready[i : i + CATCH_UP_CONCURRENCY]
+                    done = await asyncio.gather(*(self._repair_entry(x) for x in chunk))
+                    self.caught_up += sum(done)
+                    await self._flush()
+
+    def _any_online(self, record: dict) -> bool:
+        for disk_id in record.get("disks", []):
+            slot = self.store.diskset.slot_for(disk_id)
+            if slot is not None and slot.online:
+                return True
+        return False
+
+    def _catching_up_now(self) -> bool:
+        """Whether some waiting version could be repaired now (one of its disks is online)."""
+        return self._returned.is_set() or any(
+            (slot := self.store.diskset.slot_for(d)) is not None and slot.online
+            for d in self.waiting.per_disk
+        )
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Wait until no queued repair is due (tests, shutdown scripts)."""
+        """Wait until no queued repair is due and no waiting version has a disk back (tests,
+        shutdown scripts)."""
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
+            await self._flush()
             due = [e for e in self.queue.entries.values() if e.due_ms <= now_ms()]
-            if not due and not self._locks._locks:
+            if not due and not self._locks._locks and not self._catching_up_now():
                 return
             await asyncio.sleep(0.02)
         raise TimeoutError("the repair queue did not drain")
@@ -389,7 +579,10 @@ class HealService:
                 resume=resume,
             )
             if job.kind == "scrub" and unscoped:
+                job.phase = "orphans"
                 await collect_orphans(self, job, pacer)
+            job.phase = "finishing"
+            await self._finish_pass(job, pacer, wait_for_disks=unscoped)
             job.state = "done"
         except asyncio.CancelledError:
             job.state = "cancelled"
@@ -407,6 +600,31 @@ class HealService:
                 self._last_scrub = job.to_json()
                 self.scrub_passes += job.state == "done"
                 self.scrub_bytes += job.bytes_checked - self.resumed_bytes.pop(job.id, 0)
+
+    async def _finish_pass(self, job: Job, pacer: Pacer, *, wait_for_disks: bool) -> None:
+        """What makes "done" mean restored: wait for the disk heals the pass overlaps (a whole
+        pass only: a wiped disk is rebuilt by the monitor's heal pass, which the walk cannot
+        see finish), try again what failed during the walk, and name what is still left (a
+        version waiting for an offline disk, a repair that keeps failing, a disk to replace)."""
+        blocked: list[str] = []
+        if wait_for_disks and self.monitor is not None:
+            blocked = await self.monitor.wait_healed(own_job=job.id)
+        # What failed, and what waited for a disk that is back now (healed, or returned).
+        for ident in sorted(job.retry | set(job.waiting_left())):
+            job.clear_left(ident)
+            if not await self._repair_entry(ident, pacer, job):
+                entry = self.queue.entries.get(ident)
+                job.note_left(ident, f"repair failed: {entry.reason if entry else 'see the log'}")
+        await self._flush()
+        job.seal_left(blocked, LEFT_SHOWN)
+        if job.left_total:
+            log.warning(
+                "%s %s finished with %d object version(s) still below k+m; first: %s",
+                job.kind,
+                job.id,
+                job.left_total,
+                job.left[0],
+            )
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """The job once finished, or as it stands when the timeout ends."""
@@ -456,9 +674,34 @@ class HealService:
             running = job.bytes_checked - self.resumed_bytes.get(job.id, 0)
         return self.scrub_bytes + running
 
+    def degraded(self) -> dict:
+        """How many versions the store knows to be below k+m and still repairable: queued
+        for repair (a read or a pass found them) or waiting for an offline disk; and how many
+        disks are healing or offline, whose versions are below k+m without being counted one by
+        one. 0 objects, 0 disks healing and 0 offline: every known version is at k+m."""
+        healing = offline = 0
+        if self.monitor is not None:
+            for slot in self.store.diskset.slots:
+                state = self.monitor.state(slot)
+                healing += state == "healing"
+                offline += state == "offline"
+        else:
+            offline = sum(not s.online for s in self.store.diskset.slots)
+        return {
+            "objects": len(self.queue) + self.waiting.count,
+            "bytes": self.queue.total_bytes() + self.waiting.bytes,
+            "queued": len(self.queue),
+            "waiting": self.waiting.count,
+            "waiting_by_disk": dict(sorted(self.waiting.per_disk.items())),
+            "caught_up": self.caught_up,
+            "disks_healing": healing,
+            "disks_offline": offline,
+        }
+
     def status(self) -> dict:
         scrub = self._jobs.get(self._scrub_id) if self._scrub_id else None
         return {
+            "degraded": self.degraded(),
             "queue_depth": len(self.queue),
             "queue_dropped": self.queue.dropped,
             "repairs": dict(self.repairs),
@@ -508,6 +751,10 @@ class HealService:
                 w.cancel()
         self._rescheduled.clear()
         return self._stopping.is_set()
+
+
+def _waiting_why(disks: set[str]) -> str:
+    return "waiting for offline disk(s) " + ", ".join(sorted(disks))
 
 
 async def attach(store: ObjectStore, config: HealConfig | None = None) -> HealService:

@@ -4,6 +4,8 @@
                                               reason, added_ms)
     H x <bucket> NUL <key> NUL <version id>   unrepairable record (JSON: reason, detail, ms,
                                               block_min_good, k)
+    H w <bucket> NUL <key> NUL <version id>   below k+m only for want of offline disks (JSON:
+                                              disks, size, since_ms); repaired when they return
     H c                                       scrub checkpoint (JSON: last (bucket, key), pass
                                               start, last completed pass, counters)
 
@@ -23,6 +25,7 @@ from s3free.meta.index import Index
 
 QUEUE = b"Hq"
 UNREPAIRABLE = b"Hx"
+WAITING = b"Hw"
 CHECKPOINT = b"Hc"
 _STOP = b"\xff"
 
@@ -69,6 +72,55 @@ class HealState:
             (_split(k, UNREPAIRABLE), json.loads(v))
             for k, v in self.db.iterator(prefix=UNREPAIRABLE)
         ]
+
+    # -- waiting for offline disks ----------------------------------------------------------
+
+    def waiting_apply(
+        self, ops: list[tuple[tuple[str, str, str], frozenset[str], int, bool]], ms: int
+    ) -> list[tuple[dict | None, dict | None]]:
+        """Apply (ident, disks, size, replace) in order, in one synced batch: with replace the
+        entry's disks become exactly `disks` (none: the entry goes), else `disks` are added.
+        Returns (old record, new record) per op so the caller can keep its totals. Synced: a
+        lost entry would leave a degraded object unrepaired until the next scrub."""
+        seen: dict[bytes, dict | None] = {}
+        out: list[tuple[dict | None, dict | None]] = []
+        with self.db.write_batch(sync=True) as batch:
+            for ident, disks, size, replace in ops:
+                raw_key = _vkey(WAITING, *ident)
+                if raw_key in seen:
+                    old = seen[raw_key]
+                else:
+                    raw = self.db.get(raw_key)
+                    old = json.loads(raw) if raw else None
+                wanted = set(disks) if replace else set(disks) | set((old or {}).get("disks", []))
+                new = None
+                if wanted:
+                    new = {
+                        "disks": sorted(wanted),
+                        "since_ms": old["since_ms"] if old else ms,
+                        "size": size or (old or {}).get("size", 0),
+                    }
+                if new != old:
+                    if new is None:
+                        batch.delete(raw_key)
+                    else:
+                        batch.put(raw_key, _j(new))
+                seen[raw_key] = new
+                out.append((old, new))
+        return out
+
+    def waiting_page(
+        self, after: tuple[str, str, str] | None, limit: int
+    ) -> list[tuple[tuple[str, str, str], dict]]:
+        """Up to `limit` entries in key order, after `after`."""
+        start = _vkey(WAITING, *after) + b"\x00" if after is not None else WAITING
+        out = []
+        with self.db.iterator(start=start, stop=WAITING + _STOP) as it:
+            for k, v in it:
+                out.append((_split(k, WAITING), json.loads(v)))
+                if len(out) >= limit:
+                    break
+        return out
 
     # -- scrub checkpoint --------------------------------------------------------------------
 

@@ -4,8 +4,10 @@ live:  the process answers HTTP (nothing else is checked: a live but unready ser
        taken out of rotation, not restarted).
 ready: the index is open, the server is not draining for shutdown, and at least a write quorum
        of disks is in service (online or healing: both take new writes), so a PUT can succeed.
-       `degraded` is true when ready with some disk offline: redundancy is reduced, reads may
-       need decoding, and repairs wait for the disk.
+       `degraded` is true when ready with redundancy below k+m: some disk offline or healing,
+       or object versions known to be short of shards (`degraded_objects`: queued for repair
+       or waiting for an offline disk). Reads may need decoding; repairs are under way or wait
+       for the disk.
 
 The body names counts and positions only: no paths, errors or ids (probes are unauthenticated).
 """
@@ -13,6 +15,11 @@ The body names counts and positions only: no paths, errors or ids (probes are un
 from __future__ import annotations
 
 from s3free.obs.metrics import DISK_STATES, Sources
+
+
+def degraded_objects(sources: Sources) -> int:
+    heal = sources.heal
+    return heal.degraded()["objects"] if heal is not None else 0
 
 
 def readiness(sources: Sources) -> tuple[bool, dict]:
@@ -31,7 +38,11 @@ def readiness(sources: Sources) -> tuple[bool, dict]:
     body = {
         "status": "ready" if ready else "not ready",
         "ready": ready,
-        "degraded": quorum and counts["offline"] > 0,
+        # Redundancy below k+m somewhere: a disk away or being rebuilt, or versions the heal
+        # service knows to be short of shards (queued, or waiting for a disk).
+        "degraded": quorum
+        and (counts["offline"] + counts["healing"] > 0 or degraded_objects(sources) > 0),
+        "degraded_objects": degraded_objects(sources),
         "disks": {**counts, "total": len(states)},
         "offline_positions": [i for i, s in enumerate(states) if s == "offline"],
         "write_quorum": ds.write_quorum,

@@ -362,6 +362,18 @@ class _Live:
             "Shards rewritten by repairs",
             value=getattr(heal, "shards_rebuilt", 0),
         )
+        degraded = heal.degraded()
+        yield GaugeMetricFamily(
+            "s3free_objects_degraded",
+            "Object versions known to be below k+m and repairable (queued, or waiting for an "
+            "offline disk); disks healing or offline are counted by s3free_disk_state",
+            value=degraded["objects"],
+        )
+        yield GaugeMetricFamily(
+            "s3free_objects_degraded_bytes",
+            "Bytes of the object versions counted by s3free_objects_degraded",
+            value=degraded["bytes"],
+        )
         yield GaugeMetricFamily(
             "s3free_unrepairable_objects",
             "Object versions that cannot be repaired (fewer than k good shards in a block)",
