@@ -254,3 +254,66 @@ def corrupt_index(meta: Path, rng: random.Random, log: FaultLog, how: str) -> No
                 log.add("corrupt-index", f"{path.name}: 8 bit flips")
     else:
         raise ValueError(how)
+
+
+# -- every file of a disk (the durability scenarios) -------------------------------------------
+
+KEEP_FORMAT = ("format.json",)  # a disk's identity: damaging it is a scenario of its own
+
+
+def disk_files(root: Path, keep: tuple[str, ...] = KEEP_FORMAT) -> list[Path]:
+    """Every regular file under a disk (manifests, inline files, shard files, bucket records,
+    upload records, trackers, quarantined files), but the top-level files named in keep."""
+    out = []
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            path = Path(dirpath) / name
+            if path.parent == root and name in keep:
+                continue
+            if path.is_file() and not path.is_symlink():
+                out.append(path)
+    return sorted(out)
+
+
+def empty_disk(root: Path, log: FaultLog) -> list[Path]:
+    """`rm -rf disk/*`: everything goes, format.json too (the disk looks brand new)."""
+    files = disk_files(root, keep=())
+    for entry in list(root.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    log.add("empty-disk", f"{root} ({len(files)} files, format.json included)")
+    return files
+
+
+def flip_every_file(root: Path, rng: random.Random, log: FaultLog) -> list[Path]:
+    """One byte inverted at a random offset of every file but format.json (empty files have
+    no byte to flip and are left as they are)."""
+    done = []
+    for path in disk_files(root):
+        size = path.stat().st_size
+        if size == 0:
+            continue
+        offset = rng.randrange(size)
+        with open(path, "r+b") as f:
+            f.seek(offset)
+            byte = f.read(1)
+            f.seek(offset)
+            f.write(bytes([byte[0] ^ 0xFF]))
+        done.append(path)
+    log.add("flip-every-file", f"{root} ({len(done)} files, one byte each)")
+    return done
+
+
+def halve_every_file(root: Path, log: FaultLog) -> list[Path]:
+    """Every file but format.json truncated to half its size (rounded down)."""
+    done = []
+    for path in disk_files(root):
+        size = path.stat().st_size
+        if size == 0:
+            continue
+        os.truncate(path, size // 2)
+        done.append(path)
+    log.add("halve-every-file", f"{root} ({len(done)} files)")
+    return done
