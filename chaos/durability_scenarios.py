@@ -355,6 +355,7 @@ def concurrent_healers(seed: int = 1, load_ops: int = 200, workdir: Path | None 
         left, bad = _wait_settled(served, objs, time.monotonic() + SETTLE_S)
         if left or bad:
             row.problems.append(f"after the scrub and {SETTLE_S:g} s: {_describe(left, bad)}")
+        row.problems += _exercised(served, objs)
         row.problems += _check_generations(served, objs)
         row.problems += _check_quarantine(served, damaged)
         problems, nbytes = served.read_back(client, objs, "after the healing")
@@ -404,6 +405,18 @@ class _Load(threading.Thread):
                 self.done += 1
             except Exception as exc:
                 self.errors.append(f"load op {i} on {key}: {exc!r}")
+
+
+def _exercised(served: Served, objs: list[Obj]) -> list[str]:
+    """The healing this scenario is about happened: the emptied disk was formatted back and
+    healed, and most damaged objects were repaired (else its checks would hold vacuously)."""
+    problems = []
+    if not re.search(r"disk \S*disk0 healed", served.log):
+        problems.append("the emptied disk 0 was never healed (no 'disk ... disk0 healed' line)")
+    repaired = {key for b, key, *_ in repaired_lines(served.log) if b == "healers"}
+    if len(repaired) < len(objs) // 2:
+        problems.append(f"only {len(repaired)} of {len(objs)} damaged objects were repaired")
+    return problems
 
 
 def _check_generations(served: Served, objs: list[Obj]) -> list[str]:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaos import engine_scenarios, heal_scenarios, process_scenarios
+from chaos import durability_scenarios, engine_scenarios, heal_scenarios, process_scenarios
 from chaos.data import FAST, LONG, Profile
 from chaos.report import Row
 
@@ -61,6 +61,19 @@ def _entries() -> list[Entry]:
             True,
             True,
         ),
+    ]
+    # The durability contract (issue 11): RS(6,3) on 9 disks of their own, not the profile's.
+    # CI runs them through tests/test_chaos_durability.py; here they belong to the long run.
+    out += [
+        Entry(
+            f"durability-{name.replace('_', '-')}",
+            lambda p, seed, long, heal, w, name=name: getattr(durability_scenarios, name)(
+                seed=seed, workdir=w
+            ),
+            False,
+            True,
+        )
+        for name in ("rotation", "disk_away", "concurrent_healers", "unrepairable_clears")
     ]
     return out
 
