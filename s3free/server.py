@@ -129,6 +129,7 @@ async def start(config: Config, creds: RootCredentials) -> Running:
         attach_admin_ops(app, rebuilder)
         if heal is not None:
             app[HEAL] = heal
+            heal.record_keepers.append(users.restore_records)
         install_metrics(
             app,
             Sources(store.diskset, store, monitor, heal, app[INFLIGHT]),

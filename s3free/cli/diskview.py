@@ -120,6 +120,7 @@ def summary_lines(job: dict) -> list[str]:
         f"  repaired          {job.get('repaired', 0)}",
         f"  unrepairable      {job.get('unrepairable', 0)}",
         f"  orphans removed   {job.get('orphans_removed', 0)}",
+        f"  records restored  {job.get('records_restored', 0)}",
         f"  verified          {size(job.get('bytes_checked', 0))}",
     ]
     if job.get("error"):

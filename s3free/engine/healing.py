@@ -58,6 +58,41 @@ class HealingMixin:
             )
         )
 
+    async def restore_bucket_records(self: ObjectStore) -> int:
+        """Rewrite each bucket's record on every online disk whose copy is missing or differs
+        from the index's (bit rot, a truncated file, a replaced disk): the records are what a
+        lost index is rebuilt from, so they must not rot away one disk at a time. Returns how
+        many copies were rewritten; a disk that refuses is left for the next pass."""
+        from s3free.engine.store import _record_bytes
+        from s3free.storage.layout import bucket_record_path
+
+        def restore(slot, path: str, blob: bytes) -> bool:
+            try:
+                if slot.disk.read_file(path) == blob:
+                    return False
+            except FileNotFoundError:
+                pass
+            slot.disk.write_file(path, blob)
+            return True
+
+        rewritten = 0
+        for info in list(self._buckets.values()):
+            path = bucket_record_path(info.name)
+            blob = _record_bytes(info.to_record())
+            async with self._gates.shared(info.name):
+                if self._buckets.get(info.name) is not info:
+                    continue  # changed or deleted meanwhile: its writer wrote every copy
+                results = await self._on_disks(
+                    self.diskset.online_slots(), lambda s, p=path, b=blob: restore(s, p, b)
+                )
+            for outcome in results:
+                if isinstance(outcome, BaseException):
+                    if not isinstance(outcome, OSError):
+                        raise outcome
+                else:
+                    rewritten += bool(outcome)
+        return rewritten
+
     def version_in_use(self: ObjectStore, version_id: str) -> bool:
         """Whether a reader holds the version or its removal is still pending."""
         return (

@@ -133,6 +133,7 @@ class Job:
     # `left` (bucket, key, version_id, why). A pass is "done" with left_total 0 only when every
     # version it found below k+m is back at k+m.
     phase: str = "walk"
+    records_restored: int = 0  # bucket and user record copies rewritten (whole-store passes)
     left_total: int = 0
     left: list[dict] = field(default_factory=list)
     # Not reported: versions whose check failed during the walk, tried again at the end.

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from s3free.engine.locks import KeyLocks
@@ -91,6 +92,9 @@ class HealService:
         self._catching_up: asyncio.Task | None = None
         self.caught_up = 0  # waiting versions repaired after their disk returned
         self._background: set[asyncio.Task] = set()
+        # Records kept on every disk (buckets, users: what a lost index is rebuilt from),
+        # checked and rewritten by whole-store passes; each returns the copies rewritten.
+        self.record_keepers: list[Callable[[], Awaitable[int]]] = [store.restore_bucket_records]
 
     def use_monitor(self, monitor: DiskMonitor) -> None:
         """The disk monitor, whose disk heals a pass waits for before it says done."""
@@ -578,6 +582,10 @@ class HealService:
                 checkpoint=job.kind == "scrub" and unscoped,
                 resume=resume,
             )
+            if unscoped:
+                job.phase = "records"
+                for keeper in self.record_keepers:
+                    job.records_restored += await keeper()
             if job.kind == "scrub" and unscoped:
                 job.phase = "orphans"
                 await collect_orphans(self, job, pacer)

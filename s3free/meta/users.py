@@ -157,6 +157,46 @@ class UserStore:
             del self._users[name]
             self._by_key.pop(user.access_key, None)
 
+    async def restore_records(self) -> int:
+        """Rewrite each user's record on every online disk whose copy is missing or unusable,
+        with the copy most disks agree on among those that open with the root secret (the
+        heal service's whole-store passes call this, so records do not rot away one disk at a
+        time). Returns how many copies were rewritten."""
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            names = sorted(self._users)
+            return await loop.run_in_executor(self._executor, self._restore, names)
+
+    def _restore(self, names: list[str]) -> int:
+        rewritten = 0
+        slots = self._set.online_slots()
+        for name in names:
+            path = f"{USERS_DIR}/{name}.json"
+            copies: dict[int, bytes | None] = {}  # slot position -> usable copy
+            for slot in slots:
+                try:
+                    blob = slot.disk.read_file(path)
+                    record = json.loads(blob)
+                    self._sealer.open(record["secret"])
+                    copies[slot.position] = blob
+                except (OSError, ValueError, KeyError, TypeError):
+                    copies[slot.position] = None
+            good = [b for b in copies.values() if b is not None]
+            if not good:
+                log.error("user %s has no usable record on any online disk", name)
+                continue
+            best = max(set(good), key=good.count)
+            for slot in slots:
+                if copies[slot.position] != best:
+                    try:
+                        slot.disk.write_file(path, best)
+                        rewritten += 1
+                    except OSError as exc:
+                        log.warning(
+                            "user record %s on %s not restored: %s", name, slot.disk.root, exc
+                        )
+        return rewritten
+
     async def _on_disks(self, fn) -> None:
         loop = asyncio.get_running_loop()
         slots = self._set.online_slots()
