@@ -162,6 +162,7 @@ def rotation(seed: int = 1, repair_rate_mb_s: float = 4.0, workdir: Path | None 
         bad = served.unhealthy(objs)
         if bad:
             row.problems.append(f"after the last scrub: {_describe([], bad)}")
+        row.problems += _records_whole(served, sorted({o.bucket for o in objs}))
         problems, nbytes = served.read_back(client, objs, "after the last scrub")
         row.problems += problems
         row.bytes_verified += nbytes
@@ -179,6 +180,28 @@ def rotation(seed: int = 1, repair_rate_mb_s: float = 4.0, workdir: Path | None 
     finally:
         _end(served, row, root, started, log)
     return row
+
+
+def _records_whole(served: Served, buckets: list[str]) -> list[str]:
+    """Every disk holds each bucket's record again (every disk's copy was emptied, flipped or
+    halved in some round), valid JSON and the same on all disks."""
+    problems = []
+    for bucket in buckets:
+        copies: dict[bytes, list[int]] = defaultdict(list)
+        for i in range(served.disks):
+            path = served.disk(i) / "buckets" / f"{bucket}.json"
+            try:
+                data = path.read_bytes()
+                json.loads(data)
+            except (OSError, ValueError) as exc:
+                problems.append(f"bucket record {bucket} on disk {i}: {exc}")
+                continue
+            copies[data].append(i)
+        if len(copies) > 1:
+            problems.append(
+                f"bucket record {bucket} differs between disks {sorted(copies.values())}"
+            )
+    return problems
 
 
 def _end(served: Served, row: Row, root: Path, started: float, log: FaultLog) -> None:
