@@ -95,6 +95,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         self.inline_max = min(inline_max, diskset.block_size)
         self.codec = ReedSolomon(diskset.k, diskset.m)
         self.fault_listeners: list[Callable[[ShardFault], None]] = []
+        self.degraded_writes = 0  # committed with some shard not written (for the metrics)
         self.recent_faults: deque[ShardFault] = deque(maxlen=10_000)
         self._key_locks = KeyLocks()
         self._gates = BucketGates()
@@ -493,6 +494,8 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 await undo()
             await self._remove_version(manifest)
             raise
+        if failed:
+            self.degraded_writes += 1
         for j, why in failed.items():
             for part in manifest.parts:
                 self._report(

@@ -272,6 +272,13 @@ class _Live:
         for (position, reason), count in self.m._shards_bad.items():
             bad.add_metric([str(position), reason], count)
         yield bad
+        if src.store is not None and hasattr(src.store, "degraded_writes"):
+            yield CounterMetricFamily(
+                "s3free_degraded_writes",
+                "Writes committed with some shard not written (a disk offline or failing): "
+                "each is queued for repair",
+                value=src.store.degraded_writes,
+            )
         if src.heal is not None:
             yield from self._heal(src.heal, ds)
 
