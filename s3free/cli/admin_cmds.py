@@ -127,6 +127,11 @@ def info_lines(doc: dict) -> list[str]:
              d["path"], d.get("problem") or "")
         )  # fmt: skip
     lines += table(rows)
+    for group in doc.get("shared_devices") or []:
+        lines.append(
+            f"warning: disks {', '.join(map(str, group))} share one filesystem: "
+            "one device failure takes them all"
+        )
     lines += [
         "",
         f"usage: {doc['buckets']} buckets, {u['objects']} objects, "
