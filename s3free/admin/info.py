@@ -136,6 +136,7 @@ async def server_info(request: web.Request) -> dict[str, Any]:
                 "total_bytes": total,
                 "free_bytes": total - used if used is not None and total is not None else None,
                 "shards": d.get("shards"),
+                "quarantine": d.get("quarantine"),
             }
         )
     slots = sorted(ds.slots, key=lambda slot: slot.position)
@@ -162,6 +163,10 @@ async def server_info(request: web.Request) -> dict[str, Any]:
         "shared_devices": [[slots[i].position for i in group] for group in shared],
         "buckets": len(await store.list_buckets()),
         "usage": total_usage.to_json(),
+        "quarantine": {
+            "files": sum((r["quarantine"] or {}).get("files", 0) for r in rows),
+            "bytes": sum((r["quarantine"] or {}).get("bytes", 0) for r in rows),
+        },
         "heal": heal.status() if heal is not None else None,
         "index": {"path": str(store.index.path), "last_rebuild": last},
     }

@@ -142,6 +142,12 @@ def info_lines(doc: dict) -> list[str]:
             f"       {u['uploads']} multipart uploads in progress, {u['upload_parts']} parts, "
             f"{size(u['upload_bytes'])} ({size(u['upload_raw_bytes'])} raw)"
         )
+    held = doc.get("quarantine") or {}
+    if held.get("files"):
+        lines.append(
+            f"quarantine: {held['files']} files, {size(held['bytes'])} "
+            "(s3free disk quarantine list)"
+        )
     heal = doc.get("heal")
     if heal is None:
         lines.append("heal: no heal service running")

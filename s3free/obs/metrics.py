@@ -144,6 +144,8 @@ class Usage:
     """A disk's filesystem at scrape time: (used, total) bytes, or None if unknown."""
 
     by_position: dict[int, tuple[int, int] | None] = field(default_factory=dict)
+    # {"files", "bytes"} in each disk's quarantine (bad shards repairs moved aside)
+    quarantine: dict[int, dict] = field(default_factory=dict)
 
 
 class Metrics:
@@ -345,6 +347,18 @@ class _Live:
                 free.add_metric([disk], figures[1] - figures[0])
                 total.add_metric([disk], figures[1])
         yield from (state, disk_info, used, free, total)
+        held_files = GaugeMetricFamily(
+            "s3free_quarantine_files",
+            "Bad shard files repairs moved to the disk's quarantine (s3free disk quarantine)",
+            labels=["disk"],
+        )
+        held_bytes = GaugeMetricFamily(
+            "s3free_quarantine_bytes", "Bytes in the disk's quarantine", labels=["disk"]
+        )
+        for position, held in sorted(self.m._usage.quarantine.items()):
+            held_files.add_metric([str(position)], held["files"])
+            held_bytes.add_metric([str(position)], held["bytes"])
+        yield from (held_files, held_bytes)
 
     def _heal(self, heal, ds) -> Iterable[Metric]:
         yield GaugeMetricFamily(
