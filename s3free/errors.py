@@ -86,8 +86,40 @@ class InsufficientWriteQuorum(StorageError):
 class DataUnavailable(StorageError):
     """More than m shards of a block are bad or missing: the bytes cannot be rebuilt.
 
-    Wrong bytes are never returned instead.
+    Wrong bytes are never returned instead. The fields say which version and block, how many
+    good shards were found of the k needed, and which shards were unread only because their
+    disk is offline: with those back the block may read again (`may_come_back`), without
+    them the data is lost (until the bad shards are restored). Callers decide on the fields,
+    never on the message text.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        bucket: str = "",
+        key: str = "",
+        version_id: str = "",
+        part_number: int = 0,
+        block_index: int = 0,
+        good: int = 0,
+        needed: int = 0,
+        offline_shards: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.bucket = bucket
+        self.key = key
+        self.version_id = version_id
+        self.part_number = part_number
+        self.block_index = block_index
+        self.good = good
+        self.needed = needed
+        self.offline_shards = offline_shards
+
+    @property
+    def may_come_back(self) -> bool:
+        """Whether the good shards plus those on offline disks would be enough."""
+        return bool(self.offline_shards) and self.good + len(self.offline_shards) >= self.needed
 
 
 class DiskSetError(StorageError):

@@ -35,6 +35,7 @@ from s3free.reload import Reloader
 from s3free.reload import install as install_live
 from s3free.s3.app import INFLIGHT, Settings, make_app
 from s3free.s3.request import split_host_bucket
+from s3free.storage.devices import describe_shared, shared_devices
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,15 @@ class Running:
         await self.store.close()
 
 
+def _warn_shared_devices(store: ObjectStore) -> None:
+    """Once at start: disks sharing one device fail together (see storage/devices.py)."""
+    slots = sorted(store.diskset.slots, key=lambda slot: slot.position)
+    roots = [Path(slot.disk.root) for slot in slots]
+    groups = shared_devices(roots)
+    if groups:
+        log.warning("%s", describe_shared(groups, roots))
+
+
 async def start(config: Config, creds: RootCredentials) -> Running:
     k_m = config.k_m
     store = await ObjectStore.open(
@@ -109,6 +119,7 @@ async def start(config: Config, creds: RootCredentials) -> Running:
         block_size=config.block_size,
         io_threads=config.io_threads,
     )
+    _warn_shared_devices(store)
     monitor: DiskMonitor | None = None
     heal = None
     rebuilder = IndexRebuilder(store)  # before the heal service copies the index handle

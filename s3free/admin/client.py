@@ -148,6 +148,13 @@ class AdminClient:
         """replace (add and remove answer 501 NotBuilt)."""
         return self.call("POST", f"disks/{action}", _json({"disk": disk}))
 
+    def quarantine(self) -> dict[str, Any]:
+        return self.call("GET", "disks/quarantine")
+
+    def purge_quarantine(self, older_than_s: float, force: bool) -> dict[str, Any]:
+        body = _json({"older_than_s": older_than_s, "force": force})
+        return self.call("POST", "disks/quarantine/purge", body)
+
     # -- info, usage, rebuild-index (s3free/admin/info.py) -------------------------------
 
     def server_info(self) -> dict[str, Any]:

@@ -9,6 +9,9 @@
     POST /_s3free/admin/v1/disks/replace       {"disk": position | path | disk id}
                                                -> {"disk": status of that disk, "action": text}
     POST /_s3free/admin/v1/disks/add|remove    -> 501 NotBuilt
+    GET  /_s3free/admin/v1/disks/quarantine    -> heal/quarantine.py report()
+    POST /_s3free/admin/v1/disks/quarantine/purge  {"older_than_s", "force"?}
+                                               -> heal/quarantine.py purge() (409 PurgeRefused)
 
 Scrub, repair, jobs and verify go to the heal service (the HEAL app key, set by the server;
 503 HealUnavailable when absent). Keys travel in JSON bodies, never in the path.
@@ -17,12 +20,16 @@ Scrub, repair, jobs and verify go to the heal service (the HEAL app key, set by 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
 
 from s3free.engine.diskmonitor import DiskMonitor
 from s3free.errors import NoSuchBucket, NoSuchKey
+from s3free.heal import quarantine
+
+log = logging.getLogger(__name__)
 
 DISKS = web.AppKey("disks", DiskMonitor)
 HEAL = web.AppKey("heal", object)  # an s3free.heal.HealService (the heal contract)
@@ -101,6 +108,8 @@ async def handle_disks(request: web.Request, parts: list[str], body: bytes) -> w
             before = monitor.state(monitor.diskset.slots[position])
             disk = await monitor.check(position)
             return web.json_response({"disk": disk, "action": _action(before, disk)})
+        if parts[:2] == ["disks", "quarantine"]:
+            return await _quarantine(request, parts[2:], method, body)
         heal_route = (
             parts in (["disks", "scrub"], ["disks", "repair"], ["objects", "verify"])
             and method == "POST"
@@ -144,6 +153,37 @@ async def handle_disks(request: web.Request, parts: list[str], body: bytes) -> w
         return _error(404, "NoSuchKey", str(exc))
     except NoSuchBucket as exc:
         return _error(404, "NoSuchBucket", str(exc))
+
+
+async def _quarantine(
+    request: web.Request, rest: list[str], method: str, body: bytes
+) -> web.Response:
+    """List (GET) or purge (POST .../purge) the disks' quarantines."""
+    from s3free.s3.app import STORE
+
+    store = request.app[STORE]
+    if not rest and method == "GET":
+        return web.json_response(await store._run(quarantine.report, store.diskset))
+    if rest != ["purge"] or method != "POST":
+        return _error(404, "NotFound", f"no admin endpoint {method} disks/quarantine/{rest}")
+    doc = _body(body)
+    older = doc.get("older_than_s")
+    if isinstance(older, bool) or not isinstance(older, int | float):
+        raise _BadRequest('"older_than_s" is required: a number of seconds >= 0')
+    force = doc.get("force", False)
+    if not isinstance(force, bool):
+        raise _BadRequest('"force" must be true or false')
+    try:
+        result = await store._run(quarantine.purge, store.diskset, float(older), force)
+    except quarantine.PurgeRefused as exc:
+        return _error(409, "PurgeRefused", str(exc))
+    log.warning(
+        "quarantine purge (older than %g s): removed %d files, %d bytes",
+        older,
+        result["removed_files"],
+        result["removed_bytes"],
+    )
+    return web.json_response(result)
 
 
 async def _buckets(request: web.Request):

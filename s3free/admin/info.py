@@ -23,6 +23,7 @@ batch, summed on read): the next step, not built.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +31,7 @@ from aiohttp import web
 from s3free import __version__
 from s3free.admin.rebuild import IndexRebuilder, RebuildRefused
 from s3free.admin.usage import Usage, walk_usage
+from s3free.storage.devices import shared_devices
 
 STARTED_AT = web.AppKey("started_at", float)  # time.time() when the server started
 REBUILDER = web.AppKey("rebuilder", IndexRebuilder)
@@ -134,8 +136,11 @@ async def server_info(request: web.Request) -> dict[str, Any]:
                 "total_bytes": total,
                 "free_bytes": total - used if used is not None and total is not None else None,
                 "shards": d.get("shards"),
+                "quarantine": d.get("quarantine"),
             }
         )
+    slots = sorted(ds.slots, key=lambda slot: slot.position)
+    shared = await store._run(shared_devices, [Path(slot.disk.root) for slot in slots])
     _, total_usage = await usage(store, None)
     rebuilder = app.get(REBUILDER)
     last = None
@@ -154,8 +159,14 @@ async def server_info(request: web.Request) -> dict[str, Any]:
         "write_quorum": ds.write_quorum,
         "disks": rows,
         "disks_online": sum(r["state"] != "offline" for r in rows),
+        # groups of disk positions on one filesystem: they fail together (storage/devices.py)
+        "shared_devices": [[slots[i].position for i in group] for group in shared],
         "buckets": len(await store.list_buckets()),
         "usage": total_usage.to_json(),
+        "quarantine": {
+            "files": sum((r["quarantine"] or {}).get("files", 0) for r in rows),
+            "bytes": sum((r["quarantine"] or {}).get("bytes", 0) for r in rows),
+        },
         "heal": heal.status() if heal is not None else None,
         "index": {"path": str(store.index.path), "last_rebuild": last},
     }

@@ -107,6 +107,16 @@ class LocalDisks:
             status = await self.monitor.check(position)  # starts the repair pass
         return {"disk": status, "action": _action(before, status)}
 
+    async def quarantine(self) -> dict:
+        from s3free.heal import quarantine
+
+        return await self.store._run(quarantine.report, self.store.diskset)
+
+    async def purge_quarantine(self, older_than_s: float, force: bool) -> dict:
+        from s3free.heal import quarantine
+
+        return await self.store._run(quarantine.purge, self.store.diskset, older_than_s, force)
+
     async def _bucket(self, bucket: str | None) -> None:
         if bucket is not None:
             await self.store.head_bucket(bucket)  # NoSuchBucket

@@ -127,6 +127,11 @@ def info_lines(doc: dict) -> list[str]:
              d["path"], d.get("problem") or "")
         )  # fmt: skip
     lines += table(rows)
+    for group in doc.get("shared_devices") or []:
+        lines.append(
+            f"warning: disks {', '.join(map(str, group))} share one filesystem: "
+            "one device failure takes them all"
+        )
     lines += [
         "",
         f"usage: {doc['buckets']} buckets, {u['objects']} objects, "
@@ -136,6 +141,12 @@ def info_lines(doc: dict) -> list[str]:
         lines.append(
             f"       {u['uploads']} multipart uploads in progress, {u['upload_parts']} parts, "
             f"{size(u['upload_bytes'])} ({size(u['upload_raw_bytes'])} raw)"
+        )
+    held = doc.get("quarantine") or {}
+    if held.get("files"):
+        lines.append(
+            f"quarantine: {held['files']} files, {size(held['bytes'])} "
+            "(s3free disk quarantine list)"
         )
     heal = doc.get("heal")
     if heal is None:

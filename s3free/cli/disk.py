@@ -77,6 +77,12 @@ class _Remote:
     async def replace(self, disk):
         return self.c.disk_action("replace", disk)
 
+    async def quarantine(self):
+        return self.c.quarantine()
+
+    async def purge_quarantine(self, older_than_s, force):
+        return self.c.purge_quarantine(older_than_s, force)
+
     async def settle(self):
         return None
 
@@ -359,3 +365,8 @@ def remove(args) -> None:
     """Drain and remove a disk (not built yet)."""
     _say("remove", "not built yet (draining is designed in the spec, not built)", 2)
     sys.exit(EXIT_USAGE)
+
+
+from s3free.cli.quarantine import quarantine  # noqa: E402 (uses this module's helpers)
+
+disk.add_command(quarantine)

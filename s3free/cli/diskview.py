@@ -53,6 +53,17 @@ def status_lines(doc: dict) -> list[str]:
                 f"pass {heal['passes']}{', job ' + heal['job_id'] if heal['job_id'] else ''}"
                 f"{waiting}"
             )
+    held = [d for d in doc["disks"] if d.get("quarantine")]
+    if held:
+        files = sum(d["quarantine"]["files"] for d in held)
+        total = sum(d["quarantine"]["bytes"] for d in held)
+        each = ", ".join(
+            f"disk {d['position']} {d['quarantine']['files']} ({size(d['quarantine']['bytes'])})"
+            for d in held
+        )
+        lines.append(
+            f"quarantine: {files} files, {size(total)} ({each}); see s3free disk quarantine list"
+        )
     estimated = [d for d in doc["disks"] if d.get("shards") and not d["shards"]["exact"]]
     if estimated:
         lines.append("~: shard count estimated from a sample of object directories")

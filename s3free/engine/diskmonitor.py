@@ -49,6 +49,7 @@ from s3free.storage.health import (
     write_tracker,
 )
 from s3free.storage.monitored import MonitoredDisk, classify, unwrap
+from s3free.storage.quarantine import summary as quarantine_summary
 
 log = logging.getLogger(__name__)
 
@@ -449,8 +450,11 @@ class DiskMonitor:
             *(self.store._run(s.disk.usage) for s in slots), return_exceptions=True
         )
         counts = await asyncio.gather(*(self._count(s) for s in slots))
+        quarantined = await asyncio.gather(
+            *(self._quarantine(s) for s in slots), return_exceptions=True
+        )
         disks = []
-        for slot, usage, count in zip(slots, usages, counts, strict=True):
+        for slot, usage, count, held in zip(slots, usages, counts, quarantined, strict=True):
             h = self.health[slot.position]
             heal = None
             if h.tracker is not None:
@@ -476,11 +480,24 @@ class DiskMonitor:
                     "last_error_ms": h.last_error_ms,
                     "heal": heal,
                     "last_heal": h.last_heal,
+                    # {"files", "bytes"} moved aside by repairs (None: offline or unreadable)
+                    "quarantine": None if isinstance(held, BaseException) else held,
                 }
             )
         ds = self.diskset
         return {"set_id": ds.set_id, "k": ds.k, "m": ds.m, "block_size": ds.block_size,
                 "write_quorum": ds.write_quorum, "disks": disks}  # fmt: skip
+
+    async def _quarantine(self, slot: DiskSlot) -> dict | None:
+        """Files and bytes in the disk's quarantine (spec 13.2); None while it is offline."""
+        return await self.store._run(self.quarantine_held, slot)
+
+    def quarantine_held(self, slot: DiskSlot) -> dict | None:
+        """{"files", "bytes"} in the disk's quarantine, None while it is offline (blocking:
+        call it in a thread; the metrics scrape does)."""
+        if not slot.online:
+            return None
+        return quarantine_summary(slot.disk.root)
 
     async def _count(self, slot: DiskSlot) -> ShardCount | None:
         """Shard files on the disk, counted at most every count_cache_s (bounded in time)."""

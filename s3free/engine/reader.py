@@ -156,7 +156,8 @@ class BlockReader:
         self._bhash = bucket_hash(manifest.bucket)
         self._vhex = manifest.version_id.replace("-", "")
         self._handles: dict[tuple[int, int], object] = {}
-        self._dead: set[tuple[int, int]] = set()  # (part, shard) whose file is unusable
+        # (part, shard) whose file is unusable -> whether only because its disk is offline
+        self._dead: dict[tuple[int, int], bool] = {}
         # (part, shard) -> an inline file read in a batch, or the error reading it gave
         self._preloaded: dict[tuple[int, int], bytes | OSError] = {}
         self._lock = threading.Lock()
@@ -195,7 +196,7 @@ class BlockReader:
         if slot is None:
             raise _ShardUnusable("disk is not part of this set")
         if not slot.online:
-            raise _ShardUnusable(f"disk offline: {slot.problem}")
+            raise _ShardUnusable(f"disk offline: {slot.problem}", offline=True)
         if self.m.inline:
             handle = self._inline_records(slot.disk, self._path_for(part), key)
         else:
@@ -331,11 +332,11 @@ class BlockReader:
     def _fetch(self, part: PartEntry, block: int, shard: int) -> ShardRecord:
         """One checked record, or _ShardBad/_ShardUnusable saying why not."""
         if (part.number, shard) in self._dead:
-            raise _ShardUnusable("shard file unusable")
+            raise _ShardUnusable("shard file unusable", offline=self._dead[(part.number, shard)])
         try:
             handle = self._handle(part.number, shard)
-        except _ShardUnusable:
-            self._dead.add((part.number, shard))
+        except _ShardUnusable as exc:
+            self._dead[(part.number, shard)] = exc.offline
             raise
         block_length = min(self.m.block_size, part.size - block * self.m.block_size)
         payload = -(-block_length // self.m.k)
@@ -389,6 +390,7 @@ class BlockReader:
         n = self.m.k + self.m.m
         k = self.m.k
         good: dict[int, ShardRecord] = {}
+        offline: list[int] = []  # shards unread only because their disk is offline
         remaining = list(range(n))  # data shards first: no decode needed when they are good
         if self.m.inline:
             self._preload_inline(part.number, remaining[:k])
@@ -398,10 +400,12 @@ class BlockReader:
                 good[shard] = self._fetch(part, block, shard)
             except _ShardUnusable as exc:
                 self._fault(part.number, shard, str(exc), None)
+                if exc.offline:
+                    offline.append(shard)
             except _ShardBad as exc:
                 self._fault(part.number, shard, str(exc), block)
         if len(good) < k:
-            raise DataUnavailable(self._unavailable(part, block, len(good)))
+            raise self._unavailable(part, block, len(good), offline)
         data = self._decode_checked(good)
         if data is not None:
             return data
@@ -416,6 +420,8 @@ class BlockReader:
                 record = self._fetch(part, block, shard)
             except (_ShardUnusable, _ShardBad) as exc:
                 self._fault(part.number, shard, str(exc), block)
+                if isinstance(exc, _ShardUnusable) and exc.offline:
+                    offline.append(shard)
                 continue
             if record.leaf_ok():
                 good[shard] = record
@@ -427,7 +433,7 @@ class BlockReader:
                 joined = data[0] if len(data) == 1 else b"".join(data)
                 self._report_disagreeing(part, block, good, joined)
                 return [joined]
-        raise DataUnavailable(self._unavailable(part, block, 0))
+        raise self._unavailable(part, block, 0, offline)
 
     def _report_disagreeing(
         self, part: PartEntry, block: int, good: dict[int, ShardRecord], data: bytes
@@ -465,15 +471,48 @@ class BlockReader:
             data = self._codec.decode({s: r.payload for s, r in chosen.items()}, length)
         return [data] if blake3.blake3(data).digest() in hashes else None
 
-    def _unavailable(self, part: PartEntry, block: int, good: int) -> str:
-        return (
-            f"{self.m.bucket}/{self.m.key}: part {part.number} block {block} has only {good} "
-            f"good shards of the {self.m.k} needed; refusing to return wrong bytes"
+    def _unavailable(
+        self, part: PartEntry, block: int, good: int, offline: list[int]
+    ) -> DataUnavailable:
+        """The error for a block that cannot be read, saying why in typed fields: whether
+        disks coming back could help (offline shards) or the data is lost."""
+        away = tuple(sorted(set(offline)))
+        message = (
+            f"{self.m.bucket}/{self.m.key} (version {self.m.version_id}): part {part.number} "
+            f"block {block} has only {good} good shards of the {self.m.k} needed"
         )
+        if away:
+            where = ", ".join(self._position(shard) for shard in away)
+            message += f"; {len(away)} more are on offline disks ({where})"
+        if away and good + len(away) >= self.m.k:
+            message += ": readable again when those disks come back"
+        else:
+            bad = self.m.k + self.m.m - good - len(away)
+            message += f"; {bad} are missing or corrupt: the data is lost unless restored"
+        return DataUnavailable(
+            message + "; refusing to return wrong bytes",
+            bucket=self.m.bucket,
+            key=self.m.key,
+            version_id=self.m.version_id,
+            part_number=part.number,
+            block_index=block,
+            good=good,
+            needed=self.m.k,
+            offline_shards=away,
+        )
+
+    def _position(self, shard: int) -> str:
+        slot = self._set.slot_for(self.m.placement[shard])
+        return f"disk {slot.position}" if slot is not None else f"disk id {self.m.placement[shard]}"
 
 
 class _ShardUnusable(Exception):
-    """The whole shard file cannot be used (missing, disk offline, cannot open)."""
+    """The whole shard file cannot be used (missing, disk offline, cannot open); `offline`
+    when only because its disk is out of service (it may come back)."""
+
+    def __init__(self, message: str, *, offline: bool = False) -> None:
+        super().__init__(message)
+        self.offline = offline
 
 
 class _ShardBad(Exception):

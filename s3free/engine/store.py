@@ -98,6 +98,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         # Called on the loop with each version a PUT, COPY, complete or DELETE replaced: what
         # the healer remembers about it (queued, waiting, unrepairable) is void.
         self.retire_listeners: list[Callable[[Manifest], None]] = []
+        self.degraded_writes = 0  # committed with some shard not written (for the metrics)
         self.recent_faults: deque[ShardFault] = deque(maxlen=10_000)
         self._key_locks = KeyLocks()
         self._gates = BucketGates()
@@ -496,6 +497,8 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 await undo()
             await self._remove_version(manifest)
             raise
+        if failed:
+            self.degraded_writes += 1
         for j, why in failed.items():
             for part in manifest.parts:
                 self._report(

@@ -29,10 +29,17 @@ from s3free.format.footer import ShardFooter
 from s3free.format.header import CODEC_ZFEC_RS, ShardHeader
 from s3free.format.merkle import merkle_root
 from s3free.format.record import leaf_hash
+from s3free.obs.ratelimit import LogLimiter
 from s3free.obs.stage import ERASURE_ENCODE, stage
 from s3free.storage.diskset import DiskSlot
 
 log = logging.getLogger(__name__)
+
+# While a disk is away every write fails its shard there: the first failure per disk is
+# logged, then at most one line a minute per disk with the count since (the metric
+# s3free_degraded_writes_total counts every degraded write).
+SHARD_FAILURE_LOG_EVERY_S = 60.0
+_shard_failures = LogLimiter(SHARD_FAILURE_LOG_EVERY_S)
 
 # Blocks whose MD5 or encode+append may still be running while the stream is read further.
 PIPELINE_DEPTH = 3
@@ -341,8 +348,16 @@ class PartWriter:
     def _fail(self, j: int, why: str) -> None:
         if j not in self._failed:
             slot = self._placement[j]
-            log.warning("shard %d on disk %s failed: %s", j, slot.disk.root, why)
             self._failed[j] = why
+            skipped = _shard_failures.admit(slot.disk.root)
+            if skipped is None:
+                return
+            since = (
+                f" ({skipped} more shard writes failed on this disk since the last line)"
+                if skipped
+                else ""
+            )
+            log.warning("shard %d on disk %s failed: %s%s", j, slot.disk.root, why, since)
 
     def _check_quorum(self) -> None:
         alive = len(self._placement) - len(self._failed)

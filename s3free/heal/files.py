@@ -22,8 +22,7 @@ from s3free.engine.reader import InlineShardHandle
 from s3free.format.manifest import Manifest
 from s3free.storage.disk import Disk, ReadHandle
 from s3free.storage.layout import manifest_file, part_name, shard_file, version_dir
-
-QUARANTINE_DIR = ".s3free.quarantine"
+from s3free.storage.quarantine import QUARANTINE_DIR
 
 
 def vhex_of(manifest: Manifest) -> str:

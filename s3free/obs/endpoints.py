@@ -184,11 +184,26 @@ async def _usage(sources: Sources) -> Usage:
         ),
         return_exceptions=True,
     )
+    held: list = []
+    quarantine_of = getattr(sources.monitor, "quarantine_held", None)
+    if quarantine_of is not None:
+        held = await asyncio.gather(
+            *(
+                asyncio.wait_for(loop.run_in_executor(None, quarantine_of, slot), USAGE_TIMEOUT_S)
+                for slot in slots
+            ),
+            return_exceptions=True,
+        )
     return Usage(
         {
             slot.position: None if isinstance(result, BaseException) else result
             for slot, result in zip(slots, results, strict=True)
-        }
+        },
+        {
+            slot.position: result
+            for slot, result in zip(slots, held, strict=False)
+            if isinstance(result, dict)
+        },
     )
 
 

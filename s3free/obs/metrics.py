@@ -144,6 +144,8 @@ class Usage:
     """A disk's filesystem at scrape time: (used, total) bytes, or None if unknown."""
 
     by_position: dict[int, tuple[int, int] | None] = field(default_factory=dict)
+    # {"files", "bytes"} in each disk's quarantine (bad shards repairs moved aside)
+    quarantine: dict[int, dict] = field(default_factory=dict)
 
 
 class Metrics:
@@ -272,6 +274,13 @@ class _Live:
         for (position, reason), count in self.m._shards_bad.items():
             bad.add_metric([str(position), reason], count)
         yield bad
+        if src.store is not None and hasattr(src.store, "degraded_writes"):
+            yield CounterMetricFamily(
+                "s3free_degraded_writes",
+                "Writes committed with some shard not written (a disk offline or failing): "
+                "each is queued for repair",
+                value=src.store.degraded_writes,
+            )
         if src.heal is not None:
             yield from self._heal(src.heal, ds)
 
@@ -338,6 +347,18 @@ class _Live:
                 free.add_metric([disk], figures[1] - figures[0])
                 total.add_metric([disk], figures[1])
         yield from (state, disk_info, used, free, total)
+        held_files = GaugeMetricFamily(
+            "s3free_quarantine_files",
+            "Bad shard files repairs moved to the disk's quarantine (s3free disk quarantine)",
+            labels=["disk"],
+        )
+        held_bytes = GaugeMetricFamily(
+            "s3free_quarantine_bytes", "Bytes in the disk's quarantine", labels=["disk"]
+        )
+        for position, held in sorted(self.m._usage.quarantine.items()):
+            held_files.add_metric([str(position)], held["files"])
+            held_bytes.add_metric([str(position)], held["bytes"])
+        yield from (held_files, held_bytes)
 
     def _heal(self, heal, ds) -> Iterable[Metric]:
         yield GaugeMetricFamily(

@@ -25,6 +25,7 @@ from s3free.obs.requestkeys import OPERATION, S3_REQUEST, USER
 from s3free.obs.requestkeys import REQUEST_ID as REQUEST_ID_KEY
 from s3free.s3 import access
 from s3free.s3.errors import S3Error, from_storage
+from s3free.s3.readfail import log_read_failure
 from s3free.s3.request import S3Request, is_admin_path, parse, split_host_bucket
 from s3free.s3.sigv2 import authenticate_v2
 from s3free.s3.sigv4 import AuthResult, Credentials, authenticate
@@ -183,6 +184,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     except S3Error as exc:
         return error_response(exc, resource, rid, request.method)
     except StorageError as exc:
+        log_read_failure(exc, resource)
         return error_response(from_storage(exc), resource, rid, request.method)
     except (ConnectionResetError, web.HTTPException):
         raise

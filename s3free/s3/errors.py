@@ -54,7 +54,8 @@ _STATUS: dict[str, int] = {
     "SignatureDoesNotMatch": 403,
     "SlowDown": 503,
     "XAmzContentSHA256Mismatch": 400,
-    "XS3freeDataUnavailable": 500,
+    "XS3freeDataLost": 410,
+    "XS3freeDataUnavailable": 503,
     "XS3freeInsufficientWriteQuorum": 503,
 }
 
@@ -91,13 +92,32 @@ _FROM_STORAGE: list[tuple[type[storage.StorageError], str]] = [
     (storage.IncompleteBody, "IncompleteBody"),
     (storage.BadDigest, "BadDigest"),
     (storage.InsufficientWriteQuorum, "XS3freeInsufficientWriteQuorum"),
-    (storage.DataUnavailable, "XS3freeDataUnavailable"),
     (storage.DiskSetError, "InternalError"),
 ]
 
 
+# Seconds a client is told to wait before retrying a read that needs an offline disk back.
+RETRY_AFTER_S = 30
+
+
+def data_unavailable(exc: storage.DataUnavailable) -> S3Error:
+    """A read that cannot be served: 503 with Retry-After (every SDK retries 503) while
+    shards on offline disks could make it readable again; 410 Gone when the shards are known
+    lost (corrupt or missing on online disks). 410 because no SDK retries it (botocore,
+    awscli and the other SDKs retry 500/502/503/504, 429 and throttling codes), it says the
+    condition is expected to last, and, unlike 501 or 507, it does not claim something false.
+    no-store keeps caches from holding on to it after an operator restores the shards."""
+    if exc.may_come_back:
+        return S3Error(
+            "XS3freeDataUnavailable", str(exc), **{"header:Retry-After": str(RETRY_AFTER_S)}
+        )
+    return S3Error("XS3freeDataLost", str(exc), **{"header:Cache-Control": "no-store"})
+
+
 def from_storage(exc: storage.StorageError) -> S3Error:
     """The S3 error for an engine error: the one place the two trees meet."""
+    if isinstance(exc, storage.DataUnavailable):
+        return data_unavailable(exc)
     for kind, code in _FROM_STORAGE:
         if isinstance(exc, kind):
             return S3Error(code, str(exc))

@@ -129,6 +129,12 @@ def parse(
             raise S3Error(
                 "NotImplemented", f"s3free does not implement the {sub!r} subresource for {method}"
             )
+        if method == "POST" and not key:
+            raise S3Error(
+                "NotImplemented",
+                "s3free does not implement browser POST uploads (HTML forms with a POST "
+                "policy); use PutObject or a presigned PUT URL",
+            )
         raise S3Error("MethodNotAllowed", f"{method} is not allowed on this resource")
     if op == "ListObjects" and proxy.get("list-type") == "2":
         op = "ListObjectsV2"

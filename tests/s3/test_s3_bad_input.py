@@ -188,6 +188,11 @@ def test_path_with_invalid_utf8_is_a_client_error(server, s3, bucket):
         ("GET", True, "retention", b""),
         ("POST", True, "restore", b"<RestoreRequest/>"),
         ("GET", False, "object-lock", b""),
+        ("PUT", False, "website", b"<WebsiteConfiguration/>"),
+        ("GET", False, "replication", b""),
+        ("GET", False, "encryption", b""),
+        ("GET", True, "torrent", b""),
+        ("POST", True, "select&select-type=2", b"<SelectObjectContentRequest/>"),
     ],
 )  # fmt: skip
 def test_unsupported_subresource_not_implemented(server, s3, bucket, method, on_key, query, body):
@@ -198,6 +203,35 @@ def test_unsupported_subresource_not_implemented(server, s3, bucket, method, on_
     # The server is fine afterwards, and nothing changed.
     assert s3.get_object(Bucket=bucket, Key="obj")["Body"].read() == b"payload"
     assert s3.get_bucket_versioning(Bucket=bucket).get("Status") is None
+
+
+def test_browser_post_upload_is_not_implemented(server, s3, bucket):
+    """An HTML form upload (POST to the bucket, multipart/form-data with a POST policy, no
+    Authorization header) is an S3 feature s3free does not build: 501 NotImplemented XML
+    saying so, as for every other such feature, not 405, and nothing stored."""
+    boundary = "----s3freeform"
+    fields = {"key": "posted", "acl": "private", "policy": "e30=", "x-amz-signature": "00"}
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+        for k, v in fields.items()
+    ]
+    body = (
+        "".join(parts)
+        + f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        + f"Content-Type: text/plain\r\n\r\nhello\r\n--{boundary}--\r\n"
+    ).encode()
+    for path in (object_path(bucket), object_path(bucket) + "/"):
+        reply = raw_request(
+            server,
+            "POST",
+            path,
+            body=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            signed=False,
+        )
+        assert (reply.status, reply.code) == (501, "NotImplemented"), reply
+        assert "POST" in error_fields(reply.body)["Message"]
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
 def test_unsupported_calls_through_boto3_keep_the_connection_usable(server, s3, bucket):

@@ -3,6 +3,7 @@ and the object ACL calls."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from urllib.parse import unquote
@@ -22,6 +23,7 @@ from s3free.s3.ops.common import (
     user_metadata,
     xml_reply,
 )
+from s3free.s3.readfail import log_read_failure
 from s3free.s3.xmlio import add, child_text, children, element, http_date, iso8601, parse_body
 
 log = logging.getLogger(__name__)
@@ -150,16 +152,41 @@ async def get_object(ctx) -> web.StreamResponse:
             # Small: read (bounded) first, so a read error is still an S3 error response,
             # and send everything at once.
             return web.Response(status=status, headers=headers, body=await reader.read_all())
+        # The first block is read and verified before the status goes out, so a version
+        # whose shards are lost or offline still gets its S3 error response.
+        chunks = aiter(reader)
+        first = await anext(chunks)
         response = web.StreamResponse(status=status, headers=headers)
         response.content_length = reader.content_length
         await response.prepare(ctx.request)
-        async for chunk in reader:
-            await response.write(chunk)
+        try:
+            await response.write(first)
+            async for chunk in chunks:
+                await response.write(chunk)
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as exc:
+            _cut(ctx, exc)
+            await reader.aclose()
+            return response  # aiohttp finds the transport closed and sends nothing more
         await response.write_eof()
         return response
     except BaseException:
         await reader.aclose()
         raise
+
+
+def _cut(ctx, exc: Exception) -> None:
+    """A read failed after the status and part of the body went out: no error response can
+    follow, so the connection is aborted (the client sees fewer bytes than Content-Length,
+    never wrong ones, and retries)."""
+    if isinstance(exc, StorageError):
+        log_read_failure(exc, ctx.s3.resource, after_headers=True)
+    else:
+        log.exception("GET %s failed after the response headers were sent", ctx.s3.resource)
+    transport = ctx.request.transport
+    if transport is not None:
+        transport.abort()
 
 
 async def head_object(ctx) -> web.StreamResponse:
