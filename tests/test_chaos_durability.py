@@ -19,7 +19,6 @@ def test_disk_away_during_writes_heals_without_a_command(tmp_path):
     assert row.ok, row.fail_message()
 
 
-@pytest.mark.slow
 def test_concurrent_healers_repair_once_and_quarantine_only_damage(tmp_path):
     row = d.concurrent_healers(seed=23, workdir=tmp_path)
     assert row.ok, row.fail_message()
