@@ -34,6 +34,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from s3free.errors import StoreInUse
 from s3free.format.diskformat import DiskFormat
 from s3free.storage.diskset import DiskSlot
 from s3free.storage.health import (
@@ -231,6 +232,8 @@ class DiskMonitor:
         if result.ok:
             h.fresh_seen = 0
             if not slot.online and time.monotonic() >= h.held_until:
+                if not await self._take_disk_lock(slot):
+                    return
                 slot.mark_online()
                 await self._load_tracker(slot)
                 await self._settle(slot)
@@ -272,6 +275,8 @@ class DiskMonitor:
             _now_ms(),
             f"replaced: empty directory at position {slot.position}",
         )
+        if not await self._take_disk_lock(slot):
+            return
         try:
             await self.store._run(
                 format_replacement, unwrap(slot.disk), self.expected_format(slot), tracker
@@ -292,6 +297,20 @@ class DiskMonitor:
         await self._settle(slot)
         if self.healer is not None:
             self.healer.disk_online(slot.disk_id)
+
+    async def _take_disk_lock(self, slot: DiskSlot) -> bool:
+        """Take this process's lock on the disk's directory (it may be new, or have been away
+        at start) before using it; a directory another process holds is never used."""
+        try:
+            if await self.store._run(self.store.disk_locks.acquire, slot.disk.root):
+                return True
+            slot.problem = "directory missing"
+        except StoreInUse as exc:
+            slot.problem = str(exc)
+            log.error("disk %s not used: %s", slot.disk.root, exc)
+        except OSError as exc:
+            slot.problem = f"cannot lock the directory: {exc}"
+        return False
 
     async def _settle(self, slot: DiskSlot) -> None:
         """A disk is back: finish removing the versions replaced or deleted while it was

@@ -29,7 +29,7 @@ from s3free.engine.names import validate_bucket_name, validate_key
 from s3free.engine.pool import IOPool
 from s3free.engine.reader import BlockReader, ObjectReader, Prefetched
 from s3free.engine.recovery import RecoveryMixin, _listing_entry
-from s3free.engine.storelock import StoreLock
+from s3free.engine.storelock import DiskLocks, StoreLock
 from s3free.engine.types import BucketInfo, ListResult, ObjectInfo, ObjectSummary, ShardFault
 from s3free.engine.writer import PartResult, PartWriter, ShardIdentity
 from s3free.erasure import ReedSolomon
@@ -98,6 +98,9 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         # Called on the loop with each version a PUT, COPY, complete or DELETE replaced: what
         # the healer remembers about it (queued, waiting, unrepairable) is void.
         self.retire_listeners: list[Callable[[Manifest], None]] = []
+        # The flocks on the disk directories (ObjectStore.open takes them; the disk monitor
+        # takes that of a disk coming back or replaced, before using it).
+        self.disk_locks = DiskLocks()
         self.degraded_writes = 0  # committed with some shard not written (for the metrics)
         self.recent_faults: deque[ShardFault] = deque(maxlen=10_000)
         self._key_locks = KeyLocks()
@@ -140,17 +143,28 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         executor = IOPool(io_threads, thread_name_prefix="s3free-io")
         loop = asyncio.get_running_loop()
         lock: StoreLock | None = None
+        disk_locks = DiskLocks()
+        roots = sorted(str(d if isinstance(d, (str, Path)) else d.root) for d in disks)
+
+        def lock_disks() -> None:
+            # In path order, so two processes starting at once cannot each hold a part.
+            for root in roots:
+                disk_locks.acquire(root)
+
         try:
             lock = await loop.run_in_executor(executor, StoreLock.acquire, Path(meta_dir))
+            await loop.run_in_executor(executor, lock_disks)  # before anything is written
             diskset = await loop.run_in_executor(
                 executor, lambda: DiskSet.open(disks, k=k, m=m, block_size=block_size)
             )
+            await loop.run_in_executor(executor, lock_disks)  # those a new set just made
             for slot in diskset.online_slots():
                 removed = await loop.run_in_executor(executor, slot.disk.clean_temp)
                 if removed:
                     log.info("removed %d temp files on %s", removed, slot.disk.root)
             index = await loop.run_in_executor(executor, _open_index, Path(meta_dir))
         except BaseException:
+            disk_locks.release_all()
             if lock is not None:
                 lock.release()
             executor.shutdown(wait=False)
@@ -159,6 +173,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
             diskset, index, executor=executor, min_part_size=min_part_size, inline_max=inline_max
         )
         store._store_lock = lock
+        store.disk_locks = disk_locks
         meta = await store._run(index.get_meta)
         if not meta or meta.get("set_id") != diskset.set_id or not meta.get("complete"):
             log.info("index missing or incomplete: rebuilding it from the disks")
@@ -203,6 +218,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         # that is a segfault, not an exception).
         self.executor.shutdown(wait=True)
         self.index.close()
+        self.disk_locks.release_all()
         lock = getattr(self, "_store_lock", None)
         if lock is not None:
             lock.release()
