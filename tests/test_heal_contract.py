@@ -146,7 +146,7 @@ def test_a_pass_is_done_only_when_what_it_found_is_back_at_k_plus_m(tmp_path):
         store = await new_store(tmp_path)
         # A slow queue worker: reads queue repairs that the scrub must not leave behind.
         monitor, heal = await attach(store, scrub_rate_mb_s=0.0)
-        heal._repair_pacer.set_rate(rate_mb_s=0.05)
+        heal._repair_pacer.set_rate(rate_mb_s=0.2)
         try:
             objects = {
                 f"o{i}": await put(store, f"o{i}", [1, 3000, 3 * BS][i % 3]) for i in range(9)

@@ -646,7 +646,10 @@ class HealService:
             except TimeoutError:
                 pass
             except asyncio.CancelledError:
-                if not task.cancelled():
+                # The job's own cancellation ends this wait; the waiter's (a pass waiting for
+                # a disk heal, stopped with the service) must go on up, never be swallowed.
+                current = asyncio.current_task()
+                if not task.cancelled() or (current is not None and current.cancelling()):
                     raise
             except Exception:
                 pass  # recorded in the job
