@@ -103,27 +103,6 @@ class Config:
             for name in KEYS
         ]
 
-    def check_paths(self) -> None:
-        """Before anything is written: every directory the store needs is a directory where
-        it exists (a file there gave "[Errno 17] File exists" or "Not a directory" deep in
-        the start-up), or can be made under an existing directory."""
-        named = [("data_dir", Path(self.data_dir))] if not self.disks or not self.meta_dir else []
-        named += [("meta_dir", self.meta_path)]
-        named += [("disks", path) for path in self.disk_paths]
-        for key, path in named:
-            flag = key.rstrip("s").replace("_", "-")
-            if path.exists() and not path.is_dir():
-                raise ConfigError(
-                    f"{key}: {str(path)!r} is a file, not a directory: give a directory for "
-                    f"--{flag} (it is made if missing), or move the file away"
-                )
-            parent = next((p for p in path.parents if p.exists()), None)
-            if parent is not None and not parent.is_dir():
-                raise ConfigError(
-                    f"{key}: {str(path)!r} cannot be made: {str(parent)!r} is a file, not a "
-                    f"directory; give another path for --{flag}"
-                )
-
     def validate(self) -> None:
         for name in ("data_dir", "meta_dir", "domain", "tls_cert", "tls_key", "otlp_endpoint"):
             if getattr(self, name) == "":

@@ -1,11 +1,8 @@
 """Running the server: open the store and users, serve the S3 API, shut down cleanly.
 
 Root credentials come from the access_key / secret_key settings (S3FREE_ACCESS_KEY /
-S3FREE_SECRET_KEY, or the config file); when those are unset, a pair is generated once, kept
-with the store as `<meta dir>.credentials.json` (mode 0600, beside the index directory and its
-lock, so the same store started from any working directory finds the same keys) and printed
-at start-up as `export` lines. Only a store that opened gets keys: a start that fails writes
-none. A pair an older version kept in `<data dir>/credentials.json` is still used.
+S3FREE_SECRET_KEY, or the config file); when those are unset, a pair
+is generated once, kept in <data dir>/credentials.json (mode 0600) and printed at start-up.
 The server never runs without credentials.
 """
 
@@ -52,15 +49,7 @@ class RootCredentials:
     generated: bool  # made now, to be shown to the operator once
 
 
-def credentials_path(config: Config) -> Path:
-    """Where generated root keys live: beside the index directory (and its lock)."""
-    meta = Path(config.meta_path).absolute()
-    return meta.with_name(meta.name + "." + CREDENTIALS_FILE)
-
-
-def root_credentials(config: Config, env: dict[str, str] | None = None) -> RootCredentials | None:
-    """The configured or stored root credentials; None when a pair must be generated (by
-    `generate_credentials`, once the store has opened)."""
+def root_credentials(config: Config, env: dict[str, str] | None = None) -> RootCredentials:
     env = os.environ if env is None else env
     access = config.access_key or env.get("S3FREE_ACCESS_KEY")
     secret = config.secret_key or env.get("S3FREE_SECRET_KEY")
@@ -68,22 +57,16 @@ def root_credentials(config: Config, env: dict[str, str] | None = None) -> RootC
         return RootCredentials(access, secret, False)
     if access or secret:
         raise SystemExit("s3free: set both S3FREE_ACCESS_KEY and S3FREE_SECRET_KEY, or neither")
-    for path in (credentials_path(config), Path(config.data_dir) / CREDENTIALS_FILE):
-        if path.is_file():
-            stored = json.loads(path.read_text())
-            return RootCredentials(stored["access_key"], stored["secret_key"], False)
-    return None
-
-
-def generate_credentials(config: Config) -> RootCredentials:
-    """A new root pair, kept durably (mode 0600) with the store."""
+    path = Path(config.data_dir) / CREDENTIALS_FILE
+    if path.exists():
+        stored = json.loads(path.read_text())
+        return RootCredentials(stored["access_key"], stored["secret_key"], False)
     alphabet = string.ascii_uppercase + string.digits
     pair = RootCredentials(
         "S3F" + "".join(secrets.choice(alphabet) for _ in range(17)),
         secrets.token_urlsafe(30),
         True,
     )
-    path = credentials_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -126,9 +109,7 @@ def _warn_shared_devices(store: ObjectStore) -> None:
         log.warning("%s", describe_shared(groups, roots))
 
 
-async def start(config: Config, creds: RootCredentials | None) -> Running:
-    """Open the store and serve; with creds None, a root pair is generated (and printed) once
-    the store has opened, so a start that fails leaves no keys behind."""
+async def start(config: Config, creds: RootCredentials) -> Running:
     k_m = config.k_m
     store = await ObjectStore.open(
         config.disk_paths,
@@ -138,21 +119,6 @@ async def start(config: Config, creds: RootCredentials | None) -> Running:
         block_size=config.block_size,
         io_threads=config.io_threads,
     )
-    if creds is None:
-        try:
-            creds = generate_credentials(config)
-        except BaseException:
-            await store.close()
-            raise
-        logs.add_secret(creds.secret_key)
-        print(
-            f"s3free: generated root credentials (kept in {credentials_path(config)}, mode "
-            f"0600):\n  export S3FREE_ACCESS_KEY={creds.access_key} "
-            f"S3FREE_SECRET_KEY={creds.secret_key}\n"
-            f"  AWS_ACCESS_KEY_ID={creds.access_key}\n"
-            f"  AWS_SECRET_ACCESS_KEY={creds.secret_key}",
-            flush=True,
-        )
     _warn_shared_devices(store)
     monitor: DiskMonitor | None = None
     heal = None
@@ -228,8 +194,14 @@ def serve(config: Config) -> None:
     for warning in config.warnings:
         log.warning("%s", warning)
     creds = root_credentials(config)
-    if creds is not None:
-        logs.add_secret(creds.secret_key)
+    logs.add_secret(creds.secret_key)
+    if creds.generated:
+        print(
+            "s3free: generated root credentials (stored in "
+            f"{Path(config.data_dir) / CREDENTIALS_FILE}):\n"
+            f"  AWS_ACCESS_KEY_ID={creds.access_key}\n  AWS_SECRET_ACCESS_KEY={creds.secret_key}",
+            flush=True,
+        )
     tracing.setup(config)
     try:
         asyncio.run(_serve(config, creds))
@@ -237,7 +209,7 @@ def serve(config: Config) -> None:
         tracing.shutdown()
 
 
-async def _serve(config: Config, creds: RootCredentials | None) -> None:
+async def _serve(config: Config, creds: RootCredentials) -> None:
     running = await start(config, creds)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

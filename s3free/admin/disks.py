@@ -64,10 +64,6 @@ def _text(doc: dict, name: str, required: bool = False) -> str | None:
     return value
 
 
-class NoSuchDisk(ValueError):
-    """A disk named by the operator is not one of the set (a usage error: exit 2)."""
-
-
 def find_slot(monitor: DiskMonitor, spec: object) -> int:
     """A disk named by position, path or disk id -> its position (ValueError if none)."""
     slots = monitor.diskset.slots
@@ -79,10 +75,7 @@ def find_slot(monitor: DiskMonitor, spec: object) -> int:
         for slot in slots:
             if spec in (slot.disk_id, str(slot.disk.root)):
                 return slot.position
-    raise NoSuchDisk(
-        f"{spec!r} is not a disk of this set (give a position 0-{len(slots) - 1}, a path or a "
-        "disk id; `s3free disk status` lists them)"
-    )
+    raise ValueError(f"{spec!r} is not a disk of this set (give a position, path or disk id)")
 
 
 async def handle_disks(request: web.Request, parts: list[str], body: bytes) -> web.Response:

@@ -111,7 +111,6 @@ async def _backend(opts: dict):
 
     flags = {"disks": opts["disks"], "data_dir": opts["data_dir"], "meta_dir": opts["meta_dir"]}
     config = load(opts["config_file"], flags)
-    config.check_paths()
     if opts["disks"] and not (opts["meta_dir"] or opts["data_dir"] or opts["config_file"]):
         raise Fail("with --disk, say where the index is: --meta-dir DIR (or --data-dir)", 2)
     return await LocalDisks.open([Path(p) for p in config.disk_paths], config.meta_path), True
@@ -120,7 +119,6 @@ async def _backend(opts: dict):
 def _run(what: str, opts: dict, body) -> None:
     """Open the backend, run body(backend, direct) -> exit code, map failures to codes."""
     from s3free.admin.client import AdminError, ConfigError, Unreachable
-    from s3free.admin.disks import NoSuchDisk
     from s3free.admin.local import NotAStore
     from s3free.config import ConfigError as SettingsError
     from s3free.errors import DiskSetError, NoSuchBucket, NoSuchKey, StoreInUse
@@ -146,8 +144,6 @@ def _run(what: str, opts: dict, body) -> None:
         code = _say(what, f"{exc}; use --endpoint to go through the server", EXIT_IN_USE)
     except (NotAStore, DiskSetError) as exc:
         code = _say(what, str(exc), EXIT_NOT_THIS_STORE)
-    except NoSuchDisk as exc:
-        code = _say(what, str(exc), EXIT_USAGE)
     except (NoSuchKey, NoSuchBucket, ValueError) as exc:
         code = _say(what, str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
@@ -156,8 +152,6 @@ def _run(what: str, opts: dict, body) -> None:
 
 
 def _admin_code(exc) -> int:
-    if exc.code == "NoSuchDisk":
-        return EXIT_USAGE  # the operator named a disk that is not one of the set
     if exc.status == 403:
         return EXIT_DENIED
     if exc.status == 503 and exc.code == "HealUnavailable":

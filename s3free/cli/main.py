@@ -46,9 +46,7 @@ def main() -> None:
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="...and this private key.")
 @click.option("--log-level", help="debug, info (default), warning or error.")
 @click.option("--log-format", help="text (default) or json (one object per line).")
-@click.option(
-    "--access-log/--no-access-log", default=None, help="A line per S3 request (default off)."
-)
+@click.option("--access-log/--no-access-log", default=None, help="A line per S3 request (on).")
 @click.option("--otlp-endpoint", help="Send traces to this OTLP/HTTP URL (default: no tracing).")
 @click.option("--trace-sample-ratio", help="Fraction of requests traced, 0..1 (default 1).")
 @click.option("--requests-max", help="S3 requests at once; more get 503 SlowDown (0: no limit).")
@@ -67,7 +65,6 @@ def server(config_file: str | None, **flags) -> None:
 
     try:
         config = load(config_file, flags)
-        config.check_paths()
     except ConfigError as exc:
         click.echo(f"s3free server: {exc}", err=True)
         sys.exit(2)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from s3free.errors import NoSuchKey, StorageError
+from s3free.errors import StorageError
 from s3free.heal.files import clean_quarantine
 from s3free.heal.model import Job
 from s3free.heal.orphans import (
@@ -61,9 +61,10 @@ async def walk(
             record["pass_started_ms"] = now_ms()
     if key is not None:
         job.objects_total = 1
-        if not await service.check_key(bucket or "", key, pacer, job):
-            raise NoSuchKey(f"{bucket}/{key} does not exist")  # the job fails, saying so
-        job.objects_checked += 1
+        if await service.check_key(bucket or "", key, pacer, job):
+            job.objects_checked += 1
+        else:
+            job.error = f"{bucket}/{key} does not exist"
         return
     job.objects_total = await store._run(state.count_objects, bucket)
     since = 0
