@@ -93,3 +93,15 @@ def test_server_refuses_an_unknown_config_key(tmp_path):
     out = s3free("server", "--config", str(config), "--data-dir", str(tmp_path))
     assert out.returncode == 2
     assert "listen_port" in out.stderr
+
+
+def test_readme_lists_the_disk_exit_codes_the_help_gives():
+    """README's list of `s3free disk` exit codes is the help's, word for word (7 was missing)."""
+    from pathlib import Path
+
+    out = s3free("disk", "--help")
+    assert out.returncode == 0
+    helped = " ".join(out.stdout.split("Exit status:")[1].split("Options:")[0].split())
+    assert [f" {n} " in f" {helped}" for n in range(11)] == [True] * 11
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert f"Exit status (as `s3free disk --help` says): {helped}" in readme

@@ -4,6 +4,7 @@
                                                    "heal": HealService.status() | null}
     POST /_s3free/admin/v1/disks/scrub         {"bucket"?, "rate_mb_s"?} -> 202 {"job": Job}
     POST /_s3free/admin/v1/disks/repair        {"bucket"?, "key"?}       -> 202 {"job": Job}
+                                               (404 NoSuchKey when the key is absent)
     GET  /_s3free/admin/v1/jobs/<id>           -> {"job": Job}            (404 NoSuchJob)
     POST /_s3free/admin/v1/objects/verify      {"bucket", "key"} -> {"health": ObjectHealth}
     POST /_s3free/admin/v1/disks/replace       {"disk": position | path | disk id}
@@ -26,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from s3free.engine.diskmonitor import DiskMonitor
-from s3free.errors import NoSuchBucket, NoSuchKey
+from s3free.errors import InvalidObjectKey, NoSuchBucket, NoSuchKey
 from s3free.heal import quarantine
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,8 @@ async def handle_disks(request: web.Request, parts: list[str], body: bytes) -> w
         if key is not None and bucket is None:
             raise _BadRequest('"key" needs "bucket"')
         if parts[1] == "repair":
+            if key is not None:  # a key that is not there is an error, not an empty pass
+                await _store(request).get_manifest(bucket, key)  # NoSuchKey
             job = heal.start_repair(bucket, key)
             return web.json_response({"job": job.to_json()}, status=202)
         health = await heal.verify(bucket, key)
@@ -151,6 +154,8 @@ async def handle_disks(request: web.Request, parts: list[str], body: bytes) -> w
         return _error(400, "BadRequest", str(exc))
     except NoSuchKey as exc:
         return _error(404, "NoSuchKey", str(exc))
+    except InvalidObjectKey as exc:
+        return _error(400, "BadRequest", f'"key": {exc}')
     except NoSuchBucket as exc:
         return _error(404, "NoSuchBucket", str(exc))
 
@@ -186,10 +191,14 @@ async def _quarantine(
     return web.json_response(result)
 
 
-async def _buckets(request: web.Request):
+def _store(request: web.Request) -> Any:
     from s3free.s3.app import STORE
 
-    return await request.app[STORE].list_buckets()
+    return request.app[STORE]
+
+
+async def _buckets(request: web.Request):
+    return await _store(request).list_buckets()
 
 
 def _action(before: str, disk: dict) -> str:

@@ -86,6 +86,8 @@ class LocalDisks:
 
     async def repair(self, bucket: str | None, key: str | None) -> dict:
         await self._bucket(bucket)
+        if bucket is not None and key is not None:
+            await self.store.get_manifest(bucket, key)  # NoSuchKey, as the admin API
         return (await self.heal()).start_repair(bucket, key).to_json()
 
     async def job(self, job_id: str) -> dict | None:
