@@ -105,3 +105,66 @@ def test_readme_lists_the_disk_exit_codes_the_help_gives():
     assert [f" {n} " in f" {helped}" for n in range(11)] == [True] * 11
     readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
     assert f"Exit status (as `s3free disk --help` says): {helped}" in readme
+
+
+# What `s3free server --help` says a default is, in words, -> the value it means.
+_WORDS = {
+    "a week": 7 * 86400.0,
+    "1 MiB": 1024 * 1024,
+    "off": False,
+    "on": True,
+    "no tracing": None,
+    "chosen for the disk count": None,
+    "<data-dir>/meta": None,
+}
+
+
+def _stated_default(help_text: str) -> str | None:
+    """The default a help line states: "info (default)" or "(default[:] X[; ...|)])"."""
+    import re
+
+    before = re.search(r"(\S+) \(default\)", help_text)
+    if before:
+        return before.group(1)
+    after = re.search(r"\(default:? ([^;)]*?)(?:: [^;)]*)?[;)]", help_text)
+    return after.group(1).strip() if after else None
+
+
+def _meant(words: str) -> object:
+    if words in _WORDS:
+        return _WORDS[words]
+    number = words.removesuffix(" s")
+    try:
+        return float(number)
+    except ValueError:
+        return words.removeprefix("./")
+
+
+def test_every_default_server_help_states_is_the_real_default():
+    """`--access-log` said "(on)" while it is off: each default the help states is checked
+    against the Config default the server really uses."""
+    from s3free.cli.main import server
+    from s3free.config import Config
+    from s3free.storage.diskset import DEFAULT_BLOCK_SIZE
+
+    out = s3free("server", "--help")
+    assert out.returncode == 0
+    assert "(on)" not in out.stdout
+    real = Config()
+    checked = []
+    for param in server.params:
+        stated = _stated_default(param.help or "")
+        if stated is None or param.name not in {f.name for f in real.__dataclass_fields__.values()}:
+            continue
+        value = getattr(real, param.name)
+        if param.name == "block_size" and value is None:
+            value = DEFAULT_BLOCK_SIZE  # None: the disk set's default
+        meant = _meant(stated)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = float(value)
+            meant = float(meant) if isinstance(meant, int) else meant
+        assert meant == value, (param.name, stated, value)
+        checked.append(param.name)
+    # every setting with a default worth stating says it
+    for name in ("data_dir", "listen", "access_log", "requests_max", "io_threads", "ec"):
+        assert name in checked, name
