@@ -168,3 +168,32 @@ def test_every_default_server_help_states_is_the_real_default():
     # every setting with a default worth stating says it
     for name in ("data_dir", "listen", "access_log", "requests_max", "io_threads", "ec"):
         assert name in checked, name
+
+
+@pytest.mark.parametrize("where", ["data-dir", "disk", "under-a-file", "meta-dir"])
+def test_a_store_path_that_is_a_file_is_refused_before_anything_is_written(tmp_path, where):
+    """It failed with "[Errno 17] File exists" (--data-dir) or "no disk has a readable
+    format.json (... Not a directory)" (--disk): say which path and what to do instead."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    disks = [str(tmp_path / f"d{i}") for i in range(3)]
+    args = ["--data-dir", str(tmp_path / "data")]
+    named = f"--{where} {blocker} is a file, not a directory"
+    if where == "data-dir":
+        args = ["--data-dir", str(blocker)]
+    elif where == "disk":
+        disks[1] = str(blocker)
+    elif where == "under-a-file":
+        disks[1] = str(blocker / "d1")
+        named = f"--disk {blocker / 'd1'} is under {blocker}, which is a file"
+    else:
+        args += ["--meta-dir", str(blocker)]
+    if where != "data-dir":
+        args += [a for d in disks for a in ("--disk", d)]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for command in (("server", "--listen", "127.0.0.1:0"), ("disk", "status")):
+        out = s3free(*command, *args)
+        assert out.returncode == 2, (out.stdout, out.stderr)
+        assert named in out.stderr
+        assert "give a directory (it is created if missing)" in out.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
