@@ -53,7 +53,7 @@ class Config:
     metrics_token: str | None = field(default=None, repr=False)  # /metrics wants this Bearer
     requests_max: int = 0  # S3 requests handled at once; more get 503 SlowDown (0: no limit)
     io_threads: int = 32  # the engine's thread pool (hashing, coding, file I/O)
-    access_key: str | None = None  # root user; generated into data_dir when both are unset
+    access_key: str | None = None  # root user; generated beside meta_dir when both are unset
     secret_key: str | None = field(default=None, repr=False)
     # -- not settings: where each value came from, and how to load the same way again -------
     sources: dict[str, str] = field(default_factory=dict, repr=False, metadata=_NOT_A_KEY)

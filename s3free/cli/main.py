@@ -42,7 +42,10 @@ def main() -> None:
 @click.option("--disk", "disks", multiple=True, help="A disk directory (repeat for each disk).")
 @click.option("--ec", help="Erasure code K+M, e.g. 6+3 (default: chosen for the disk count).")
 @click.option("--listen", help="HOST:PORT to serve on (default 127.0.0.1:9000).")
-@click.option("--meta-dir", help="Index directory (default <data-dir>/meta).")
+@click.option(
+    "--meta-dir",
+    help="Index directory (default <data-dir>/meta); generated root keys are kept beside it.",
+)
 @click.option("--region", help="Region name (default us-east-1).")
 @click.option("--domain", help="Enable virtual-hosted-style addressing as BUCKET.DOMAIN.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve HTTPS with this cert.")
