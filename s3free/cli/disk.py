@@ -66,8 +66,8 @@ class _Remote:
     async def scrub(self, bucket, rate):
         return self.c.start_scrub(bucket, rate)
 
-    async def repair(self, bucket, key):
-        return self.c.start_repair(bucket, key)
+    async def repair(self, bucket, key, rate):
+        return self.c.start_repair(bucket, key, rate)
 
     async def job(self, job_id):
         return self.c.job(job_id)
@@ -75,8 +75,8 @@ class _Remote:
     async def verify(self, bucket, key):
         return self.c.verify(bucket, key)
 
-    async def replace(self, disk):
-        return self.c.disk_action("replace", disk)
+    async def replace(self, disk, rate):
+        return self.c.disk_action("replace", disk, rate)
 
     async def quarantine(self):
         return self.c.quarantine()
@@ -255,15 +255,16 @@ def scrub(bucket, rate, wait, timeout, **opts) -> None:
 @disk.command()
 @click.option("--bucket", help="Only this bucket.")
 @click.option("--object", "key", help="Only this key (needs --bucket).")
+@click.option("--rate", type=click.FloatRange(min=0), help="MB/s to verify at (0 = unlimited).")
 @_wait_options
 @_target
-def repair(bucket, key, wait, timeout, **opts) -> None:
+def repair(bucket, key, rate, wait, timeout, **opts) -> None:
     """Repair now: verify objects in scope and rebuild what is missing or bad."""
     if key and not bucket:
         raise click.UsageError("--object needs --bucket")
 
     async def body(backend, direct) -> int:
-        job = await backend.repair(bucket, key)
+        job = await backend.repair(bucket, key, rate)
         return await _follow(opts, backend, job, wait or direct, timeout)
 
     _run("repair", opts, body)
@@ -306,18 +307,27 @@ def verify(bucket, key, **opts) -> None:
 
 @disk.command()
 @click.argument("which")
+@click.option(
+    "--rate", type=click.FloatRange(min=0), help="MB/s to heal the disk at (0 = unlimited)."
+)
 @_wait_options
 @_target
-def replace(which, wait, timeout, **opts) -> None:
+def replace(which, rate, wait, timeout, **opts) -> None:
     """Re-probe disk WHICH (position, path or disk id) now; an empty directory in its place
     is formatted into the set and healed."""
 
     async def body(backend, direct) -> int:
         try:
-            answer = await backend.replace(which)
+            answer = await backend.replace(which, rate)
         except ValueError as exc:  # direct mode: no such disk (the API answers NoSuchDisk)
             raise Fail(str(exc), EXIT_USAGE) from None
         _emit(opts, answer, diskview.replace_lines(answer))
+        if rate is not None and answer.get("rate_mb_s") is None:
+            click.echo(
+                f"s3free disk replace: no heal pass is running for disk {which}: --rate not "
+                "applied (the scrub rate, scrub_rate_mb_s, paces heals)",
+                err=True,
+            )
         heal = answer["disk"].get("heal") or {}
         if wait and heal.get("job_id"):
             job = await backend.job(heal["job_id"])
