@@ -53,7 +53,7 @@ class Config:
     metrics_token: str | None = field(default=None, repr=False)  # /metrics wants this Bearer
     requests_max: int = 0  # S3 requests handled at once; more get 503 SlowDown (0: no limit)
     io_threads: int = 32  # the engine's thread pool (hashing, coding, file I/O)
-    access_key: str | None = None  # root user; generated into data_dir when both are unset
+    access_key: str | None = None  # root user; generated beside meta_dir when both are unset
     secret_key: str | None = field(default=None, repr=False)
     # -- not settings: where each value came from, and how to load the same way again -------
     sources: dict[str, str] = field(default_factory=dict, repr=False, metadata=_NOT_A_KEY)
@@ -124,6 +124,7 @@ class Config:
                 raise ConfigError(
                     f"ec: {self.ec!r} needs {k + m} disks, disks gives {len(self.disk_paths)}"
                 )
+        self._check_directories()
         match = re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})", self.listen)
         if not match or not 0 <= int(match.group(2)) < 65536:
             raise ConfigError(
@@ -177,6 +178,46 @@ class Config:
             )
         if self.secret_key and not 8 <= len(self.secret_key) <= 128:
             raise ConfigError("secret_key: (value hidden) must be 8-128 characters")
+
+    def _check_directories(self) -> None:
+        """Refuse, before anything is written, a store path that is (or lies under) a file:
+        opening would fail half-way with a bare "File exists" or "Not a directory"."""
+        checks: list[tuple[str, Path]] = []
+        if (
+            not self.disks
+            or not self.meta_dir
+            or self.sources.get("data_dir", "default") != "default"
+        ):
+            checks.append(("data_dir", Path(self.data_dir)))
+        checks += [("disks", path) for path in self.disk_paths if self.disks]
+        if self.meta_dir:
+            checks.append(("meta_dir", Path(self.meta_dir)))
+        for name, path in checks:
+            problem = _not_a_directory(path)
+            if problem:
+                raise ConfigError(
+                    f"{self._named(name)} {path} {problem}: give a directory (it is created "
+                    "if missing)"
+                )
+
+    def _named(self, name: str) -> str:
+        """How the operator gave a setting: --flag, S3FREE_VAR or the file's key."""
+        source = self.sources.get(name, "default")
+        if source == "flag":
+            return "--disk" if name == "disks" else f"--{name.replace('_', '-')}"
+        if source == "env":
+            return f"S3FREE_{name.upper()}"
+        return f"{name}:"
+
+
+def _not_a_directory(path: Path) -> str | None:
+    """Why `path` cannot be (or become) a directory, or None."""
+    if path.exists() or path.is_symlink():
+        return None if path.is_dir() else "is a file, not a directory"
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else f"is under {parent}, which is a file"
+    return None
 
 
 KEYS = tuple(f.name for f in fields(Config) if f.metadata.get("setting", True))
@@ -333,7 +374,7 @@ def load(
             merged[name] = _coerce(name, list(value) if isinstance(value, tuple) else value)
             sources[name] = "flag"
     config = Config(**merged)
-    config.sources = {name: sources.get(name, "default") for name in KEYS}
+    config.sources = {name: sources.get(name, "default") for name in KEYS}  # before validate
     config.file, config.flags, config.warnings = file, given, warnings
     config.validate()
     return config

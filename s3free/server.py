@@ -1,21 +1,19 @@
 """Running the server: open the store and users, serve the S3 API, shut down cleanly.
 
 Root credentials come from the access_key / secret_key settings (S3FREE_ACCESS_KEY /
-S3FREE_SECRET_KEY, or the config file); when those are unset, a pair
-is generated once, kept in <data dir>/credentials.json (mode 0600) and printed at start-up.
+S3FREE_SECRET_KEY, or the config file); when those are unset, a pair is generated once, kept
+with the store in <meta dir>.credentials.json (mode 0600, s3free/meta/rootkeys.py) and printed
+at the first start. It is written only once the server is up: a start that fails writes nothing.
 The server never runs without credentials.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
-import secrets
 import signal
 import ssl
-import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from s3free.config import Config
 from s3free.engine import ObjectStore
 from s3free.engine.diskmonitor import DiskMonitor, MonitorConfig
 from s3free.heal import HealConfig, HealService, attach
+from s3free.meta import rootkeys
 from s3free.meta.users import ROOT_USER, User, UserStore
 from s3free.obs import logs, tracing
 from s3free.obs.endpoints import install as install_metrics
@@ -39,17 +38,19 @@ from s3free.storage.devices import describe_shared, shared_devices
 
 log = logging.getLogger(__name__)
 
-CREDENTIALS_FILE = "credentials.json"
-
 
 @dataclass
 class RootCredentials:
     access_key: str
     secret_key: str
     generated: bool  # made now, to be shown to the operator once
+    path: Path | None = None  # where they are to be kept (generated, or found at old_path)
+    old_path: Path | None = None  # found in the old place, <data dir>/credentials.json
 
 
 def root_credentials(config: Config, env: dict[str, str] | None = None) -> RootCredentials:
+    """The root pair: from the settings, else the store's file (or the old one), else a new
+    pair. Nothing is written here; `keep_credentials` does that once the server is up."""
     env = os.environ if env is None else env
     access = config.access_key or env.get("S3FREE_ACCESS_KEY")
     secret = config.secret_key or env.get("S3FREE_SECRET_KEY")
@@ -57,23 +58,44 @@ def root_credentials(config: Config, env: dict[str, str] | None = None) -> RootC
         return RootCredentials(access, secret, False)
     if access or secret:
         raise SystemExit("s3free: set both S3FREE_ACCESS_KEY and S3FREE_SECRET_KEY, or neither")
-    path = Path(config.data_dir) / CREDENTIALS_FILE
-    if path.exists():
-        stored = json.loads(path.read_text())
-        return RootCredentials(stored["access_key"], stored["secret_key"], False)
-    alphabet = string.ascii_uppercase + string.digits
-    pair = RootCredentials(
-        "S3F" + "".join(secrets.choice(alphabet) for _ in range(17)),
-        secrets.token_urlsafe(30),
-        True,
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"access_key": pair.access_key, "secret_key": pair.secret_key}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    return pair
+    path = rootkeys.path_for(config.meta_path)
+    found = rootkeys.find(config.meta_path, Path(config.data_dir))
+    if found is not None:
+        (access, secret), where = found
+        return RootCredentials(access, secret, False, path, None if where == path else where)
+    access, secret = rootkeys.generate()
+    return RootCredentials(access, secret, True, path)
+
+
+def keep_credentials(creds: RootCredentials) -> None:
+    """Write a generated pair, or move one found in the old place, to the store's file, and
+    tell the operator (the secret is printed only when it was generated now)."""
+    if creds.path is None or not (creds.generated or creds.old_path):
+        return
+    rootkeys.save(creds.path, creds.access_key, creds.secret_key)
+    if creds.generated:
+        print(
+            f"s3free: generated root credentials (stored in {creds.path.absolute()}):\n"
+            f"  AWS_ACCESS_KEY_ID={creds.access_key}\n"
+            f"  AWS_SECRET_ACCESS_KEY={creds.secret_key}\n"
+            "  for s3free disk and admin commands:\n"
+            f"  export S3FREE_ACCESS_KEY={creds.access_key} S3FREE_SECRET_KEY={creds.secret_key}",
+            flush=True,
+        )
+        return
+    old = creds.old_path
+    assert old is not None
+    if old.parent.absolute() == creds.path.parent.absolute():
+        old.unlink()  # the same store's directory: moved
+        log.warning("root credentials moved from %s to %s", old, creds.path)
+    else:  # maybe shared by other stores started from that directory: copied
+        log.warning(
+            "root credentials copied from %s to %s, where this store keeps them now; remove "
+            "%s once no other store started from that directory needs it",
+            old,
+            creds.path,
+            old,
+        )
 
 
 @dataclass
@@ -195,13 +217,6 @@ def serve(config: Config) -> None:
         log.warning("%s", warning)
     creds = root_credentials(config)
     logs.add_secret(creds.secret_key)
-    if creds.generated:
-        print(
-            "s3free: generated root credentials (stored in "
-            f"{Path(config.data_dir) / CREDENTIALS_FILE}):\n"
-            f"  AWS_ACCESS_KEY_ID={creds.access_key}\n  AWS_SECRET_ACCESS_KEY={creds.secret_key}",
-            flush=True,
-        )
     tracing.setup(config)
     try:
         asyncio.run(_serve(config, creds))
@@ -211,6 +226,11 @@ def serve(config: Config) -> None:
 
 async def _serve(config: Config, creds: RootCredentials) -> None:
     running = await start(config, creds)
+    try:
+        keep_credentials(creds)  # only now: a start that failed has written none
+    except BaseException:
+        await running.close()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

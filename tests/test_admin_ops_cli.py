@@ -234,3 +234,53 @@ def test_errors_unreachable_and_no_credentials(srv):
         assert out.returncode == 1 and out.stdout == "" and "cannot reach" in out.stderr, args
         out = admin(*args, "--endpoint", srv.endpoint, env=base_env())
         assert out.returncode == 2 and "credentials" in out.stderr, args
+
+
+def test_info_and_config_show_read_as_text(srv):
+    """`admin info` printed raw dicts ("repairs {}") and "last scrub: done" with no time;
+    `admin config show` printed "ec -" instead of the code in force."""
+    import re
+
+    from tests.s3.cli_support import disk
+
+    s3 = make_client(srv)
+    s3.create_bucket(Bucket="bkt")
+    s3.put_object(Bucket="bkt", Key="k", Body=os.urandom(200_000))
+    out = disk("scrub", "--wait", "--endpoint", srv.endpoint, env=root_env(srv))
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    text = admin("info", "--endpoint", srv.endpoint, env=root_env(srv))
+    assert text.returncode == 0, text.stderr
+    assert "{" not in text.stdout and "[" not in text.stdout  # no Python dicts or lists
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \((\d+d)?(\d+h)?\d+m\d*s? ago\)"
+    assert re.search(rf"^s3free \S+, up \S+, started {stamp}, listening", text.stdout, re.M)
+    assert re.search(rf"^last scrub: done {stamp}, 1 objects, \d+\.\d KiB verified, 0 shards bad",
+                     text.stdout, re.M), text.stdout  # fmt: skip
+    assert "redundancy: every known object version is at k+m" in text.stdout  # heal_lines
+    assert "repairs since start: none" in text.stdout
+    doc = ok_json(srv, "info")  # --json unchanged
+    assert doc["heal"]["scrub"]["state"] == "done" and doc["heal"]["repairs"] == {}
+
+    shown = admin("config", "show", "--endpoint", srv.endpoint, env=root_env(srv))
+    assert shown.returncode == 0, shown.stderr
+    ec = [line.split() for line in shown.stdout.splitlines() if line.startswith("ec ")]
+    assert ec == [["ec", "2+2", "(default", "for", "4", "disks)", "default", "restart"]]
+    as_json = ok_json(srv, "config", "show")
+    assert as_json["ec_in_force"] == {"value": "2+2", "note": "default for 4 disks"}
+    assert {"settings", "pending", "file", "reloads", "running"} <= set(as_json)
+
+
+def test_config_show_lists_one_disk_per_line(tmp_path):
+    disks = [str(tmp_path / "mnt" / f"a-rather-long-disk-mount-point-{i}") for i in range(9)]
+    file = tmp_path / "s3free.yaml"
+    file.write_text("disks:\n" + "".join(f"  - {d}\n" for d in disks) + "meta_dir: /tmp/m\n")
+    out = admin("config", "show", "--config", str(file), env=base_env())
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("disks "))
+    assert [line.split() for line in lines[first : first + 9]] == [
+        ["disks", disks[0], "file", "restart"],
+        *[[d] for d in disks[1:]],
+    ]
+    assert max(len(line) for line in lines) <= len(disks[0]) + 40  # one path wide, not nine
+    ec = next(line for line in lines if line.startswith("ec "))
+    assert ec.split()[1:5] == ["6+3", "(default", "for", "9"]

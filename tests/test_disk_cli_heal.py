@@ -133,3 +133,35 @@ def test_direct_mode_scrub_and_replace(tmp_path):
     out = disk("scrub", "--data-dir", str(data), "--json", env=env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["job"]["objects_checked"] == 3
+
+
+def test_replace_rate_paces_the_heal_pass_it_starts(tmp_path):
+    """The server's scrub rate (which paces heals too) is 1 KB/s, so healing this disk would
+    take over ten minutes; `disk replace --rate 0` lifts the cap for its heal pass, which
+    then finishes within the bounded --wait."""
+    srv = start_server(tmp_path / "data", env={**FAST, "S3FREE_SCRUB_RATE_MB_S": "0.001"})
+    try:
+        s3 = make_client(srv)
+        s3.create_bucket(Bucket=BUCKET)
+        objects = {f"r{i}": bytes([70 + i]) * 400_000 for i in range(3)}
+        for key, body in objects.items():
+            s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        victim = srv.data_dir / "disk2"
+        victim.rename(srv.data_dir / "pulled")  # the disk is pulled
+        deadline = time.monotonic() + 30
+        while True:
+            out = disk("status", "--json", "--endpoint", srv.endpoint, env=env_for(srv))
+            if json.loads(out.stdout)["disks"][1]["state"] == "offline":
+                break
+            assert time.monotonic() < deadline, out.stdout
+            time.sleep(0.1)
+        victim.mkdir()  # an empty disk in its place
+        out = disk("replace", "1", "--rate", "0", "--wait", "--timeout", "150",
+                   "--endpoint", srv.endpoint, env=env_for(srv), timeout=200)  # fmt: skip
+        assert out.returncode == 0, (out.stdout, out.stderr)
+        assert "heal pass paced at no limit" in out.stdout
+        assert len(list(victim.rglob("part.*"))) == len(objects)
+        for key, body in objects.items():
+            assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body
+    finally:
+        srv.stop()

@@ -7,7 +7,8 @@ JSON in and out; errors are {"error": CODE, "message": TEXT} with a fitting HTTP
     PUT    /_s3free/admin/v1/users/<name>     {"access_key", "secret_key"} -> 200 {"name", ...}
     DELETE /_s3free/admin/v1/users/<name>     -> 204
     GET    /_s3free/admin/v1/config           -> {"settings": [{"key", "value", "source",
-                                                  "reload", "secret"}], "pending", "file", ...}
+                                                  "reload", "secret"}], "pending", "file",
+                                                  "ec_in_force": {"value", "note"}, ...}
 
 Disks, healing jobs and object verification: s3free/admin/disks.py.
 """
@@ -152,5 +153,16 @@ def _config(request: web.Request) -> web.Response:
             "file": config.file,
             "reloads": live.reloads,
             "running": running,
+            "ec_in_force": _ec_in_force(request, config.ec),
         }
     )
+
+
+def _ec_in_force(request: web.Request, asked: str | None) -> dict:
+    """The erasure code the set really uses (its format), and why, for `config show`: the
+    `ec` setting alone says "-" when it was left to the default."""
+    from s3free.s3.app import STORE
+
+    diskset = request.app[STORE].diskset
+    note = f"default for {len(diskset.slots)} disks" if asked is None else ""
+    return {"value": f"{diskset.k}+{diskset.m}", "note": note}

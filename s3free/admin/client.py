@@ -135,8 +135,11 @@ class AdminClient:
             "job"
         ]
 
-    def start_repair(self, bucket: str | None, key: str | None) -> dict[str, Any]:
-        return self.call("POST", "disks/repair", _json({"bucket": bucket, "key": key}))["job"]
+    def start_repair(
+        self, bucket: str | None, key: str | None, rate_mb_s: float | None = None
+    ) -> dict[str, Any]:
+        body = _json({"bucket": bucket, "key": key, "rate_mb_s": rate_mb_s})
+        return self.call("POST", "disks/repair", body)["job"]
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self.call("GET", f"jobs/{quote(job_id, safe='')}")["job"]
@@ -144,9 +147,15 @@ class AdminClient:
     def verify(self, bucket: str, key: str) -> dict[str, Any]:
         return self.call("POST", "objects/verify", _json({"bucket": bucket, "key": key}))["health"]
 
-    def disk_action(self, action: str, disk: str | None) -> dict[str, Any]:
-        """replace (add and remove answer 501 NotBuilt)."""
-        return self.call("POST", f"disks/{action}", _json({"disk": disk}))
+    def disk_action(
+        self, action: str, disk: str | None, rate_mb_s: float | None = None
+    ) -> dict[str, Any]:
+        """replace, its heal pass paced at rate_mb_s if given (add and remove answer 501
+        NotBuilt)."""
+        doc: dict[str, Any] = {"disk": disk}
+        if rate_mb_s is not None:
+            doc["rate_mb_s"] = rate_mb_s
+        return self.call("POST", f"disks/{action}", _json(doc))
 
     def quarantine(self) -> dict[str, Any]:
         return self.call("GET", "disks/quarantine")

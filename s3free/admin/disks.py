@@ -3,11 +3,14 @@
     GET  /_s3free/admin/v1/disks               -> {"set_id", "k", "m", ..., "disks": [...],
                                                    "heal": HealService.status() | null}
     POST /_s3free/admin/v1/disks/scrub         {"bucket"?, "rate_mb_s"?} -> 202 {"job": Job}
-    POST /_s3free/admin/v1/disks/repair        {"bucket"?, "key"?}       -> 202 {"job": Job}
+    POST /_s3free/admin/v1/disks/repair        {"bucket"?, "key"?, "rate_mb_s"?} -> 202 {"job"}
+                                               (404 NoSuchKey when the key is absent)
     GET  /_s3free/admin/v1/jobs/<id>           -> {"job": Job}            (404 NoSuchJob)
     POST /_s3free/admin/v1/objects/verify      {"bucket", "key"} -> {"health": ObjectHealth}
-    POST /_s3free/admin/v1/disks/replace       {"disk": position | path | disk id}
-                                               -> {"disk": status of that disk, "action": text}
+    POST /_s3free/admin/v1/disks/replace       {"disk": position | path | disk id,
+                                                "rate_mb_s"?: pace of its heal pass}
+                                               -> {"disk": status of that disk, "action": text,
+                                                   "rate_mb_s"?: rate applied or null}
     POST /_s3free/admin/v1/disks/add|remove    -> 501 NotBuilt
     GET  /_s3free/admin/v1/disks/quarantine    -> heal/quarantine.py report()
     POST /_s3free/admin/v1/disks/quarantine/purge  {"older_than_s", "force"?}
@@ -26,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from s3free.engine.diskmonitor import DiskMonitor
-from s3free.errors import NoSuchBucket, NoSuchKey
+from s3free.errors import InvalidObjectKey, NoSuchBucket, NoSuchKey
 from s3free.heal import quarantine
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,24 @@ def _text(doc: dict, name: str, required: bool = False) -> str | None:
     if not isinstance(value, str):
         raise _BadRequest(f'"{name}" must be a string')
     return value
+
+
+def _rate(doc: dict) -> float | None:
+    rate = doc.get("rate_mb_s")
+    if rate is None:
+        return None
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0:
+        raise _BadRequest('"rate_mb_s" must be a number >= 0 (0 = unlimited)')
+    return float(rate)
+
+
+def pace_heal(heal: Any, disk: dict, rate_mb_s: float) -> float | None:
+    """Pace the heal pass a replaced disk is in at rate_mb_s; the rate applied, or None when
+    no pass is running for it (nothing to pace: the disk is online, offline or waiting)."""
+    job_id = (disk.get("heal") or {}).get("job_id")
+    if heal is None or not job_id or heal.set_job_rate(job_id, rate_mb_s) is None:
+        return None
+    return rate_mb_s
 
 
 def find_slot(monitor: DiskMonitor, spec: object) -> int:
@@ -105,9 +126,13 @@ async def handle_disks(request: web.Request, parts: list[str], body: bytes) -> w
                 position = find_slot(monitor, doc.get("disk"))
             except ValueError as exc:
                 return _error(404, "NoSuchDisk", str(exc))
+            rate = _rate(doc)
             before = monitor.state(monitor.diskset.slots[position])
             disk = await monitor.check(position)
-            return web.json_response({"disk": disk, "action": _action(before, disk)})
+            answer = {"disk": disk, "action": _action(before, disk)}
+            if rate is not None:
+                answer["rate_mb_s"] = pace_heal(heal, disk, rate)
+            return web.json_response(answer)
         if parts[:2] == ["disks", "quarantine"]:
             return await _quarantine(request, parts[2:], method, body)
         heal_route = (
@@ -132,18 +157,15 @@ async def handle_disks(request: web.Request, parts: list[str], body: bytes) -> w
         if bucket is not None and bucket not in {b.name for b in await _buckets(request)}:
             return _error(404, "NoSuchBucket", f"bucket {bucket} does not exist")
         if parts[1] == "scrub":
-            rate = doc.get("rate_mb_s")
-            if rate is not None and (
-                isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0
-            ):
-                raise _BadRequest('"rate_mb_s" must be a number >= 0 (0 = unlimited)')
-            job = heal.start_scrub(bucket, float(rate) if rate is not None else None)
+            job = heal.start_scrub(bucket, _rate(doc))
             return web.json_response({"job": job.to_json()}, status=202)
         key = _text(doc, "key", required=parts[1] == "verify")
         if key is not None and bucket is None:
             raise _BadRequest('"key" needs "bucket"')
         if parts[1] == "repair":
-            job = heal.start_repair(bucket, key)
+            if key is not None:  # a key that is not there is an error, not an empty pass
+                await _store(request).get_manifest(bucket, key)  # NoSuchKey
+            job = heal.start_repair(bucket, key, _rate(doc))
             return web.json_response({"job": job.to_json()}, status=202)
         health = await heal.verify(bucket, key)
         return web.json_response({"health": health.to_json()})
@@ -151,6 +173,8 @@ async def handle_disks(request: web.Request, parts: list[str], body: bytes) -> w
         return _error(400, "BadRequest", str(exc))
     except NoSuchKey as exc:
         return _error(404, "NoSuchKey", str(exc))
+    except InvalidObjectKey as exc:
+        return _error(400, "BadRequest", f'"key": {exc}')
     except NoSuchBucket as exc:
         return _error(404, "NoSuchBucket", str(exc))
 
@@ -186,10 +210,14 @@ async def _quarantine(
     return web.json_response(result)
 
 
-async def _buckets(request: web.Request):
+def _store(request: web.Request) -> Any:
     from s3free.s3.app import STORE
 
-    return await request.app[STORE].list_buckets()
+    return request.app[STORE]
+
+
+async def _buckets(request: web.Request):
+    return await _store(request).list_buckets()
 
 
 def _action(before: str, disk: dict) -> str:

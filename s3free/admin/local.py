@@ -84,9 +84,13 @@ class LocalDisks:
         await self._bucket(bucket)
         return (await self.heal()).start_scrub(bucket, rate_mb_s).to_json()
 
-    async def repair(self, bucket: str | None, key: str | None) -> dict:
+    async def repair(
+        self, bucket: str | None, key: str | None, rate_mb_s: float | None = None
+    ) -> dict:
         await self._bucket(bucket)
-        return (await self.heal()).start_repair(bucket, key).to_json()
+        if bucket is not None and key is not None:
+            await self.store.get_manifest(bucket, key)  # NoSuchKey, as the admin API
+        return (await self.heal()).start_repair(bucket, key, rate_mb_s).to_json()
 
     async def job(self, job_id: str) -> dict | None:
         job = (await self.heal()).job(job_id)
@@ -96,8 +100,8 @@ class LocalDisks:
         await self._bucket(bucket)
         return (await (await self.heal()).verify(bucket, key)).to_json()
 
-    async def replace(self, disk: str) -> dict:
-        from s3free.admin.disks import _action, find_slot
+    async def replace(self, disk: str, rate_mb_s: float | None = None) -> dict:
+        from s3free.admin.disks import _action, find_slot, pace_heal
 
         position = find_slot(self.monitor, disk)
         before = self.monitor.state(self.monitor.diskset.slots[position])
@@ -105,7 +109,10 @@ class LocalDisks:
         if status["state"] == "healing":
             await self.heal()
             status = await self.monitor.check(position)  # starts the repair pass
-        return {"disk": status, "action": _action(before, status)}
+        answer = {"disk": status, "action": _action(before, status)}
+        if rate_mb_s is not None:
+            answer["rate_mb_s"] = pace_heal(self._heal, status, rate_mb_s)
+        return answer
 
     async def quarantine(self) -> dict:
         from s3free.heal import quarantine

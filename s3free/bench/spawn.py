@@ -15,7 +15,7 @@ READY = re.compile(r"s3free ready: (https?://\S+) ")
 
 
 def spawn_server(
-    args: Sequence[str], env: Mapping[str, str], timeout: float = 60
+    args: Sequence[str], env: Mapping[str, str], timeout: float = 60, cwd: str | None = None
 ) -> tuple[subprocess.Popen, str, list[str]]:
     """Run `python -m s3free.cli.main server ARGS` with env added to this process's environment;
     return the process, the endpoint from its ready line, and a list that keeps collecting its
@@ -23,7 +23,12 @@ def spawn_server(
     ready within timeout seconds (then it is killed)."""
     cmd = [sys.executable, "-m", "s3free.cli.main", "server", *args]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **env}
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env},
+        cwd=cwd,
     )
     output: list[str] = []
     found: list[str] = []

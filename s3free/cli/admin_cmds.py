@@ -16,7 +16,7 @@ import time
 
 import click
 
-from s3free.cli.diskview import size
+from s3free.cli.diskview import heal_lines, size
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -107,10 +107,40 @@ def info(endpoint: str, ca_bundle, as_json: bool) -> None:
     _emit(as_json, doc, info_lines(doc))
 
 
-def info_lines(doc: dict) -> list[str]:
+def when(ms: int, now_ms: int) -> str:
+    """A time as ISO-8601 UTC and how long ago: 2026-12-07T21:46:14Z (5m12s ago)."""
+    from datetime import UTC, datetime
+
+    stamp = datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{stamp} ({duration(max(0, now_ms - ms) / 1000)} ago)"
+
+
+def scrub_line(scrub: dict | None, now_ms: int) -> str:
+    """The last (or running) scrub pass: when, how far, what it found."""
+    if not scrub:
+        return "last scrub: none yet"
+    found = (
+        f"{scrub.get('objects_checked', 0)} objects, {size(scrub.get('bytes_checked', 0))} "
+        f"verified, {scrub.get('shards_bad', 0)} shards bad, {scrub.get('repaired', 0)} "
+        f"repaired, {scrub.get('unrepairable', 0)} unrepairable"
+    )
+    scope = f" of bucket {scrub['bucket']}" if scrub.get("bucket") else ""
+    started = scrub.get("started_ms")
+    if scrub.get("state") == "running":
+        since = f" since {when(started, now_ms)}" if started else ""
+        return f"scrub{scope}: running{since}, {found} so far"
+    finished = scrub.get("finished_ms")
+    at = f" {when(finished, now_ms)}" if finished else ""
+    error = f"; error: {scrub['error']}" if scrub.get("error") else ""
+    return f"last scrub{scope}: {scrub.get('state', '?')}{at}, {found}{error}"
+
+
+def info_lines(doc: dict, now_ms: int | None = None) -> list[str]:
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     u = doc["usage"]
+    started = f", started {when(doc['started_ms'], now_ms)}" if doc.get("started_ms") else ""
     lines = [
-        f"s3free {doc['version']}, up {duration(doc.get('uptime_s'))}, "
+        f"s3free {doc['version']}, up {duration(doc.get('uptime_s'))}{started}, "
         f"listening on {doc.get('listen') or '-'} (region {doc.get('region')})",
         f"set {doc['set_id']}: RS({doc['k']},{doc['m']}), block size {size(doc['block_size'])}, "
         f"write quorum {doc['write_quorum']}, {doc['disks_online']} of {len(doc['disks'])} "
@@ -152,15 +182,18 @@ def info_lines(doc: dict) -> list[str]:
     if heal is None:
         lines.append("heal: no heal service running")
     else:
-        scrub = heal.get("scrub") or {}
-        last = scrub.get("state", "none yet")
-        lines.append(
-            f"heal: repair queue {heal['queue_depth']}, repairs {heal.get('repairs') or {}}, "
-            f"unrepairable {len(heal.get('unrepairable') or [])}, last scrub: {last}"
-        )
+        lines += heal_lines(heal)
+        repairs = heal.get("repairs") or {}
+        done = ", ".join(f"{n} {what}" for what, n in sorted(repairs.items()))
+        lines.append(f"repairs since start: {done or 'none'}")
+        lines.append(scrub_line(heal.get("scrub"), now_ms))
     rebuild = (doc.get("index") or {}).get("last_rebuild")
     if rebuild:
-        lines.append(f"index: last rebuild {rebuild['state']} (job {rebuild['id']})")
+        at = rebuild.get("finished_ms") or rebuild.get("started_ms")
+        lines.append(
+            f"index: last rebuild {rebuild['state']}{' ' + when(at, now_ms) if at else ''} "
+            f"(job {rebuild['id']})"
+        )
     return lines
 
 

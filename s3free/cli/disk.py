@@ -5,12 +5,13 @@ from S3FREE_ACCESS_KEY/S3FREE_SECRET_KEY) or, given `--disk PATH...`/`--config F
 `--data-dir`, works directly on the disks when no server holds them (s3free/admin/local.py).
 Thin: parse, call, print (s3free/cli/diskview.py renders).
 
-Exit status: 0 done; 1 failed (refused, not found, job failed); 2 usage, missing credentials,
-not built; 3 endpoint unreachable; 4 access denied (wrong credentials); 5 a path is not a disk
-of this store; 6 the store is in use by a running server (direct mode refused); 7 no heal
-service; 8 unrepairable objects found; 9 (verify) the object needs repair but can be repaired;
-10 the pass finished but left object versions below k+m (waiting for an offline disk, a
-repair that keeps failing, an empty disk to replace): it names them.
+Exit status: 0 done; 1 failed (refused, not found, job failed); 2 usage (bad options, no
+such disk), missing credentials, not built; 3 endpoint unreachable; 4 access denied (wrong
+credentials); 5 a path is not a disk of this store; 6 the store is in use by a running server
+(direct mode refused); 7 no heal service; 8 unrepairable objects found; 9 (verify) the object
+needs repair but can be repaired; 10 the pass finished but left object versions below k+m
+(waiting for an offline disk, a repair that keeps failing, an empty disk to replace): it
+names them.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ class _Remote:
     async def scrub(self, bucket, rate):
         return self.c.start_scrub(bucket, rate)
 
-    async def repair(self, bucket, key):
-        return self.c.start_repair(bucket, key)
+    async def repair(self, bucket, key, rate):
+        return self.c.start_repair(bucket, key, rate)
 
     async def job(self, job_id):
         return self.c.job(job_id)
@@ -74,8 +75,8 @@ class _Remote:
     async def verify(self, bucket, key):
         return self.c.verify(bucket, key)
 
-    async def replace(self, disk):
-        return self.c.disk_action("replace", disk)
+    async def replace(self, disk, rate):
+        return self.c.disk_action("replace", disk, rate)
 
     async def quarantine(self):
         return self.c.quarantine()
@@ -156,7 +157,7 @@ def _admin_code(exc) -> int:
         return EXIT_DENIED
     if exc.status == 503 and exc.code == "HealUnavailable":
         return EXIT_NO_HEAL
-    if exc.status == 501:
+    if exc.status == 501 or exc.code == "NoSuchDisk":
         return EXIT_USAGE
     return EXIT_FAILED
 
@@ -181,9 +182,10 @@ def disk() -> None:
     Against a running server (--endpoint, root credentials from S3FREE_ACCESS_KEY and
     S3FREE_SECRET_KEY) or directly on the disks when no server holds them (--disk PATH
     repeated with --meta-dir, or --config FILE, or --data-dir). Exit status: 0 done,
-    1 failed, 2 usage, 3 endpoint unreachable, 4 access denied, 5 not a disk of this store,
-    6 store in use by a server, 7 no heal service, 8 unrepairable objects, 9 object needs
-    repair (verify), 10 the pass left object versions below k+m (it names them).
+    1 failed (refused, not found, job failed), 2 usage (bad options, no such disk, missing
+    credentials, not built), 3 endpoint unreachable, 4 access denied, 5 not a disk of this
+    store, 6 store in use by a server, 7 no heal service, 8 unrepairable objects, 9 object
+    needs repair (verify), 10 the pass left object versions below k+m (it names them).
     """
 
 
@@ -223,8 +225,8 @@ async def _follow(opts: dict, backend, job: dict, wait: bool, timeout: float) ->
         click.echo("", err=True)
     await backend.settle()
     _emit(opts, {"job": job}, diskview.summary_lines(job))
-    if job.get("state") != "done":
-        return EXIT_FAILED
+    if job.get("state") != "done" or (job.get("key") and job.get("error")):
+        return EXIT_FAILED  # (a key deleted before its repair ran: error, nothing checked)
     if job.get("unrepairable"):
         return EXIT_UNREPAIRABLE
     return EXIT_LEFT if job.get("left_total") else 0
@@ -253,15 +255,16 @@ def scrub(bucket, rate, wait, timeout, **opts) -> None:
 @disk.command()
 @click.option("--bucket", help="Only this bucket.")
 @click.option("--object", "key", help="Only this key (needs --bucket).")
+@click.option("--rate", type=click.FloatRange(min=0), help="MB/s to verify at (0 = unlimited).")
 @_wait_options
 @_target
-def repair(bucket, key, wait, timeout, **opts) -> None:
+def repair(bucket, key, rate, wait, timeout, **opts) -> None:
     """Repair now: verify objects in scope and rebuild what is missing or bad."""
     if key and not bucket:
         raise click.UsageError("--object needs --bucket")
 
     async def body(backend, direct) -> int:
-        job = await backend.repair(bucket, key)
+        job = await backend.repair(bucket, key, rate)
         return await _follow(opts, backend, job, wait or direct, timeout)
 
     _run("repair", opts, body)
@@ -304,15 +307,27 @@ def verify(bucket, key, **opts) -> None:
 
 @disk.command()
 @click.argument("which")
+@click.option(
+    "--rate", type=click.FloatRange(min=0), help="MB/s to heal the disk at (0 = unlimited)."
+)
 @_wait_options
 @_target
-def replace(which, wait, timeout, **opts) -> None:
+def replace(which, rate, wait, timeout, **opts) -> None:
     """Re-probe disk WHICH (position, path or disk id) now; an empty directory in its place
     is formatted into the set and healed."""
 
     async def body(backend, direct) -> int:
-        answer = await backend.replace(which)
+        try:
+            answer = await backend.replace(which, rate)
+        except ValueError as exc:  # direct mode: no such disk (the API answers NoSuchDisk)
+            raise Fail(str(exc), EXIT_USAGE) from None
         _emit(opts, answer, diskview.replace_lines(answer))
+        if rate is not None and answer.get("rate_mb_s") is None:
+            click.echo(
+                f"s3free disk replace: no heal pass is running for disk {which}: --rate not "
+                "applied (the scrub rate, scrub_rate_mb_s, paces heals)",
+                err=True,
+            )
         heal = answer["disk"].get("heal") or {}
         if wait and heal.get("job_id"):
             job = await backend.job(heal["job_id"])

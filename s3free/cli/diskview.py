@@ -185,4 +185,7 @@ def replace_lines(answer: dict) -> list[str]:
     lines = [f"disk {d['position']} ({d['path']}): {answer['action']}", f"state: {d['state']}"]
     if d["problem"]:
         lines.append(f"problem: {d['problem']}")
+    if answer.get("rate_mb_s") is not None:
+        rate = answer["rate_mb_s"]
+        lines.append(f"heal pass paced at {f'{rate:g} MB/s' if rate else 'no limit'}")
     return lines

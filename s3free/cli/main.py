@@ -35,21 +35,31 @@ def main() -> None:
 
 @main.command()
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
-@click.option("--data-dir", help="Where the embedded default keeps disks, index, credentials.")
+@click.option(
+    "--data-dir",
+    help="Where the embedded default keeps disks and index (default ./s3free-data).",
+)
 @click.option("--disk", "disks", multiple=True, help="A disk directory (repeat for each disk).")
 @click.option("--ec", help="Erasure code K+M, e.g. 6+3 (default: chosen for the disk count).")
 @click.option("--listen", help="HOST:PORT to serve on (default 127.0.0.1:9000).")
-@click.option("--meta-dir", help="Index directory (default <data-dir>/meta).")
+@click.option(
+    "--meta-dir",
+    help="Index directory (default <data-dir>/meta); generated root keys are kept beside it.",
+)
 @click.option("--region", help="Region name (default us-east-1).")
 @click.option("--domain", help="Enable virtual-hosted-style addressing as BUCKET.DOMAIN.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve HTTPS with this cert.")
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="...and this private key.")
 @click.option("--log-level", help="debug, info (default), warning or error.")
 @click.option("--log-format", help="text (default) or json (one object per line).")
-@click.option("--access-log/--no-access-log", default=None, help="A line per S3 request (on).")
+@click.option(
+    "--access-log/--no-access-log", default=None, help="A line per S3 request (default off)."
+)
 @click.option("--otlp-endpoint", help="Send traces to this OTLP/HTTP URL (default: no tracing).")
 @click.option("--trace-sample-ratio", help="Fraction of requests traced, 0..1 (default 1).")
-@click.option("--requests-max", help="S3 requests at once; more get 503 SlowDown (0: no limit).")
+@click.option(
+    "--requests-max", help="S3 requests at once; more get 503 SlowDown (default 0: no limit)."
+)
 @click.option("--io-threads", help="Engine threads for hashing, coding, file I/O (default 32).")
 @click.option("--block-size", help="Bytes per block when formatting new disks (default 1 MiB).")
 @click.option("--disk-probe-s", help="Probe every disk's health this often (default 5 s).")

@@ -552,12 +552,24 @@ class HealService:
         self._scrub_id = job.id
         return job
 
-    def start_repair(self, bucket: str | None = None, key: str | None = None) -> Job:
+    def start_repair(
+        self, bucket: str | None = None, key: str | None = None, rate_mb_s: float | None = None
+    ) -> Job:
         """Verify every object in scope and repair what needs it (no orphan collection)."""
         if key is not None and bucket is None:
             raise ValueError("a key needs its bucket")
-        pacer = Pacer(self.config.scrub_rate_mb_s, self.config.scrub_files_per_s)
+        rate = self.config.scrub_rate_mb_s if rate_mb_s is None else rate_mb_s
+        pacer = Pacer(rate, self.config.scrub_files_per_s)
         return self._new_job("repair", bucket, key, pacer, False)
+
+    def set_job_rate(self, job_id: str, rate_mb_s: float) -> Job | None:
+        """Pace a running job at rate_mb_s from now (`disk replace --rate`: the disk monitor,
+        not the operator, starts a replaced disk's heal pass). None if it is not running."""
+        pacer = self._pacers.get(job_id)
+        if pacer is None:
+            return None
+        pacer.set_rate(rate_mb_s=rate_mb_s)
+        return self._jobs.get(job_id)
 
     def _new_job(
         self, kind: str, bucket: str | None, key: str | None, pacer: Pacer, resume: bool

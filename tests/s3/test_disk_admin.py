@@ -148,7 +148,24 @@ def test_directory_removed_then_replaced_by_the_operator(srv, s3c):
     assert (victim / FORMAT_FILE).exists()
     check_all(s3c, objects)
     out = disk("replace", "nonsense", "--endpoint", srv.endpoint, env=root_env(srv))
-    failed(out, 1, "not a disk of this set")
+    failed(out, 2, "not a disk of this set")
+
+
+def test_repair_of_a_missing_key_fails_and_an_unknown_disk_is_usage(srv, s3c):
+    """A repair of a key that is not there is an error (1), not an empty pass that exits 0;
+    a disk position the set does not have is bad usage (2), as the help says."""
+    s3c.put_object(Bucket="bkt", Key="there", Body=b"z" * 1000)
+    env = root_env(srv)
+    for wait in ((), ("--wait",)):
+        out = disk("repair", "--bucket", "bkt", "--object", "nosuchkey", *wait,
+                   "--endpoint", srv.endpoint, env=env)  # fmt: skip
+        failed(out, 1, "bkt/nosuchkey does not exist")
+        assert "started repair" not in out.stdout
+    out = disk("repair", "--bucket", "bkt", "--object", "there", "--wait",
+               "--endpoint", srv.endpoint, env=env)  # fmt: skip
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    out = disk("replace", "12", "--endpoint", srv.endpoint, env=env)
+    failed(out, 2, "'12' is not a disk of this set")
 
 
 def test_add_and_remove_are_not_built(srv):
@@ -217,6 +234,10 @@ def test_direct_mode_on_stopped_disks(tmp_path):
     out = disk("replace", "2", "--data-dir", str(data), env=base_env())
     assert out.returncode == 0, (out.stdout, out.stderr)
     assert (victim / FORMAT_FILE).exists() and (victim / HEALING_FILE).exists()
+    failed(disk("replace", "12", "--data-dir", str(data), env=base_env()), 2, "not a disk")
+    out = disk("repair", "--bucket", "bkt", "--object", "nosuchkey", "--data-dir", str(data),
+               env=base_env())  # fmt: skip
+    failed(out, 1, "bkt/nosuchkey does not exist")
 
     # paths that are not this store
     empty = [tmp_path / f"e{i}" for i in range(4)]

@@ -28,7 +28,8 @@ def test_without_credentials_it_generates_a_pair_once_and_never_runs_open(tmp_pa
         found = re.search(r"AWS_ACCESS_KEY_ID=(\S+)\s+AWS_SECRET_ACCESS_KEY=(\S+)", srv.log)
         assert found, srv.log
         access, secret = found.groups()
-        stored = tmp_path / "credentials.json"
+        stored = tmp_path / "meta.credentials.json"  # beside the index, with the store
+        assert f"export S3FREE_ACCESS_KEY={access} S3FREE_SECRET_KEY={secret}" in srv.log
         assert json.loads(stored.read_text()) == {"access_key": access, "secret_key": secret}
         assert stat.S_IMODE(stored.stat().st_mode) == 0o600
         assert re.search(
