@@ -292,15 +292,18 @@ def flip_every_file(root: Path, rng: random.Random, log: FaultLog) -> list[Path]
     no byte to flip and are left as they are)."""
     done = []
     for path in disk_files(root):
-        size = path.stat().st_size
-        if size == 0:
-            continue
-        offset = rng.randrange(size)
-        with open(path, "r+b") as f:
-            f.seek(offset)
-            byte = f.read(1)
-            f.seek(offset)
-            f.write(bytes([byte[0] ^ 0xFF]))
+        try:
+            size = path.stat().st_size
+            if size == 0:
+                continue
+            offset = rng.randrange(size)
+            with open(path, "r+b") as f:
+                f.seek(offset)
+                byte = f.read(1)
+                f.seek(offset)
+                f.write(bytes([byte[0] ^ 0xFF]))
+        except FileNotFoundError:
+            continue  # a temp file the running server renamed meanwhile (a repair, a record)
         done.append(path)
     log.add("flip-every-file", f"{root} ({len(done)} files, one byte each)")
     return done
@@ -310,10 +313,13 @@ def halve_every_file(root: Path, log: FaultLog) -> list[Path]:
     """Every file but format.json truncated to half its size (rounded down)."""
     done = []
     for path in disk_files(root):
-        size = path.stat().st_size
-        if size == 0:
-            continue
-        os.truncate(path, size // 2)
+        try:
+            size = path.stat().st_size
+            if size == 0:
+                continue
+            os.truncate(path, size // 2)
+        except FileNotFoundError:
+            continue  # a temp file the running server renamed meanwhile (a repair, a record)
         done.append(path)
     log.add("halve-every-file", f"{root} ({len(done)} files)")
     return done

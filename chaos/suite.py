@@ -6,7 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaos import durability_scenarios, engine_scenarios, heal_scenarios, process_scenarios
+from chaos import (
+    durability_scenarios,
+    engine_scenarios,
+    heal_scenarios,
+    process_scenarios,
+    records_scenarios,
+)
 from chaos.data import FAST, LONG, Profile
 from chaos.report import Row
 
@@ -62,6 +68,14 @@ def _entries() -> list[Entry]:
             True,
         ),
     ]
+    out.append(
+        Entry(
+            "records-newest-wins",
+            lambda p, seed, long, heal, w: records_scenarios.records_newest_wins(seed, w),
+            True,
+            True,
+        )
+    )
     # The durability contract (issue 11): RS(6,3) on 9 disks of their own, not the profile's.
     # CI runs them through tests/test_chaos_durability.py; here they belong to the long run.
     out += [

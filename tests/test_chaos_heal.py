@@ -28,3 +28,11 @@ def test_sigkill_during_scrub_repair(tmp_path):
 def test_client_load_while_scrub_heals_a_wiped_disk(tmp_path):
     row = heal_scenarios.load_during_heal(FAST, 17, ops=30, seconds=10.0, workdir=tmp_path)
     assert row.ok, row.fail_message()
+
+
+def test_records_newest_wins(tmp_path):
+    """A user removed, a bucket made private and another deleted while a disk was away: the
+    disk's records are brought up to date when it returns, and its stale copies lose after a
+    restart, an index lost at start and an online rebuild-index (chaos/records_scenarios.py)."""
+    row = suite.run_one("records-newest-wins", seed=19, heal=True, workdir=tmp_path)
+    assert row.ok, row.fail_message() + "\n" + "\n".join(row.notes)

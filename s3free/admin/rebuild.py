@@ -247,7 +247,8 @@ def _walk(diskset: DiskSet, side: Index, job: RebuildJob, stopping: Callable[[],
     """Every objects/<aa>/<bb>/ directory: the newest version of each key, into the side
     index (unsynced batches; the synced meta record at the swap makes them durable)."""
     report = RebuildReport()
-    buckets = _scan_buckets(diskset, report)
+    tombstones: dict[str, dict] = {}
+    buckets = _scan_buckets(diskset, report, tombstones)
     for text in report.unreadable:
         job.problem(text)
     tops = [a for a in _union(diskset, OBJECTS_DIR) if len(a) == 2]
@@ -261,10 +262,10 @@ def _walk(diskset: DiskSet, side: Index, job: RebuildJob, stopping: Callable[[],
             for text in report.unreadable:
                 job.problem(text)
             job.versions_seen += len(versions)
-            picked = pick_current(versions, buckets)
+            picked = pick_current(versions, buckets, tombstones)
             job.skipped_no_manifest += len(picked.headerless)
             job.buckets_recreated += picked.buckets_recreated
-            job.skipped_older += picked.older
+            job.skipped_older += picked.older + picked.deleted
             chosen = picked.chosen
             if chosen:
                 side.load(

@@ -6,6 +6,7 @@ a version's files are still in use."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,8 @@ from s3free.format.manifest import Manifest
 
 if TYPE_CHECKING:
     from s3free.engine.store import ObjectStore
+
+log = logging.getLogger(__name__)
 
 
 class HealingMixin:
@@ -59,38 +62,84 @@ class HealingMixin:
         )
 
     async def restore_bucket_records(self: ObjectStore) -> int:
-        """Rewrite each bucket's record on every online disk whose copy is missing or differs
-        from the index's (bit rot, a truncated file, a replaced disk): the records are what a
-        lost index is rebuilt from, so they must not rot away one disk at a time. Returns how
-        many copies were rewritten; a disk that refuses is left for the next pass."""
+        """Bring every online disk's copy of every bucket record (tombstones included) to the
+        newest one, of the disks' copies and the index's: a disk that was away holds stale
+        ones, and the records are what a lost index is rebuilt from, so they must not rot
+        away one disk at a time either. Where a disk holds a newer record than the index (a
+        write that reached the disks but not the index), the index takes it. The heal service
+        calls this in whole-store passes and when a disk comes back. Returns how many copies
+        were rewritten; a disk that refuses is left for the next pass."""
+        from s3free.engine.recovery import parse_bucket_record
+        from s3free.storage.layout import BUCKETS_DIR
+
+        def names() -> set[str]:
+            found: set[str] = set()
+            for slot in self.diskset.online_slots():
+                found.update(e[:-5] for e in slot.disk.list_dir(BUCKETS_DIR) if e.endswith(".json"))
+            return found
+
+        rewritten = 0
+        for name in sorted(await self._run(names) | set(self._buckets)):
+            async with self._bucket_lock:
+                rewritten += await self._restore_bucket_record(name, parse_bucket_record)
+        return rewritten
+
+    async def _restore_bucket_record(self: ObjectStore, name: str, parse) -> int:
         from s3free.engine.store import _record_bytes
+        from s3free.engine.types import BucketInfo
+        from s3free.format import records
         from s3free.storage.layout import bucket_record_path
 
-        def restore(slot, path: str, blob: bytes) -> bool:
+        path = bucket_record_path(name)
+        copies = await self._run(self._record_copies, name)
+        good: list[tuple[dict, bytes]] = []
+        for blob in copies.values():
             try:
-                if slot.disk.read_file(path) == blob:
-                    return False
-            except FileNotFoundError:
-                pass
-            slot.disk.write_file(path, blob)
+                if blob is not None:
+                    good.append((parse(name, blob), blob))
+            except ValueError:
+                pass  # rewritten below
+        info = self._buckets.get(name)
+        mine = None if info is None else _record_bytes(info.to_record())
+        if info is not None:
+            good.append((info.to_record(), mine))
+        if not good:
+            return 0
+        record, best = records.newest(good, preferred=mine)
+        if best != mine:
+            if records.is_tombstone(record):
+                if info is not None:
+                    if await self._run(self.index.bucket_has_objects, name):
+                        # Objects the index holds prove the bucket lives on (a rebuild
+                        # re-created it from them): above the tombstone.
+                        gen = records.generation_of(record) + 1
+                        info = BucketInfo(info.name, info.created_ms, info.owner, info.acl, gen)
+                        best = _record_bytes(info.to_record())
+                        await self._run(self.index.put_bucket, name, info.to_record())
+                        self._buckets[name] = info
+                    else:
+                        log.warning("bucket %s: a newer tombstone on the disks, dropped", name)
+                        await self._run(self.index.delete_bucket, name)
+                        self._buckets.pop(name, None)
+            else:
+                info = BucketInfo.from_record(record)
+                log.warning("bucket %s: a newer record on the disks than the index's", name)
+                await self._run(self.index.put_bucket, name, info.to_record())
+                self._buckets[name] = info
+
+        def restore(slot) -> bool:
+            if copies.get(slot.position) == best:
+                return False
+            slot.disk.write_file(path, best)
             return True
 
         rewritten = 0
-        for info in list(self._buckets.values()):
-            path = bucket_record_path(info.name)
-            blob = _record_bytes(info.to_record())
-            async with self._gates.shared(info.name):
-                if self._buckets.get(info.name) is not info:
-                    continue  # changed or deleted meanwhile: its writer wrote every copy
-                results = await self._on_disks(
-                    self.diskset.online_slots(), lambda s, p=path, b=blob: restore(s, p, b)
-                )
-            for outcome in results:
-                if isinstance(outcome, BaseException):
-                    if not isinstance(outcome, OSError):
-                        raise outcome
-                else:
-                    rewritten += bool(outcome)
+        for outcome in await self._on_disks(self.diskset.online_slots(), restore):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, OSError):
+                    raise outcome
+            else:
+                rewritten += bool(outcome)
         return rewritten
 
     def version_in_use(self: ObjectStore, version_id: str) -> bool:

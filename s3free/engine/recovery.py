@@ -1,7 +1,8 @@
 """Rebuilding the index from the disks, and a manifest from shard headers alone.
 
 The rules (specs/beexl-v1.md, "Recovery rules"):
-1. Buckets are the union of the bucket records found on the online disks.
+1. Buckets: per name, of the bucket record copies found on the online disks the newest wins
+   (highest generation, format/records.py); a newest copy that is a tombstone means deleted.
 2. Every object version directory is read on every online disk. Of the manifest copies of one
    version that decode, the highest generation wins.
 3. Of the versions of one (bucket, key), the newest wins: greatest (last_modified_ms,
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from s3free.errors import DataUnavailable
+from s3free.format import records
 from s3free.format.errors import FormatError
 from s3free.format.header import HEADER_SIZE, ShardHeader
 from s3free.format.ids import bucket_hash
@@ -128,11 +130,12 @@ class RecoveryMixin:
 
     def _rebuild_sync(self: ObjectStore) -> RebuildReport:
         report = RebuildReport()
-        buckets = _scan_buckets(self.diskset, report)
+        tombstones: dict[str, dict] = {}
+        buckets = _scan_buckets(self.diskset, report, tombstones)
         versions = _scan_versions(self.diskset, report)
-        picked = pick_current(versions, buckets)
+        picked = pick_current(versions, buckets, tombstones)
         report.headerless.extend(picked.headerless)
-        report.orphan_versions += picked.older
+        report.orphan_versions += picked.older + picked.deleted
         chosen = picked.chosen
         self.index.clear()
         self.index.load(
@@ -171,33 +174,54 @@ def _listing_entry(manifest: Manifest) -> dict:
     }
 
 
-def _scan_buckets(diskset: DiskSet, report: RebuildReport) -> dict[str, dict]:
-    buckets: dict[str, dict] = {}
+def _scan_buckets(
+    diskset: DiskSet, report: RebuildReport, tombstones: dict[str, dict] | None = None
+) -> dict[str, dict]:
+    """Per bucket name the newest record copy on the online disks (rule 1): live ones are
+    returned, tombstones (deleted buckets) put in `tombstones`."""
+    copies: dict[str, list[tuple[dict, bytes]]] = defaultdict(list)
     for slot in diskset.online_slots():
         for name in slot.disk.list_dir(BUCKETS_DIR):
             if not name.endswith(".json"):
                 continue
             try:
-                record = json.loads(slot.disk.read_file(f"{BUCKETS_DIR}/{name}"))
-                if not isinstance(record, dict) or record.get("name") != name[:-5]:
-                    raise ValueError("record does not name its bucket")
-                if not isinstance(record.get("created_ms"), int):
-                    raise ValueError("record has no creation time")
+                blob = slot.disk.read_file(f"{BUCKETS_DIR}/{name}")
+                copies[name[:-5]].append((parse_bucket_record(name[:-5], blob), blob))
             except (OSError, ValueError) as exc:
                 report.unreadable.append(f"{slot.disk.root}/{BUCKETS_DIR}/{name}: {exc}")
-                continue
-            buckets.setdefault(
-                record["name"],
-                {
-                    "acl": record.get("acl", "private")
-                    if record.get("acl") in ("private", "public-read")
-                    else "private",
-                    "created_ms": record["created_ms"],
-                    "name": record["name"],
-                    "owner": str(record.get("owner", "")),
-                },
-            )
+    buckets: dict[str, dict] = {}
+    for name, found in sorted(copies.items()):
+        record, _ = records.newest(found)
+        if records.is_tombstone(record):
+            if tombstones is not None:
+                tombstones[name] = record
+            continue
+        buckets[name] = {
+            "acl": record.get("acl", "private")
+            if record.get("acl") in ("private", "public-read")
+            else "private",
+            "created_ms": record["created_ms"],
+            "name": record["name"],
+            "owner": str(record.get("owner", "")),
+        }
+        if records.generation_of(record):
+            buckets[name]["generation"] = records.generation_of(record)
     return buckets
+
+
+def parse_bucket_record(name: str, blob: bytes) -> dict:
+    """A bucket record copy, checked: a JSON object naming its bucket, with a generation if
+    any (format/records.py) and, unless a tombstone, a creation time."""
+    record = json.loads(blob)
+    if not isinstance(record, dict) or record.get("name") != name:
+        raise ValueError("record does not name its bucket")
+    records.generation_of(record)
+    if records.is_tombstone(record):
+        if not isinstance(record.get("deleted_ms"), int):
+            raise ValueError("tombstone has no deletion time")
+    elif not isinstance(record.get("created_ms"), int):
+        raise ValueError("record has no creation time")
+    return record
 
 
 _UPLOAD_FIELDS = {
@@ -255,12 +279,19 @@ class Picked:
     headerless: list[tuple[str, str]] = field(default_factory=list)  # shards, no manifest
     older: int = 0  # versions that lost to a newer one of the same key
     buckets_recreated: int = 0
+    deleted: int = 0  # versions in a bucket deleted after them (stale, left for the scrubber)
 
 
-def pick_current(versions: dict[tuple[str, str], _Version], buckets: dict[str, dict]) -> Picked:
+def pick_current(
+    versions: dict[tuple[str, str], _Version],
+    buckets: dict[str, dict],
+    tombstones: dict[str, dict] | None = None,
+) -> Picked:
     """Per version the highest-generation manifest copy, per key the newest version (rule 3);
-    a bucket named only by manifests is added to `buckets`."""
+    a bucket named only by manifests is added to `buckets`, unless its tombstone is at least
+    as new as the manifest (a deleted bucket was empty: such manifests are stale copies)."""
     picked = Picked()
+    tombstones = tombstones or {}
     for (oid, vhex), version in sorted(versions.items()):
         if not version.manifests:
             if version.shard_files:
@@ -268,12 +299,18 @@ def pick_current(versions: dict[tuple[str, str], _Version], buckets: dict[str, d
             continue
         manifest = max(version.manifests, key=lambda m: m.generation)
         if manifest.bucket not in buckets:
+            tomb = tombstones.get(manifest.bucket)
+            if tomb is not None and manifest.last_modified_ms <= tomb["deleted_ms"]:
+                picked.deleted += 1
+                continue
             buckets[manifest.bucket] = {
                 "acl": "private",
                 "created_ms": manifest.last_modified_ms,
                 "name": manifest.bucket,
                 "owner": "",
             }
+            if tomb is not None:  # re-created after the delete: above the tombstone
+                buckets[manifest.bucket]["generation"] = records.generation_of(tomb) + 1
             picked.buckets_recreated += 1
         ident = (manifest.bucket, manifest.key)
         current = picked.chosen.get(ident)

@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import errno
 import itertools
+import json
 import logging
 import time
 from collections import deque
@@ -44,6 +45,7 @@ from s3free.errors import (
     NoSuchKey,
     StoreInUse,
 )
+from s3free.format import records
 from s3free.format.errors import FormatError
 from s3free.format.ids import bucket_hash, object_id, uuid7
 from s3free.format.manifest import Manifest, PartEntry, envelope_length
@@ -256,35 +258,59 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         BucketAlreadyExists (with .owner set to the winner's owner)."""
         validate_bucket_name(name)
         _check_acl(acl)
-        info = BucketInfo(name, now_ms(), owner, acl)
         async with self._bucket_lock:
             existing = self._buckets.get(name)
             if existing is not None:
                 err = BucketAlreadyExists(f"bucket {name} already exists")
                 err.owner = existing.owner  # type: ignore[attr-defined]
                 raise err
-            await self._save_bucket(info, new=True)
+            before = await self._run(self._record_copies, name)
+            info = BucketInfo(name, now_ms(), owner, acl, _next_generation(before, 0))
+            await self._save_bucket(info, new=before)
         return info
 
     async def set_bucket_acl(self, name: str, acl: str) -> BucketInfo:
         _check_acl(acl)
         async with self._bucket_lock:
             info = await self.head_bucket(name)
-            info = BucketInfo(info.name, info.created_ms, info.owner, acl)
+            copies = await self._run(self._record_copies, name)
+            generation = _next_generation(copies, info.generation)
+            info = BucketInfo(info.name, info.created_ms, info.owner, acl, generation)
             await self._save_bucket(info)
         return info
 
-    async def _save_bucket(self, info: BucketInfo, *, new: bool = False) -> None:
+    def _record_copies(self, name: str) -> dict[int, bytes | None]:
+        """Each online disk's copy of a bucket's record (None: none there, or unreadable)."""
+        out: dict[int, bytes | None] = {}
+        for slot in self.diskset.online_slots():
+            try:
+                out[slot.position] = slot.disk.read_file(bucket_record_path(name))
+            except OSError:
+                out[slot.position] = None
+        return out
+
+    async def _save_bucket(
+        self, info: BucketInfo, *, new: dict[int, bytes | None] | None = None
+    ) -> None:
         """The bucket record on every online disk (a write quorum of them), then the index.
-        A new bucket that misses the quorum is removed again from the disks that got it."""
+        A new bucket (`new`: the copies there were before, a tombstone or none) that misses
+        the quorum puts those back on the disks that got it."""
         path = bucket_record_path(info.name)
         record = _record_bytes(info.to_record())
         results = await self._on_disks(
             self.diskset.online_slots(), lambda s: s.disk.write_file(path, record)
         )
         if sum(not isinstance(r, BaseException) for r in results) < self.diskset.write_quorum:
-            if new:
-                await self._on_disks(self.diskset.online_slots(), lambda s: s.disk.remove(path))
+            if new is not None:
+
+                def undo(slot: DiskSlot) -> None:
+                    old = new.get(slot.position)
+                    if old is None:
+                        slot.disk.remove(path)
+                    else:
+                        slot.disk.write_file(path, old)
+
+                await self._on_disks(self.diskset.online_slots(), undo)
             raise InsufficientWriteQuorum(f"could not record bucket {info.name} on enough disks")
         await self._run(self.index.put_bucket, info.name, info.to_record())
         self._buckets[info.name] = info
@@ -300,19 +326,23 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
 
     async def reload_buckets(self) -> None:
         """Refill the in-memory bucket table from the index (at open, after a rebuild)."""
-        records = await self._run(self.index.list_buckets)
-        self._buckets = {r["name"]: BucketInfo.from_record(r) for r in records}
+        rows = await self._run(self.index.list_buckets)
+        self._buckets = {r["name"]: BucketInfo.from_record(r) for r in rows}
 
     async def delete_bucket(self, name: str) -> None:
-        """Refuse while objects remain; uploads in progress are aborted with the bucket."""
+        """Refuse while objects remain; uploads in progress are aborted with the bucket. The
+        record becomes a tombstone (kept), so a copy on a disk away now loses to it."""
         async with self._bucket_lock, self._gates.exclusive(name):
-            await self.head_bucket(name)
+            info = await self.head_bucket(name)
             if await self._run(self.index.bucket_has_objects, name):
                 raise BucketNotEmpty(f"bucket {name} is not empty")
             for upload_id in await self._run(self.index.uploads_in_bucket, name):
                 await self._drop_upload(upload_id)
+            copies = await self._run(self._record_copies, name)
+            tomb = _record_bytes(records.tombstone(name, _next_generation(copies, info.generation)))
             await self._on_disks(
-                self.diskset.online_slots(), lambda s: s.disk.remove(bucket_record_path(name))
+                self.diskset.online_slots(),
+                lambda s: s.disk.write_file(bucket_record_path(name), tomb),
             )
             await self._run(self.index.delete_bucket, name)
             self._buckets.pop(name, None)
@@ -940,6 +970,15 @@ def _check_acl(acl: str) -> None:
 
 
 def _record_bytes(record: dict) -> bytes:
-    import json
+    return records.encode(record)
 
-    return (json.dumps(record, sort_keys=True) + "\n").encode()
+
+def _next_generation(copies: dict[int, bytes | None], known: int) -> int:
+    """A generation above `known` and above every generation the disks' copies carry."""
+    found = [known]
+    for blob in copies.values():
+        try:
+            found.append(records.generation_of(json.loads(blob)) if blob else 0)
+        except (ValueError, AttributeError, TypeError):
+            continue  # an unreadable copy: the restore rewrites it
+    return records.next_generation(*found)

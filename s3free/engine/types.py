@@ -11,16 +11,22 @@ from s3free.format.manifest import Manifest
 class BucketInfo:
     name: str
     created_ms: int
-    owner: str = ""
+    owner: str = ""  # the owner's user id ("" or "root": the root user)
     acl: str = "private"  # canned ACL: private or public-read
+    # Of the record's copies on the disks the highest generation wins (format/records.py);
+    # 0 for records written before generations (and then left out of the record).
+    generation: int = 0
 
     def to_record(self) -> dict:
-        return {
+        record = {
             "acl": self.acl,
             "created_ms": self.created_ms,
             "name": self.name,
             "owner": self.owner,
         }
+        if self.generation:
+            record["generation"] = self.generation
+        return record
 
     @classmethod
     def from_record(cls, record: dict) -> BucketInfo:
@@ -29,6 +35,7 @@ class BucketInfo:
             record["created_ms"],
             record.get("owner", ""),
             record.get("acl", "private"),
+            record.get("generation", 0),
         )
 
 

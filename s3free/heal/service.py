@@ -101,9 +101,23 @@ class HealService:
         self.monitor = monitor
 
     def disk_online(self, disk_id: str) -> None:
-        """A disk is back (monitor): repair what waited for it, paced, with no command run."""
+        """A disk is back (monitor): repair what waited for it, paced, with no command run;
+        and bring its records (buckets, users) up to date now, so its stale copies of records
+        changed while it was away are not what a lost index is rebuilt from."""
         if self.waiting.count or self.waiting.dirty:
             self._returned.set()
+        if self._started:
+            self._spawn(self._keep_records(disk_id))
+
+    async def _keep_records(self, disk_id: str) -> None:
+        for keeper in self.record_keepers:
+            try:
+                restored = await keeper()
+            except Exception:
+                log.exception("records not brought up to date after disk %s returned", disk_id)
+                continue
+            if restored:
+                log.info("disk %s back: %d record copies brought up to date", disk_id, restored)
 
     # -- life cycle --------------------------------------------------------------------------
 

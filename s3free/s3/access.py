@@ -37,7 +37,7 @@ def denied(message: str = "Access Denied") -> S3Error:
 
 def may_use(ctx: Ctx, bucket: BucketInfo) -> bool:
     """Full access to the bucket: its owner or root."""
-    return ctx.user is not None and (ctx.user.is_root or ctx.user.name == bucket.owner)
+    return ctx.user is not None and (ctx.user.is_root or ctx.user.id == bucket.owner)
 
 
 async def check(ctx: Ctx) -> None:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from s3free.s3.body import read_small_body
 from s3free.s3.errors import S3Error
-from s3free.s3.ops.common import owner_element, owner_id, xml_reply
+from s3free.s3.ops.common import bucket_owner, owner_element, owner_id, xml_reply
 from s3free.s3.xmlio import add, element
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
@@ -21,8 +21,9 @@ def _grant(grantee: ET.Element, permission: str) -> ET.Element:
     return add(element("Grant"), grantee, ("Permission", permission))
 
 
-def policy(owner: str, canned: str) -> ET.Element:
-    user = add(element("Grantee"), ("ID", owner_id(owner)), ("DisplayName", owner))
+def policy(owner: tuple[str, str], canned: str) -> ET.Element:
+    """The ACL document of a canned ACL; owner is (user id, display name)."""
+    user = add(element("Grantee"), ("ID", owner_id(owner[0])), ("DisplayName", owner[1]))
     user.set("xmlns:xsi", XSI)
     user.set("xsi:type", "CanonicalUser")
     grants = [_grant(user, "FULL_CONTROL")]
@@ -33,7 +34,7 @@ def policy(owner: str, canned: str) -> ET.Element:
         grants.append(_grant(group, "READ"))
     return add(
         element("AccessControlPolicy"),
-        owner_element(owner),
+        owner_element(*owner),
         add(element("AccessControlList"), grants),
     )
 
@@ -65,7 +66,7 @@ async def requested_canned(ctx) -> str:
 
 async def get_bucket_acl(ctx) -> web.StreamResponse:
     bucket = ctx.extra["bucket"]
-    return xml_reply(policy(bucket.owner or "root", bucket.acl))
+    return xml_reply(policy(bucket_owner(ctx, bucket), bucket.acl))
 
 
 async def put_bucket_acl(ctx) -> web.StreamResponse:

@@ -25,7 +25,7 @@ async def list_buckets(ctx) -> web.StreamResponse:
     max_buckets = int_param(q, "max-buckets", MAX_BUCKETS_PAGE, low=1, high=MAX_BUCKETS_PAGE)
     buckets = await ctx.store.list_buckets()
     if not user.is_root:
-        buckets = [b for b in buckets if b.owner == user.name]
+        buckets = [b for b in buckets if (b.owner or ctx.users.root.id) == user.id]
     if region is not None and region != ctx.settings.region:
         buckets = []
     buckets = sorted(
@@ -44,7 +44,7 @@ async def list_buckets(ctx) -> web.StreamResponse:
     ]
     root = add(
         element("ListAllMyBucketsResult"),
-        owner_element(user.name),
+        owner_element(user.id, user.name),
         add(element("Buckets"), entries),
         ("ContinuationToken", page[-1].name if len(buckets) > len(page) else None),
         ("Prefix", prefix if "prefix" in q else None),
@@ -73,9 +73,9 @@ async def create_bucket(ctx) -> web.StreamResponse:
                 status=400,
             )
     try:
-        await ctx.store.create_bucket(ctx.s3.bucket, owner=ctx.user.name, acl=acl_value)
+        await ctx.store.create_bucket(ctx.s3.bucket, owner=ctx.user.id, acl=acl_value)
     except BucketAlreadyExists as exc:
-        if getattr(exc, "owner", None) == ctx.user.name:
+        if (getattr(exc, "owner", None) or ctx.users.root.id) == ctx.user.id:
             raise S3Error(
                 "BucketAlreadyOwnedByYou",
                 "Your previous request to create the named bucket succeeded "

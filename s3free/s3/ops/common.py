@@ -30,13 +30,20 @@ def xml_reply(root: ET.Element, status: int = 200, headers: dict | None = None) 
     )
 
 
-def owner_id(name: str) -> str:
-    """A stable 64-hex canonical user id for a user name (S3 shows owners this way)."""
-    return hashlib.sha256(b"s3free user " + name.encode()).hexdigest()
+def owner_id(user_id: str) -> str:
+    """A stable 64-hex canonical user id for a user id (S3 shows owners this way; users
+    recorded before ids, and root, have their name as their id)."""
+    return hashlib.sha256(b"s3free user " + user_id.encode()).hexdigest()
 
 
-def owner_element(name: str, tag: str = "Owner") -> ET.Element:
-    return add(element(tag), ("ID", owner_id(name)), ("DisplayName", name))
+def owner_element(user_id: str, name: str, tag: str = "Owner") -> ET.Element:
+    return add(element(tag), ("ID", owner_id(user_id)), ("DisplayName", name))
+
+
+def bucket_owner(ctx, bucket) -> tuple[str, str]:
+    """(user id, display name) of a bucket's owner ("" in old records: root)."""
+    user_id = bucket.owner or ctx.users.root.id
+    return user_id, ctx.users.display_name(user_id)
 
 
 def quote_etag(etag: str) -> str:

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from s3free.s3.errors import S3Error
-from s3free.s3.ops.common import int_param, owner_element, quote_etag, xml_reply
+from s3free.s3.ops.common import bucket_owner, int_param, owner_element, quote_etag, xml_reply
 from s3free.s3.xmlio import add, element, iso8601
 
 MAX_KEYS = 1000
@@ -35,7 +35,9 @@ def _page_args(ctx, marker: str):
     }
 
 
-def _contents(obj, enc, owner: str | None, tag: str = "Contents", version: bool = False):
+def _contents(
+    obj, enc, owner: tuple[str, str] | None, tag: str = "Contents", version: bool = False
+):
     el = add(element(tag), ("Key", enc(obj.key)))
     if version:
         add(el, ("VersionId", "null"), ("IsLatest", True))
@@ -46,7 +48,7 @@ def _contents(obj, enc, owner: str | None, tag: str = "Contents", version: bool 
         ("Size", obj.size),
     )
     if owner is not None:
-        add(el, owner_element(owner))
+        add(el, owner_element(*owner))
     add(el, ("StorageClass", "STANDARD"))
     return el
 
@@ -60,7 +62,7 @@ async def list_objects(ctx) -> web.StreamResponse:
     enc = _encoder(q)
     args = _page_args(ctx, q.get("marker", ""))
     page = await ctx.store.list_objects(ctx.s3.bucket, **args)
-    owner = ctx.extra["bucket"].owner or "root"
+    owner = bucket_owner(ctx, ctx.extra["bucket"])
     root = add(
         element("ListBucketResult"),
         ("Name", ctx.s3.bucket),
@@ -100,7 +102,7 @@ async def list_objects_v2(ctx) -> web.StreamResponse:
     args = _page_args(ctx, marker)
     page = await ctx.store.list_objects(ctx.s3.bucket, **args)
     fetch_owner = q.get("fetch-owner", "false").lower() == "true"
-    owner = (ctx.extra["bucket"].owner or "root") if fetch_owner else None
+    owner = bucket_owner(ctx, ctx.extra["bucket"]) if fetch_owner else None
     root = add(
         element("ListBucketResult"),
         ("Name", ctx.s3.bucket),
@@ -132,7 +134,7 @@ async def list_object_versions(ctx) -> web.StreamResponse:
     # or not version-id-marker is given (S3's key-marker is exclusive).
     args = _page_args(ctx, key_marker)
     page = await ctx.store.list_objects(ctx.s3.bucket, **args)
-    owner = ctx.extra["bucket"].owner or "root"
+    owner = bucket_owner(ctx, ctx.extra["bucket"])
     root = add(
         element("ListVersionsResult"),
         ("Name", ctx.s3.bucket),
@@ -199,7 +201,7 @@ async def list_multipart_uploads(ctx) -> web.StreamResponse:
     shown, prefixes, truncated, last = await _upload_page(
         ctx, prefix, delimiter, key_marker, upload_marker, max_uploads
     )
-    owner = ctx.extra["bucket"].owner or "root"
+    owner = bucket_owner(ctx, ctx.extra["bucket"])
     root = add(
         element("ListMultipartUploadsResult"),
         ("Bucket", ctx.s3.bucket),
@@ -216,8 +218,8 @@ async def list_multipart_uploads(ctx) -> web.StreamResponse:
                 element("Upload"),
                 ("Key", enc(u.key)),
                 ("UploadId", u.upload_id),
-                owner_element(owner, "Initiator"),
-                owner_element(owner),
+                owner_element(*owner, "Initiator"),
+                owner_element(*owner),
                 ("StorageClass", "STANDARD"),
                 ("Initiated", iso8601(u.initiated_ms)),
             )

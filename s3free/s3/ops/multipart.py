@@ -11,7 +11,7 @@ from s3free.s3 import conditions
 from s3free.s3.body import open_body, read_small_body
 from s3free.s3.checksums import HEADERS, ChecksumStream, checksum_request
 from s3free.s3.errors import S3Error
-from s3free.s3.ops.common import int_param, owner_element, quote_etag, xml_reply
+from s3free.s3.ops.common import bucket_owner, int_param, owner_element, quote_etag, xml_reply
 from s3free.s3.ops.objects import _refuse_unsupported, new_object_fields, open_copy_source
 from s3free.s3.xmlio import add, child_text, children, element, iso8601, parse_body
 
@@ -181,14 +181,14 @@ async def list_parts(ctx) -> web.StreamResponse:
     parts, truncated, next_marker = await ctx.store.list_parts(
         ctx.s3.bucket, ctx.s3.key, upload_id, part_number_marker=marker, max_parts=max_parts
     )
-    owner = ctx.extra["bucket"].owner or "root"
+    owner = bucket_owner(ctx, ctx.extra["bucket"])
     root = add(
         element("ListPartsResult"),
         ("Bucket", ctx.s3.bucket),
         ("Key", ctx.s3.key),
         ("UploadId", upload_id),
-        owner_element(owner, "Initiator"),
-        owner_element(owner),
+        owner_element(*owner, "Initiator"),
+        owner_element(*owner),
         ("StorageClass", "STANDARD"),
         ("PartNumberMarker", marker),
         ("NextPartNumberMarker", next_marker),

@@ -17,6 +17,7 @@ from s3free.s3.body import open_body, read_small_body
 from s3free.s3.errors import S3Error, from_storage
 from s3free.s3.ops import acl
 from s3free.s3.ops.common import (
+    bucket_owner,
     check_version_id,
     quote_etag,
     stored_headers,
@@ -411,7 +412,7 @@ async def get_object_acl(ctx) -> web.StreamResponse:
     info = await ctx.store.head_object(ctx.s3.bucket, ctx.s3.key)
     bucket = ctx.extra["bucket"]
     return xml_reply(
-        acl.policy(bucket.owner or "root", info.http_headers.get(access.ACL_HEADER, "private"))
+        acl.policy(bucket_owner(ctx, bucket), info.http_headers.get(access.ACL_HEADER, "private"))
     )
 
 
