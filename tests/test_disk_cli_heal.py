@@ -165,3 +165,52 @@ def test_replace_rate_paces_the_heal_pass_it_starts(tmp_path):
             assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body
     finally:
         srv.stop()
+
+
+def test_verify_prints_a_summary_and_shards_only_when_asked(served):
+    """A big object verified printed one line per shard (549 for 300 MiB); now a summary
+    (verdict, healthy shards, bad ones by disk and state, manifests), every shard with
+    --shards, and the object named with --bucket/--object as `disk repair` does."""
+    srv, s3, _objects = served
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="big")["UploadId"]
+    etags = []
+    for number in range(1, 7):
+        body = bytes([number]) * (5 * 1024 * 1024 if number < 6 else 1000)
+        part = s3.upload_part(
+            Bucket=BUCKET, Key="big", UploadId=upload, PartNumber=number, Body=body
+        )
+        etags.append({"PartNumber": number, "ETag": part["ETag"]})
+    s3.complete_multipart_upload(
+        Bucket=BUCKET, Key="big", UploadId=upload, MultipartUpload={"Parts": etags}
+    )
+    mine = sorted(srv.data_dir.glob(f"disk*/objects/*/*/{_oid(BUCKET, 'big')}/*/part.*"))
+    assert len(mine) == 6 * 4
+    for path in mine:
+        if path.parent.parent.parent.parent.parent.parent.name == "disk3" and path.name in (
+            "part.00002",
+            "part.00003",
+            "part.00005",
+        ):
+            path.unlink()  # three parts' shards lost on one disk
+    target = ("--bucket", BUCKET, "--object", "big", "--endpoint", srv.endpoint)
+    out = disk("verify", *target, env=env_for(srv))
+    assert out.returncode == 9, (out.stdout, out.stderr)
+    lines = out.stdout.splitlines()
+    assert len(lines) <= 8, out.stdout
+    assert lines[1].startswith("verdict: degraded (repairable: s3free disk repair --bucket")
+    assert lines[2] == "shards: 21 of 24 healthy (6 part(s) x 4)"
+    assert (
+        [line for line in lines if line.startswith("  disk ")]
+        == [line for line in lines if line.endswith(": 3 missing (part 2-3, 5)")]
+        != []
+    )
+    assert "manifests: 4 ok" in lines and "PART   SHARD" not in out.stdout
+    positional = disk("verify", BUCKET, "big", "--endpoint", srv.endpoint, env=env_for(srv))
+    assert positional.returncode == 9 and positional.stdout == out.stdout
+    full = disk("verify", *target, "--shards", env=env_for(srv))
+    assert full.returncode == 9
+    states = [line.split()[3] for line in full.stdout.splitlines() if line[:1].isdigit()]
+    assert "PART   SHARD" in full.stdout and states.count("missing") == 3
+    assert len(full.stdout.splitlines()) >= 24 + 4
+    out = disk("verify", "--bucket", BUCKET, "--endpoint", srv.endpoint, env=env_for(srv))
+    assert out.returncode == 2 and "--object" in out.stderr

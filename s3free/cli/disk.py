@@ -290,15 +290,26 @@ def job(job_id, wait, timeout, **opts) -> None:
 
 
 @disk.command()
-@click.argument("bucket")
-@click.argument("key")
+@click.argument("bucket_arg", metavar="[BUCKET]", required=False)
+@click.argument("key_arg", metavar="[KEY]", required=False)
+@click.option("--bucket", help="The object's bucket.")
+@click.option("--object", "key", help="The object's key.")
+@click.option("--shards", is_flag=True, help="List every shard (a big object has hundreds).")
 @_target
-def verify(bucket, key, **opts) -> None:
-    """The full health of one object, shard by shard."""
+def verify(bucket_arg, key_arg, bucket, key, shards, **opts) -> None:
+    """The full health of one object (--bucket B --object KEY, or B KEY): the verdict, healthy
+    and bad shards by disk, manifests; --shards for every shard."""
+    for given, positional, name in ((bucket, bucket_arg, "--bucket"), (key, key_arg, "--object")):
+        if given is not None and positional is not None and given != positional:
+            raise click.UsageError(f"{name} {given} and the argument {positional} differ")
+    bucket, key = bucket or bucket_arg, key or key_arg
+    if not bucket or not key:
+        raise click.UsageError("say which object: --bucket BUCKET --object KEY")
 
     async def body(backend, direct) -> int:
         health = await backend.verify(bucket, key)
-        _emit(opts, {"health": health}, diskview.health_lines(health))
+        shown = diskview.health_lines if shards else diskview.verify_summary_lines
+        _emit(opts, {"health": health}, shown(health))
         verdict = diskview.verdict(health)
         return {"ok": 0, "degraded": EXIT_NEEDS_REPAIR}.get(verdict, EXIT_UNREPAIRABLE)
 

@@ -180,6 +180,59 @@ def health_lines(health: dict) -> list[str]:
     return lines
 
 
+def verify_summary_lines(health: dict) -> list[str]:
+    """`disk verify` without --shards: the verdict and the counts, the bad shards grouped by
+    disk and state (a 300 MiB object has hundreds of shards; one line each is for --shards)."""
+    k, m = health["k"], health["m"]
+    shards = health.get("shards", [])
+    good = sum(1 for s in shards if s["state"] == "ok")
+    parts = sorted({s["part"] for s in shards})
+    found = verdict(health)
+    hint = {
+        "degraded": " (repairable: s3free disk repair --bucket "
+        f"{health['bucket']} --object {health['key']})",
+        "unrepairable": f" (a part has fewer than k={k} healthy shards)",
+    }.get(found, "")
+    lines = [
+        f"{health['bucket']}/{health['key']} version {health['version_id']}  RS({k},{m})  "
+        f"{size(health.get('bytes_checked', 0))} verified",
+        f"verdict: {found}{hint}",
+        f"shards: {good} of {len(shards)} healthy ({len(parts)} part(s) x {k + m})",
+    ]
+    bad: dict[tuple[str, str], list[int]] = {}
+    for s in shards:
+        if s["state"] != "ok":
+            bad.setdefault((s["disk_id"], s["state"]), []).append(s["part"])
+    for (disk_id, state), in_parts in sorted(bad.items()):
+        lines.append(f"  disk {disk_id[:8]}: {len(in_parts)} {state} (part {_ranges(in_parts)})")
+    manifests = health.get("manifests", {})
+    states: dict[str, list[str]] = {}
+    for disk_id, state in sorted(manifests.items()):
+        states.setdefault(state, []).append(disk_id[:8])
+    shown = [f"{len(ids)} ok" if st == "ok" else f"{len(ids)} {st} (on {', '.join(ids)})"
+             for st, ids in sorted(states.items(), key=lambda item: item[0] != "ok")]  # fmt: skip
+    lines.append(f"manifests: {', '.join(shown) or 'none'}")
+    errors = health.get("errors") or []
+    lines += [f"error: {e}" for e in errors[:5]]
+    if len(errors) > 5:
+        lines.append(f"... and {len(errors) - 5} more errors")
+    if bad:
+        lines.append("(per-shard details: --shards)")
+    return lines
+
+
+def _ranges(numbers: list[int], most: int = 6) -> str:
+    """1,2,3,7 -> "1-3, 7"; past `most` ranges, "..."."""
+    spans: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    text = [f"{a}-{b}" if a != b else str(a) for a, b in spans[:most]]
+    return ", ".join(text) + (", ..." if len(spans) > most else "")
+
+
 def replace_lines(answer: dict) -> list[str]:
     d = answer["disk"]
     lines = [f"disk {d['position']} ({d['path']}): {answer['action']}", f"state: {d['state']}"]
