@@ -13,7 +13,7 @@ from s3free.s3.checksums import HEADERS, ChecksumStream, checksum_request
 from s3free.s3.errors import S3Error
 from s3free.s3.ops.common import int_param, owner_element, quote_etag, xml_reply
 from s3free.s3.ops.objects import _refuse_unsupported, new_object_fields, open_copy_source
-from s3free.s3.xmlio import add, child_text, children, element, iso8601, parse_body
+from s3free.s3.xmlio import add, child_text, children, element, iso8601, parse_body_async
 
 MAX_PART_SIZE = 5 * 1024**3
 
@@ -135,7 +135,7 @@ def _full_object_check(headers):
 
 async def complete_multipart_upload(ctx) -> web.StreamResponse:
     upload_id = _upload_id(ctx)
-    root = parse_body(await read_small_body(ctx), "CompleteMultipartUpload")
+    root = await parse_body_async(await read_small_body(ctx), "CompleteMultipartUpload")
     parts = []
     for part in children(root, "Part"):
         number_text = child_text(part, "PartNumber")

@@ -24,7 +24,7 @@ from s3free.s3.ops.common import (
     xml_reply,
 )
 from s3free.s3.readfail import log_read_failure
-from s3free.s3.xmlio import add, child_text, children, element, http_date, iso8601, parse_body
+from s3free.s3.xmlio import add, child_text, children, element, http_date, iso8601, parse_body_async
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ async def delete_object(ctx) -> web.StreamResponse:
 
 
 async def delete_objects(ctx) -> web.StreamResponse:
-    root = parse_body(await read_small_body(ctx), "Delete")
+    root = await parse_body_async(await read_small_body(ctx), "Delete")
     quiet = (child_text(root, "Quiet", "false") or "").strip().lower() == "true"
     objects = children(root, "Object")
     if not objects:
