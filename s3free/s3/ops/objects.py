@@ -96,7 +96,10 @@ def object_headers(info: ObjectInfo, checksums: bool) -> dict[str, str]:
 
 async def _open(ctx, *, head: bool):
     """Look the object up and decide the range on the version that will be read."""
-    check_version_id(ctx.s3.query)
+    # A caller who may read only public-read objects learns nothing before the ACL check.
+    public_only = bool(ctx.extra.get("needs_public_object"))
+    if not public_only:
+        check_version_id(ctx.s3.query)
     q = ctx.s3.query
     part_number = None
     if "partNumber" in q:
@@ -113,6 +116,8 @@ async def _open(ctx, *, head: bool):
 
     def prepare(info: ObjectInfo):
         access.check_object_read(ctx, info)
+        if public_only:
+            check_version_id(ctx.s3.query)
         conditions.check_read(ctx.request.headers, info)
         rng = parse_range(range_header, info.size) if part_number is None else None
         decided["range"] = rng
@@ -310,26 +315,38 @@ async def delete_objects(ctx) -> web.StreamResponse:
     return xml_reply(result)
 
 
-def parse_copy_source(value: str) -> tuple[str, str]:
+def parse_copy_source(value: str) -> tuple[str, str, bool]:
+    """(bucket, key, whether the version asked for can exist: none or "null")."""
     # Split off the query before decoding: an encoded '?' (%3F) belongs to the key.
     raw, _, query = value.partition("?")
     source = unquote(raw)
-    if query and query not in ("versionId=null",):
-        raise S3Error("NoSuchVersion", "the specified version does not exist", status=404)
     source = source.lstrip("/")
     bucket, _, key = source.partition("/")
     if not bucket or not key:
         raise S3Error("InvalidArgument", "x-amz-copy-source must name a bucket and a key")
-    return bucket, key
+    return bucket, key, not query or query == "versionId=null"
+
+
+def _no_such_source_version() -> S3Error:
+    return S3Error("NoSuchVersion", "the specified version does not exist", status=404)
 
 
 async def open_copy_source(ctx, start=None, end=None, *, range_header: str | None = None):
-    """A reader for the copy source after access and x-amz-copy-source-if-* checks."""
-    bucket, key = parse_copy_source(ctx.request.headers["x-amz-copy-source"])
+    """A reader for the copy source. The requester's right to read it is decided first;
+    only then its version, x-amz-copy-source-if-* conditions and range, so a requester
+    without that right learns nothing from them (existence, ETag, date or size)."""
+    bucket, key, version_ok = parse_copy_source(ctx.request.headers["x-amz-copy-source"])
+    full = await access.check_source_bucket(ctx, bucket, key)
+    if full and not version_ok:
+        raise _no_such_source_version()
     decided: dict = {}
 
     def prepare(info: ObjectInfo):
         decided["info"] = info
+        if not full:
+            access.check_source_object(info)
+            if not version_ok:
+                raise _no_such_source_version()
         conditions.check_read(ctx.request.headers, info, prefix="x-amz-copy-source-")
         if range_header is not None:
             match = _RANGE.fullmatch(range_header.strip())
@@ -345,11 +362,6 @@ async def open_copy_source(ctx, start=None, end=None, *, range_header: str | Non
         reader = await ctx.store.open_object(bucket, key, prepare=prepare)
     except NoSuchKey:
         raise S3Error("NoSuchKey", "The specified key does not exist.") from None
-    try:
-        await access.check_source_read(ctx, bucket, reader.info)
-    except BaseException:
-        await reader.aclose()
-        raise
     return bucket, key, reader
 
 
