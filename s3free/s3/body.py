@@ -23,6 +23,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from s3free.s3.checksums import HEADER_PREFIX, HEADERS, ChecksumStream, checksum_request
 from s3free.s3.chunked import AwsChunkedDecoder, chunked_variant, declared_trailers
 from s3free.s3.errors import S3Error
+from s3free.s3.numbers import parse_uint
 from s3free.s3.sigv4 import is_sha256_hex, verify_payload_sha256
 from s3free.s3.xmlio import body_limit
 
@@ -70,12 +71,11 @@ def _int_header(headers, name: str) -> int | None:
     value = headers.get(name)
     if value is None:
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise S3Error("InvalidArgument", f"{name} must be an integer") from None
-    if number < 0:
-        raise S3Error("InvalidArgument", f"{name} must not be negative")
+    number = parse_uint(value.strip())
+    if number is None:
+        raise S3Error(
+            "InvalidArgument", f"{name} must be a whole number of at most 19 ASCII digits"
+        )
     return number
 
 

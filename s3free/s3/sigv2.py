@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from s3free.s3.errors import S3Error
+from s3free.s3.numbers import parse_uint
 from s3free.s3.sigv4 import (
     MAX_SKEW,
     UNSIGNED_PAYLOAD,
@@ -247,11 +248,14 @@ def _query_auth(
     if any(not params.get(p) for p in _QUERY_PARAMS):
         raise S3Error("AccessDenied", _QUERY_REQUIRED)
     expires_s = params["Expires"]
-    if not expires_s.isdigit():
-        raise S3Error("AccessDenied", f"Invalid date (should be seconds since epoch): {expires_s}")
+    expires_epoch = parse_uint(expires_s, saturate=True)
+    if expires_epoch is None:
+        raise S3Error(
+            "AccessDenied", f"Invalid date (should be seconds since epoch): {expires_s[:40]}"
+        )
     creds = _lookup(lookup, params["AWSAccessKeyId"])
     try:
-        expires = datetime.fromtimestamp(int(expires_s), UTC)
+        expires = datetime.fromtimestamp(expires_epoch, UTC)
     except (OverflowError, OSError, ValueError):
         expires = datetime.max.replace(tzinfo=UTC)
     if now > expires:

@@ -15,6 +15,7 @@ from s3free.errors import NoSuchKey, StorageError
 from s3free.s3 import access, conditions
 from s3free.s3.body import open_body, read_small_body
 from s3free.s3.errors import S3Error, from_storage
+from s3free.s3.numbers import parse_uint
 from s3free.s3.ops import acl
 from s3free.s3.ops.common import (
     check_version_id,
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 MAX_COPY_SIZE = 5 * 1024**3
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")  # ASCII digits only (\d is any digit)
 _RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type",
     "response-content-language": "Content-Language",
@@ -52,18 +53,25 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     first, last = match.groups()
     if first == "" and last == "":
         return None
+    # A number too long to be a position means "larger than any object" (RFC 9110 14.1.1).
     if first == "":
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise _unsatisfiable(size)
         return max(0, size - suffix), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = _position(first)
+    end = _position(last) if last else size - 1
     if last and end < start:
         return None  # syntactically invalid: ignored, like S3
     if start >= size:
         raise _unsatisfiable(size)
     return start, min(end, size - 1)
+
+
+def _position(digits: str) -> int:
+    value = parse_uint(digits, saturate=True)
+    assert value is not None  # the pattern matched digits
+    return value
 
 
 def _unsatisfiable(size: int) -> S3Error:
@@ -103,11 +111,8 @@ async def _open(ctx, *, head: bool):
     q = ctx.s3.query
     part_number = None
     if "partNumber" in q:
-        try:
-            part_number = int(q["partNumber"])
-        except ValueError:
-            raise S3Error("InvalidArgument", "partNumber must be an integer") from None
-        if not 1 <= part_number <= 10000:
+        part_number = parse_uint(q["partNumber"], max_digits=5)
+        if part_number is None or not 1 <= part_number <= 10000:
             raise S3Error("InvalidArgument", "partNumber must be between 1 and 10000")
     range_header = ctx.request.headers.get("Range")
     if part_number is not None and range_header:
@@ -350,9 +355,15 @@ async def open_copy_source(ctx, start=None, end=None, *, range_header: str | Non
         conditions.check_read(ctx.request.headers, info, prefix="x-amz-copy-source-")
         if range_header is not None:
             match = _RANGE.fullmatch(range_header.strip())
-            if match is None or not match.group(1) or not match.group(2):
-                raise S3Error("InvalidArgument", "x-amz-copy-source-range must be bytes=first-last")
-            first, last = int(match.group(1)), int(match.group(2))
+            first = parse_uint(match.group(1)) if match else None
+            last = parse_uint(match.group(2)) if match else None
+            if first is None or last is None:
+                raise S3Error(
+                    "InvalidArgument",
+                    "x-amz-copy-source-range must be bytes=first-last, each at most 19 ASCII "
+                    "digits",
+                    ArgumentName="x-amz-copy-source-range",
+                )
             if last < first or last >= info.size:
                 raise S3Error("InvalidRange", "The requested range is not satisfiable")
             return first, last
