@@ -2,9 +2,10 @@
 
 Out: a small builder over ElementTree that writes S3's namespace and skips None values.
 In: bodies are read with a size cap and parsed strictly; anything malformed is MalformedXML.
-Characters XML 1.0 cannot carry (most control characters) are refused on input by the parser
-and never produced on output: keys with them are listed with encoding-type=url by clients that
-store such keys (S3 behaves the same way).
+Characters XML 1.0 cannot carry (most control characters) are refused on input by the parser.
+On output (a key holding 0x01 listed without encoding-type=url) they are written as character
+references (&#x1;), never as raw bytes, as AWS S3 writes them; clients that store such keys
+list with encoding-type=url (every AWS SDK does by default), which carries them exactly.
 
 Parsing is defended after decoding, whatever the encoding the document declares (UTF-16
 included): defusedxml refuses any DTD, so no entity can be declared or expanded; elements
@@ -15,6 +16,7 @@ body above INLINE_PARSE_MAX bytes is parsed in a worker thread so the event loop
 from __future__ import annotations
 
 import asyncio
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -87,12 +89,23 @@ def add(parent: ET.Element, *children: Any) -> ET.Element:
     return parent
 
 
+# C0 controls other than TAB, LF, CR: in UTF-8 these bytes are only ever those characters.
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# ElementTree writes a character UTF-8 cannot encode (a lone surrogate, e.g. from an invalid
+# UTF-8 byte in a header echoed in an error) as a decimal reference; "&" itself is "&amp;".
+_UNENCODABLE = re.compile(rb"&#[0-9]+;")
+_REPLACEMENT = "\ufffd".encode()
+
+
 def render(root: ET.Element, *, namespace: bool = True) -> bytes:
     if namespace:
         root.set("xmlns", NS)
     body = ET.tostring(root, encoding="utf-8")
+    body = _UNENCODABLE.sub(_REPLACEMENT, body)
     # A literal CR would reach the client as LF (XML end-of-line handling): write it as &#13;.
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body.replace(b"\r", b"&#13;")
+    body = body.replace(b"\r", b"&#13;")
+    body = _CONTROL.sub(lambda m: b"&#x%X;" % m[0][0], body)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
 
 
 class _TooDeep(Exception):
