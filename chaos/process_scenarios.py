@@ -10,7 +10,9 @@ import random
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from chaos.data import MIB, Acks, Profile, Version
 from chaos.proc import ServerProcess, start
@@ -95,7 +97,16 @@ class Writer(threading.Thread):
             self.acks.ack(version)
 
 
-def _after_restart(root: Path, profile: Profile, acks: Acks, row: Row, where: str) -> None:
+def _after_restart(
+    root: Path,
+    profile: Profile,
+    acks: Acks,
+    row: Row,
+    where: str,
+    check: Callable[[Any], list[str]] | None = None,
+) -> None:
+    """Restart, verify every acknowledged object, settle the in-flight ones, then run `check`
+    (given a client) for a scenario's own problems."""
     # The temp files the kill left must be gone once the server is up again; new ones may
     # appear at once (the repair queue resumes, a probe runs) and are not the crash's.
     crashed = temp_files(root, profile.disks)
@@ -109,6 +120,8 @@ def _after_restart(root: Path, profile: Profile, acks: Acks, row: Row, where: st
         row.bytes_verified += verdict.bytes_verified
         # What the restart showed is now the state a later crash must keep.
         settle(server.client(), acks)
+        if check is not None:
+            row.problems += [f"{where}: {p}" for p in check(server.client())]
     finally:
         server.stop()
 
@@ -169,6 +182,24 @@ def sigkill_put(profile: Profile, seed: int, rounds: int, workdir: Path | None =
     return row
 
 
+def _upload_matches_object(acks: Acks, version: Version, upload: str):
+    """After a restart an upload is listed exactly when its complete did not make the object:
+    a completed upload still listed beside its object (a kill after the switch) is a problem,
+    and so is an upload gone while its object is absent (a retry would have nothing)."""
+
+    def check(client) -> list[str]:
+        page = client.list_multipart_uploads(Bucket=BUCKET, Prefix=version.key)
+        listed = upload in [u["UploadId"] for u in page.get("Uploads", [])]
+        visible = acks.done.get(version.key) == version
+        if visible and listed:
+            return [f"upload {upload} of {version.key} is still listed beside its object"]
+        if not visible and not listed:
+            return [f"upload {upload} of {version.key} is gone but its object is absent"]
+        return []
+
+    return check
+
+
 def sigkill_complete(profile: Profile, seed: int, rounds: int, workdir: Path | None = None) -> Row:
     """Each round: parts uploaded, CompleteMultipartUpload sent, SIGKILL a few ms later.
     After a restart the object is whole or absent; if absent, retrying the same complete
@@ -208,7 +239,8 @@ def sigkill_complete(profile: Profile, seed: int, rounds: int, workdir: Path | N
             thread.join(120)
             if outcome and outcome[0] == version.etag():
                 acks.ack(version)  # the kill came after the reply
-            _after_restart(root, profile, acks, row, f"round {r}")
+            check = _upload_matches_object(acks, version, upload)
+            _after_restart(root, profile, acks, row, f"round {r}", check)
             if acks.done.get(version.key) == version:
                 visible += 1
                 continue
@@ -222,7 +254,7 @@ def sigkill_complete(profile: Profile, seed: int, rounds: int, workdir: Path | N
             except Exception as exc:
                 row.problems.append(f"round {r}: retrying the complete failed: {exc!r}")
             server.stop()
-            _after_restart(root, profile, acks, row, f"round {r} after retry")
+            _after_restart(root, profile, acks, row, f"round {r} after retry", check)
         row.detected = rounds
         row.repaired = retried
         row.notes.append(f"{visible} completes survived the kill, {retried} were retried")

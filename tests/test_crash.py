@@ -364,6 +364,39 @@ def test_crash_during_multipart_complete_then_retry(tmp_path):
     check_store(tmp_path, model, None, f"{die_at}: complete retried, index rebuilt")
 
 
+@pytest.mark.parametrize("rebuild", [False, True], ids=["index", "rebuilt"])
+def test_crash_after_complete_switched_forgets_the_upload(tmp_path, rebuild):
+    """A SIGKILL after CompleteMultipartUpload made the object visible but before it forgot
+    the upload: after the restart the object is whole and the upload is no longer listed
+    (nor its staging files left on any disk), also when the index is rebuilt from the disks."""
+    model = Model()
+    die_at = "remove_tree:multipart/:1:before"  # the switch is done; the upload is not dropped
+    life = live_and_die(tmp_path, 1, 1_000_000, None, extra=("--ops", "mpu k0", "--die-at", die_at))
+    assert life.killed, f"the child did not reach {die_at}: {life.lines} {life.stderr[-2000:]}"
+    inflight = replay(model, life, die_at)
+    assert inflight == InFlight("mpu", "k0", 1_000_001), life.lines
+    _, key, upload, _ = next(line for line in life.lines if line.startswith("PARTS")).split()
+    staging = [d / "multipart" / upload for d in disk_paths(tmp_path)]
+    assert all(p.exists() for p in staging)  # the kill came before any was removed
+    if rebuild:
+        shutil.rmtree(tmp_path / "meta")
+    model.state = check_store(tmp_path, model, inflight, f"{die_at}: after the crash")
+    assert model.state[key] == 1_000_001  # the switch had happened: the object is there
+
+    async def uploads() -> list:
+        store = await open_store(tmp_path)
+        try:
+            return (await store.list_multipart_uploads(BUCKET))[0]
+        finally:
+            await store.close()
+
+    assert run(uploads()) == [], "the completed upload is still listed"
+    assert not [p for p in staging if p.exists()], "staging files of the completed upload left"
+    shutil.rmtree(tmp_path / "meta")
+    check_store(tmp_path, model, None, f"{die_at}: index rebuilt after the restart")
+    assert run(uploads()) == []
+
+
 def _seed() -> int:
     return int(os.environ.get("CRASH_SEED") or random.SystemRandom().randrange(1, 10**6))
 

@@ -363,8 +363,16 @@ def test_presigned_url_expiry():
     err = _expect("AccessDenied", signed, now=expires + timedelta(seconds=1))
     assert err.message == "Request has expired"
     assert err.status == 403
-    # no Date header or clock skew rule for query auth: a URL is good until it expires
-    assert signed.auth(now=expires - timedelta(days=30)).credentials == CREDS
+    # no Date header rule for query auth: a URL is good until it expires, if that is at
+    # most a week (plus the allowed clock skew) away, as SigV4 caps X-Amz-Expires
+    assert signed.auth(now=expires - timedelta(days=7, minutes=15)).credentials == CREDS
+    err = _expect(
+        "AuthorizationQueryParametersError",
+        signed,
+        now=expires - timedelta(days=7, minutes=15, seconds=1),
+    )
+    assert err.status == 400 and "604800" in err.message
+    _expect("AuthorizationQueryParametersError", signed, now=expires - timedelta(days=30))
 
 
 def test_presigned_headers_moved_into_the_query_are_signed():
@@ -540,7 +548,7 @@ def test_boto3_default_presigned_get_works_and_tampering_fails(v2_server):
         url.replace("hello", "hellp", 1).replace("h%C3%A9%20llo", "h%C3%A9%20llp")
     )
     assert (status, _code(body)) == (403, "SignatureDoesNotMatch")
-    status, body, _ = _fetch(url.replace("Expires=", "Expires=1"))
+    status, body, _ = _fetch(url.replace("Expires=", "Expires=0"))  # same time, other text
     assert (status, _code(body)) == (403, "SignatureDoesNotMatch")
     status, body, _ = _fetch(url + "&response-content-type=text%2Fhtml")
     assert (status, _code(body)) == (403, "SignatureDoesNotMatch")
@@ -643,3 +651,20 @@ def test_sigv2_with_a_wrong_secret_is_refused_by_the_server(v2_server):
     with pytest.raises(ClientError) as err:
         make_client(Unknown, signature_version="s3").list_buckets()
     assert err.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+
+
+def test_boto3_presigned_url_expiry_is_capped_at_a_week(v2_server):
+    """A SigV2 URL good until year 9999 was accepted (SigV4 caps X-Amz-Expires at a week)."""
+    s3 = _client(v2_server)
+    s3.create_bucket(Bucket="presign-v2-cap")
+    s3.put_object(Bucket="presign-v2-cap", Key="k", Body=b"capped")
+    params = {"Bucket": "presign-v2-cap", "Key": "k"}
+    week = 7 * 24 * 3600
+    url = s3.generate_presigned_url("get_object", Params=params, ExpiresIn=week)
+    assert "Expires=" in url and "X-Amz-Algorithm" not in url
+    assert _fetch(url)[:2] == (200, b"capped")
+    for too_long in (week + 3600, 8000 * 365 * 24 * 3600):  # a week and an hour; year ~9999
+        url = s3.generate_presigned_url("get_object", Params=params, ExpiresIn=too_long)
+        status, body, _ = _fetch(url)
+        assert (status, _code(body)) == (400, "AuthorizationQueryParametersError"), body
+        assert b"604800" in body

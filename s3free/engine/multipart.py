@@ -266,7 +266,7 @@ class MultipartMixin:
             info = await self._publish(
                 manifest, placement, failed, precondition, undo=undo, upload_id=upload_id
             )
-            await self._drop_upload(upload_id)
+            await self._forget_completed_upload(upload_id, bucket, key, vid)
             return info
 
     def _draft_reader(self: ObjectStore, manifest) -> ObjectReader:
@@ -294,6 +294,28 @@ class MultipartMixin:
     async def _drop_upload(self: ObjectStore, upload_id: str) -> None:
         """Forget the upload in the index, then remove its staging directory everywhere."""
         await self._run(self.index.delete_upload, upload_id)
+        await self._remove_upload_dir(upload_id)
+
+    async def _forget_completed_upload(
+        self: ObjectStore, upload_id: str, bucket: str, key: str, version_id: str
+    ) -> None:
+        """After a complete's switch: forget the upload, then drop the version's journal entry
+        (kept past the switch so a crash before this is finished at start-up), unless a later
+        write or delete of the key has taken that entry over for its own cleanup."""
+        await self._forget_upload_files_and_record(upload_id)
+        async with self._key_locks.hold((bucket, key)):
+            current = await self._run(self._load_manifest, bucket, key)
+            if current is not None and current.version_id == version_id:
+                await self._run(self.index.drop_journal, version_id)
+
+    async def _forget_upload_files_and_record(self: ObjectStore, upload_id: str) -> None:
+        """A completed upload: its staging files (their upload record included, which a
+        rebuild from the disks would read) first, then its index record. Idempotent, so
+        start-up can redo it after a crash anywhere in between."""
+        await self._remove_upload_dir(upload_id)
+        await self._run(self.index.delete_upload, upload_id)
+
+    async def _remove_upload_dir(self: ObjectStore, upload_id: str) -> None:
         rel = upload_dir(upload_id)
         results = await self._on_disks(
             self.diskset.online_slots(), lambda s: s.disk.remove_tree(rel)

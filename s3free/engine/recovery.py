@@ -18,7 +18,9 @@ The rules (specs/beexl-v1.md, "Recovery rules"):
    the bucket its bucket hash names, or reported when no known bucket matches.
 6. Uploads in progress are restored from `multipart/<upload>/upload.json` and their staged part
    files: each part's size, blocks and Merkle root from the headers, its MD5 (the part ETag) by
-   reading it back. An upload whose bucket no longer exists is reported and left alone.
+   reading it back. An upload whose bucket no longer exists is reported and left alone. An
+   upload whose version is the one restored for its key was completed (a crash came after the
+   switch, before the upload was dropped): it is not restored and its directory is removed.
 """
 
 from __future__ import annotations
@@ -146,6 +148,10 @@ class RecoveryMixin:
             ),
         )
         for record, files in _scan_uploads(self.diskset, report):
+            current = chosen.get((record["bucket"], record["key"]))
+            if current is not None and current.version_id == record["version_id"]:
+                _remove_completed_upload(self.diskset, record["upload_id"], report)
+                continue
             if record["bucket"] not in buckets:
                 report.unreadable.append(f"upload {record['upload_id']}: bucket is gone")
                 continue
@@ -237,6 +243,16 @@ _UPLOAD_FIELDS = {
     "user_metadata": dict,
     "version_id": str,
 }
+
+
+def _remove_completed_upload(diskset, upload_id: str, report: RebuildReport) -> None:
+    """A completed upload's leftover directory (rule 6): removed, so it is not restored."""
+    rel = f"{MULTIPART_DIR}/{upload_id}"
+    for slot in diskset.online_slots():
+        try:
+            slot.disk.remove_tree(rel)
+        except OSError as exc:
+            report.unreadable.append(f"{slot.disk.root}/{rel}: not removed: {exc}")
 
 
 def _scan_uploads(

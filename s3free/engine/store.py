@@ -187,12 +187,16 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
 
     async def _replay_journal(self) -> None:
         """Finish what a crash interrupted: remove every journalled version the index does not
-        point at (a write that never switched, a replaced version not yet removed) and
-        complete a delete that was in flight."""
+        point at (a write that never switched, a replaced version not yet removed), complete
+        a delete that was in flight, and forget the upload of a CompleteMultipartUpload that
+        switched but was killed before it dropped its upload (else the upload stays listed
+        beside the object it became)."""
         for version_id, record in await self._run(self.index.journal):
             current = await self._run(self._load_manifest, record["bucket"], record["key"])
             if current is not None and current.version_id == version_id:
                 if not record.get("deleting"):
+                    if record.get("upload_id"):
+                        await self._forget_upload_files_and_record(record["upload_id"])
                     await self._run(self.index.drop_journal, version_id)
                     continue
                 await self._delete_current(current)
@@ -537,7 +541,11 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 raise InsufficientWriteQuorum(
                     f"the manifest reached only {len(placement) - len(failed)} disks"
                 )
-            old = await self._switch(manifest, blob, precondition)
+            # A complete keeps its journal entry past the switch, until it has forgotten the
+            # upload (_forget_completed_upload): a crash in between is finished at start-up.
+            old = await self._switch(
+                manifest, blob, precondition, keep_journal=upload_id is not None
+            )
         except BaseException:
             if undo is not None:
                 await undo()
@@ -564,10 +572,16 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         return ObjectInfo.from_manifest(manifest)
 
     async def _switch(
-        self, manifest: Manifest, blob: bytes, precondition: Precondition | None
+        self,
+        manifest: Manifest,
+        blob: bytes,
+        precondition: Precondition | None,
+        *,
+        keep_journal: bool = False,
     ) -> Manifest | None:
         """Make manifest (encoded: blob) the visible version of its key; returns the version
-        it replaced."""
+        it replaced. The new version's journal entry goes with the switch unless
+        `keep_journal` (the caller has more to finish and drops it itself)."""
         async with (
             self._gates.shared(manifest.bucket),
             self._key_locks.hold((manifest.bucket, manifest.key)),
@@ -576,7 +590,9 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 raise NoSuchBucket(f"bucket {manifest.bucket} was deleted during the write")
 
             def switch(old: Manifest | None) -> None:
-                journal: dict[str, dict | None] = {manifest.version_id: None}
+                journal: dict[str, dict | None] = (
+                    {} if keep_journal else {manifest.version_id: None}
+                )
                 if old is not None and old.version_id != manifest.version_id:
                     journal[old.version_id] = _journal(old)  # removed by _retire, or at start-up
                 self.index.put_object(

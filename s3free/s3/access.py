@@ -43,7 +43,9 @@ def may_use(ctx: Ctx, bucket: BucketInfo) -> bool:
 async def check(ctx: Ctx) -> None:
     """Raise AccessDenied unless the request may proceed. Object reads that only a public-read
     object ACL would allow are marked (ctx.extra["needs_public_object"]) for the handler, which
-    has the object in hand."""
+    has the object in hand and must call check_object_read before it looks at anything else
+    about the object (version, conditions, range), so none of them tells a caller without
+    rights whether the object exists, how large it is or what its ETag is."""
     op = ctx.s3.op
     if op in _NEEDS_NO_BUCKET:
         if ctx.user is None:
@@ -54,7 +56,7 @@ async def check(ctx: Ctx) -> None:
     if may_use(ctx, bucket):
         return
     if op in _OBJECT_READS:
-        if bucket.acl != PUBLIC_READ and not await _exists(ctx, ctx.s3.key):
+        if bucket.acl != PUBLIC_READ and not await _exists(ctx, ctx.s3.bucket, ctx.s3.key):
             # Without list rights a missing key must look like a private one (403, not 404),
             # or anyone could probe the bucket for key names.
             raise denied()
@@ -65,9 +67,9 @@ async def check(ctx: Ctx) -> None:
     raise denied()
 
 
-async def _exists(ctx: Ctx, key: str) -> bool:
+async def _exists(ctx: Ctx, bucket: str, key: str) -> bool:
     """Whether the key exists, from the listing index (no manifest is read)."""
-    page = await ctx.store.list_objects(ctx.s3.bucket, prefix=key, max_keys=1)
+    page = await ctx.store.list_objects(bucket, prefix=key, max_keys=1)
     return bool(page.objects) and page.objects[0].key == key
 
 
@@ -77,10 +79,20 @@ def check_object_read(ctx: Ctx, info: ObjectInfo) -> None:
         raise denied()
 
 
-async def check_source_read(ctx: Ctx, bucket: str, info: ObjectInfo) -> None:
-    """A copy source must be readable by the requester (owner, root, or public-read object)."""
-    owner = await ctx.store.head_bucket(bucket)
-    if may_use(ctx, owner):
-        return
+async def check_source_bucket(ctx: Ctx, bucket: str, key: str) -> bool:
+    """Before anything about a copy source is looked at: True if the requester may read any
+    object of its bucket (owner or root). Otherwise only a public-read object may be copied:
+    the caller must pass the object to check_source_object first thing, and a missing key
+    answers AccessDenied like a private one unless the bucket is public-read (listable)."""
+    source = await ctx.store.head_bucket(bucket)
+    if may_use(ctx, source):
+        return True
+    if source.acl != PUBLIC_READ and not await _exists(ctx, bucket, key):
+        raise denied("Access Denied to the copy source")
+    return False
+
+
+def check_source_object(info: ObjectInfo) -> None:
+    """For a requester without rights on the source bucket: only a public-read object."""
     if info.http_headers.get(ACL_HEADER) != PUBLIC_READ:
         raise denied("Access Denied to the copy source")

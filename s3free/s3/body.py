@@ -23,8 +23,9 @@ from aiohttp.web_protocol import RequestPayloadError
 from s3free.s3.checksums import HEADER_PREFIX, HEADERS, ChecksumStream, checksum_request
 from s3free.s3.chunked import AwsChunkedDecoder, chunked_variant, declared_trailers
 from s3free.s3.errors import S3Error
+from s3free.s3.numbers import parse_uint
 from s3free.s3.sigv4 import is_sha256_hex, verify_payload_sha256
-from s3free.s3.xmlio import MAX_XML_BODY
+from s3free.s3.xmlio import body_limit
 
 READ_SIZE = 256 * 1024
 
@@ -70,12 +71,11 @@ def _int_header(headers, name: str) -> int | None:
     value = headers.get(name)
     if value is None:
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise S3Error("InvalidArgument", f"{name} must be an integer") from None
-    if number < 0:
-        raise S3Error("InvalidArgument", f"{name} must not be negative")
+    number = parse_uint(value.strip())
+    if number is None:
+        raise S3Error(
+            "InvalidArgument", f"{name} must be a whole number of at most 19 ASCII digits"
+        )
     return number
 
 
@@ -140,18 +140,24 @@ async def open_body(ctx, *, body_checksums: bool = True) -> Body:
     return body
 
 
-async def read_small_body(ctx, limit: int = MAX_XML_BODY) -> bytes:
-    """A small body (XML documents) in memory, with every check of open_body applied."""
+async def read_small_body(ctx) -> bytes:
+    """A small body (XML documents) in memory, with every check of open_body applied, up to
+    the operation's cap (xmlio.BODY_LIMITS): a larger one is refused before it is read whole."""
+    limit = body_limit(ctx.s3.op)
+    too_big = S3Error(
+        "MaxMessageLengthExceeded",
+        f"Your request was too big: {ctx.s3.op} accepts a body of at most {limit} bytes.",
+    )
     # The checksum headers of CompleteMultipartUpload describe the object, not the XML.
     body = await open_body(ctx, body_checksums=ctx.s3.op != "CompleteMultipartUpload")
     if body.expected_size is not None and body.expected_size > limit:
-        raise S3Error("MalformedXML", f"the request body is larger than {limit} bytes")
+        raise too_big
     pieces: list[bytes] = []
     total = 0
     async for piece in body.stream:
         total += len(piece)
         if total > limit:
-            raise S3Error("MalformedXML", f"the request body is larger than {limit} bytes")
+            raise too_big
         pieces.append(piece)
     data = b"".join(pieces)
     if body.expected_size is not None and total != body.expected_size:

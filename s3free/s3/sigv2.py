@@ -29,10 +29,12 @@ from __future__ import annotations
 import base64
 import hmac
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from s3free.s3.errors import S3Error
+from s3free.s3.numbers import parse_uint
 from s3free.s3.sigv4 import (
+    MAX_PRESIGN_EXPIRES,
     MAX_SKEW,
     UNSIGNED_PAYLOAD,
     AuthResult,
@@ -247,11 +249,14 @@ def _query_auth(
     if any(not params.get(p) for p in _QUERY_PARAMS):
         raise S3Error("AccessDenied", _QUERY_REQUIRED)
     expires_s = params["Expires"]
-    if not expires_s.isdigit():
-        raise S3Error("AccessDenied", f"Invalid date (should be seconds since epoch): {expires_s}")
+    expires_epoch = parse_uint(expires_s, saturate=True)
+    if expires_epoch is None:
+        raise S3Error(
+            "AccessDenied", f"Invalid date (should be seconds since epoch): {expires_s[:40]}"
+        )
     creds = _lookup(lookup, params["AWSAccessKeyId"])
     try:
-        expires = datetime.fromtimestamp(int(expires_s), UTC)
+        expires = datetime.fromtimestamp(expires_epoch, UTC)
     except (OverflowError, OSError, ValueError):
         expires = datetime.max.replace(tzinfo=UTC)
     if now > expires:
@@ -259,6 +264,16 @@ def _query_auth(
             "AccessDenied",
             "Request has expired",
             Expires=expires.strftime(_ISO),
+            ServerTime=now.strftime(_ISO),
+        )
+    # SigV2 names no signing time, so the SigV4 cap (a week) is measured from now, with the
+    # clock skew allowed: a URL good until year 9999 is a credential that never expires.
+    if expires - now > timedelta(seconds=MAX_PRESIGN_EXPIRES) + MAX_SKEW:
+        raise S3Error(
+            "AuthorizationQueryParametersError",
+            f"Expires must be at most {MAX_PRESIGN_EXPIRES} seconds (a week) from now, as for "
+            "SigV4 presigned URLs; presign the URL again with a shorter expiry",
+            Expires=expires_s[:40],
             ServerTime=now.strftime(_ISO),
         )
     # botocore's presigner moves x-amz-*, Content-MD5 and Content-Type headers into the query.

@@ -32,6 +32,7 @@ from functools import lru_cache
 from urllib.parse import quote, quote_from_bytes, unquote_plus, unquote_to_bytes
 
 from s3free.s3.errors import S3Error
+from s3free.s3.numbers import parse_uint
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "s3"
@@ -55,7 +56,7 @@ MAX_PRESIGN_EXPIRES = 7 * 24 * 3600  # 604800 s: one week
 
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_DATE8 = re.compile(r"\d{8}")
+_DATE8 = re.compile(r"[0-9]{8}")
 _SAFE_QUERY = "-_.~"  # RFC 3986 unreserved besides letters and digits (quote never escapes those)
 _SAFE_PATH = "-_.~/"
 
@@ -558,11 +559,11 @@ def _query_auth(
             code, "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""
         )
     expires_s = params["X-Amz-Expires"]
-    if not expires_s.lstrip("-").isdigit():
-        raise S3Error(code, "X-Amz-Expires should be a number")
-    expires = int(expires_s)
-    if expires < 0:
+    if expires_s.startswith("-") and parse_uint(expires_s[1:], saturate=True) is not None:
         raise S3Error(code, "X-Amz-Expires must be non-negative")
+    expires = parse_uint(expires_s, saturate=True)
+    if expires is None:
+        raise S3Error(code, "X-Amz-Expires should be a number (ASCII digits)")
     if expires > MAX_PRESIGN_EXPIRES:
         raise S3Error(
             code,

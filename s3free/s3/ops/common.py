@@ -10,6 +10,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from s3free.s3.errors import S3Error
+from s3free.s3.numbers import parse_uint
 from s3free.s3.xmlio import add, element, render
 
 MAX_USER_METADATA = 2048  # bytes of x-amz-meta-* names and values, as S3 limits them
@@ -99,10 +100,11 @@ def int_param(query, name: str, default: int, *, low: int = 0, high: int | None 
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise S3Error("InvalidArgument", f"{name} must be an integer, got {raw!r}") from None
+    value = parse_uint(raw, saturate=True)
+    if value is None:
+        raise S3Error(
+            "InvalidArgument", f"{name} must be a whole number in ASCII digits, got {raw[:40]!r}"
+        )
     if value < low or (high is not None and value > high):
         raise S3Error("InvalidArgument", f"{name} must be between {low} and {high}")
     return value

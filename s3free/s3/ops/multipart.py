@@ -11,9 +11,10 @@ from s3free.s3 import conditions
 from s3free.s3.body import open_body, read_small_body
 from s3free.s3.checksums import HEADERS, ChecksumStream, checksum_request
 from s3free.s3.errors import S3Error
+from s3free.s3.numbers import parse_uint
 from s3free.s3.ops.common import bucket_owner, int_param, owner_element, quote_etag, xml_reply
 from s3free.s3.ops.objects import _refuse_unsupported, new_object_fields, open_copy_source
-from s3free.s3.xmlio import add, child_text, children, element, iso8601, parse_body
+from s3free.s3.xmlio import add, child_text, children, element, iso8601, parse_body_async
 
 MAX_PART_SIZE = 5 * 1024**3
 
@@ -26,12 +27,8 @@ def _upload_id(ctx) -> str:
 
 
 def _part_number(ctx) -> int:
-    raw = ctx.s3.query.get("partNumber")
-    try:
-        number = int(raw) if raw is not None else 0
-    except ValueError:
-        number = 0
-    if not 1 <= number <= 10000:
+    number = parse_uint(ctx.s3.query.get("partNumber"), max_digits=5)
+    if number is None or not 1 <= number <= 10000:
         raise S3Error(
             "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive"
         )
@@ -135,15 +132,14 @@ def _full_object_check(headers):
 
 async def complete_multipart_upload(ctx) -> web.StreamResponse:
     upload_id = _upload_id(ctx)
-    root = parse_body(await read_small_body(ctx), "CompleteMultipartUpload")
+    root = await parse_body_async(await read_small_body(ctx), "CompleteMultipartUpload")
     parts = []
     for part in children(root, "Part"):
         number_text = child_text(part, "PartNumber")
         etag = child_text(part, "ETag")
-        try:
-            number = int(number_text or "")
-        except ValueError:
-            raise S3Error("MalformedXML", "PartNumber must be an integer") from None
+        number = parse_uint((number_text or "").strip(), max_digits=5)
+        if number is None:
+            raise S3Error("MalformedXML", "PartNumber must be an integer from 1 to 10000")
         if etag is None:
             raise S3Error("MalformedXML", "every Part needs an ETag")
         parts.append((number, etag))

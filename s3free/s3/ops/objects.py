@@ -15,6 +15,7 @@ from s3free.errors import NoSuchKey, StorageError
 from s3free.s3 import access, conditions
 from s3free.s3.body import open_body, read_small_body
 from s3free.s3.errors import S3Error, from_storage
+from s3free.s3.numbers import parse_uint
 from s3free.s3.ops import acl
 from s3free.s3.ops.common import (
     bucket_owner,
@@ -25,13 +26,13 @@ from s3free.s3.ops.common import (
     xml_reply,
 )
 from s3free.s3.readfail import log_read_failure
-from s3free.s3.xmlio import add, child_text, children, element, http_date, iso8601, parse_body
+from s3free.s3.xmlio import add, child_text, children, element, http_date, iso8601, parse_body_async
 
 log = logging.getLogger(__name__)
 
 MAX_COPY_SIZE = 5 * 1024**3
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")  # ASCII digits only (\d is any digit)
 _RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type",
     "response-content-language": "Content-Language",
@@ -53,18 +54,25 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     first, last = match.groups()
     if first == "" and last == "":
         return None
+    # A number too long to be a position means "larger than any object" (RFC 9110 14.1.1).
     if first == "":
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise _unsatisfiable(size)
         return max(0, size - suffix), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = _position(first)
+    end = _position(last) if last else size - 1
     if last and end < start:
         return None  # syntactically invalid: ignored, like S3
     if start >= size:
         raise _unsatisfiable(size)
     return start, min(end, size - 1)
+
+
+def _position(digits: str) -> int:
+    value = parse_uint(digits, saturate=True)
+    assert value is not None  # the pattern matched digits
+    return value
 
 
 def _unsatisfiable(size: int) -> S3Error:
@@ -97,15 +105,15 @@ def object_headers(info: ObjectInfo, checksums: bool) -> dict[str, str]:
 
 async def _open(ctx, *, head: bool):
     """Look the object up and decide the range on the version that will be read."""
-    check_version_id(ctx.s3.query)
+    # A caller who may read only public-read objects learns nothing before the ACL check.
+    public_only = bool(ctx.extra.get("needs_public_object"))
+    if not public_only:
+        check_version_id(ctx.s3.query)
     q = ctx.s3.query
     part_number = None
     if "partNumber" in q:
-        try:
-            part_number = int(q["partNumber"])
-        except ValueError:
-            raise S3Error("InvalidArgument", "partNumber must be an integer") from None
-        if not 1 <= part_number <= 10000:
+        part_number = parse_uint(q["partNumber"], max_digits=5)
+        if part_number is None or not 1 <= part_number <= 10000:
             raise S3Error("InvalidArgument", "partNumber must be between 1 and 10000")
     range_header = ctx.request.headers.get("Range")
     if part_number is not None and range_header:
@@ -114,6 +122,8 @@ async def _open(ctx, *, head: bool):
 
     def prepare(info: ObjectInfo):
         access.check_object_read(ctx, info)
+        if public_only:
+            check_version_id(ctx.s3.query)
         conditions.check_read(ctx.request.headers, info)
         rng = parse_range(range_header, info.size) if part_number is None else None
         decided["range"] = rng
@@ -273,7 +283,7 @@ async def delete_object(ctx) -> web.StreamResponse:
 
 
 async def delete_objects(ctx) -> web.StreamResponse:
-    root = parse_body(await read_small_body(ctx), "Delete")
+    root = await parse_body_async(await read_small_body(ctx), "Delete")
     quiet = (child_text(root, "Quiet", "false") or "").strip().lower() == "true"
     objects = children(root, "Object")
     if not objects:
@@ -311,32 +321,50 @@ async def delete_objects(ctx) -> web.StreamResponse:
     return xml_reply(result)
 
 
-def parse_copy_source(value: str) -> tuple[str, str]:
+def parse_copy_source(value: str) -> tuple[str, str, bool]:
+    """(bucket, key, whether the version asked for can exist: none or "null")."""
     # Split off the query before decoding: an encoded '?' (%3F) belongs to the key.
     raw, _, query = value.partition("?")
     source = unquote(raw)
-    if query and query not in ("versionId=null",):
-        raise S3Error("NoSuchVersion", "the specified version does not exist", status=404)
     source = source.lstrip("/")
     bucket, _, key = source.partition("/")
     if not bucket or not key:
         raise S3Error("InvalidArgument", "x-amz-copy-source must name a bucket and a key")
-    return bucket, key
+    return bucket, key, not query or query == "versionId=null"
+
+
+def _no_such_source_version() -> S3Error:
+    return S3Error("NoSuchVersion", "the specified version does not exist", status=404)
 
 
 async def open_copy_source(ctx, start=None, end=None, *, range_header: str | None = None):
-    """A reader for the copy source after access and x-amz-copy-source-if-* checks."""
-    bucket, key = parse_copy_source(ctx.request.headers["x-amz-copy-source"])
+    """A reader for the copy source. The requester's right to read it is decided first;
+    only then its version, x-amz-copy-source-if-* conditions and range, so a requester
+    without that right learns nothing from them (existence, ETag, date or size)."""
+    bucket, key, version_ok = parse_copy_source(ctx.request.headers["x-amz-copy-source"])
+    full = await access.check_source_bucket(ctx, bucket, key)
+    if full and not version_ok:
+        raise _no_such_source_version()
     decided: dict = {}
 
     def prepare(info: ObjectInfo):
         decided["info"] = info
+        if not full:
+            access.check_source_object(info)
+            if not version_ok:
+                raise _no_such_source_version()
         conditions.check_read(ctx.request.headers, info, prefix="x-amz-copy-source-")
         if range_header is not None:
             match = _RANGE.fullmatch(range_header.strip())
-            if match is None or not match.group(1) or not match.group(2):
-                raise S3Error("InvalidArgument", "x-amz-copy-source-range must be bytes=first-last")
-            first, last = int(match.group(1)), int(match.group(2))
+            first = parse_uint(match.group(1)) if match else None
+            last = parse_uint(match.group(2)) if match else None
+            if first is None or last is None:
+                raise S3Error(
+                    "InvalidArgument",
+                    "x-amz-copy-source-range must be bytes=first-last, each at most 19 ASCII "
+                    "digits",
+                    ArgumentName="x-amz-copy-source-range",
+                )
             if last < first or last >= info.size:
                 raise S3Error("InvalidRange", "The requested range is not satisfiable")
             return first, last
@@ -346,11 +374,6 @@ async def open_copy_source(ctx, start=None, end=None, *, range_header: str | Non
         reader = await ctx.store.open_object(bucket, key, prepare=prepare)
     except NoSuchKey:
         raise S3Error("NoSuchKey", "The specified key does not exist.") from None
-    try:
-        await access.check_source_read(ctx, bucket, reader.info)
-    except BaseException:
-        await reader.aclose()
-        raise
     return bucket, key, reader
 
 
