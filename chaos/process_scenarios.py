@@ -6,10 +6,15 @@ absent or complete, never anything else; nothing never written is listed; no tem
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import random
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -263,3 +268,164 @@ def sigkill_complete(profile: Profile, seed: int, rounds: int, workdir: Path | N
         row.fault_kinds = f"{row.faults} SIGKILL during CompleteMultipartUpload"
         finish(row, root, started)
     return row
+
+
+FULL_DISK_MIB = 16
+FULL_OBJECT = 384 * 1024
+
+
+def _full_body(seed: int, i: int) -> bytes:
+    return random.Random(f"{seed}/full/{i}").randbytes(FULL_OBJECT)
+
+
+def disk_full(seed: int, workdir: Path | None = None) -> Row:
+    """Six 16 MiB tmpfs disks, RS(4,2), filled by PUTs through a real server until one is
+    refused: it must be 507 XS3freeStorageFull (never a 503 to retry); no disk may go offline
+    (they are `full`: readyz stays ready, `disk status` and s3free_disk_state say full); every
+    acknowledged object reads back exact; DELETEs free real space on the full disks; the disks
+    take writes again and a new PUT succeeds. (Issue 12 item 5: the probe's own ENOSPC took
+    every disk offline, DELETE answered 204 and freed nothing.) After the refused PUT the
+    disks are topped off to the last byte from outside, so the probe's own write fails too."""
+    from chaos.served import Served, mount_tmpfs, unmount
+
+    row = Row("disk-full")
+    started = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="chaos-disk-full-", dir=workdir))
+    served = Served(root, disks=6, ec="4+2", settings={"disk_probe_s": 0.2})
+    mounted: list[Path] = []
+    try:
+        for i in range(served.disks):
+            why = mount_tmpfs(served.disk(i), FULL_DISK_MIB)
+            if why:
+                row.notes.append(f"skipped: {why}")
+                row.fault_kinds = "not run: no tmpfs mount allowed here"
+                return row
+            mounted.append(served.disk(i))
+        served.start()
+        client = served.s3()
+        client.create_bucket(Bucket=BUCKET)
+        acked: dict[str, str] = {}
+        refused = None
+        for i in range(400):  # 6 x 16 MiB fill after ~170 objects of 384 KiB at RS(4,2)
+            body = _full_body(seed, i)
+            try:
+                client.put_object(Bucket=BUCKET, Key=f"f/{i:04d}", Body=body)
+            except client.exceptions.ClientError as exc:
+                refused = exc.response
+                break
+            acked[f"f/{i:04d}"] = hashlib.sha256(body).hexdigest()
+        row.faults = 1
+        if refused is None:
+            row.problems.append("400 PUTs all succeeded: the disks never filled")
+            return row
+        code = refused["Error"]["Code"]
+        status = refused["ResponseMetadata"]["HTTPStatusCode"]
+        message = refused["Error"].get("Message", "")
+        row.notes.append(f"{len(acked)} PUTs acknowledged, then {status} {code}: {message}")
+        if (status, code) != (507, "XS3freeStorageFull") or "free of" not in message:
+            row.problems.append(f"the PUT on full disks got {status} {code}: {message}")
+        # What a write left free is taken too (another tenant of the filesystem), so the
+        # probe's own small write meets ENOSPC: the disks must still not go offline.
+        for path in mounted:
+            _top_off(path / "filler")
+        # Several probe rounds on full disks: none goes offline, the store stays ready.
+        seen_full = False
+        for _ in range(10):
+            states = [d["state"] for d in served.status()["disks"]]
+            seen_full |= "full" in states
+            if "offline" in states:
+                row.problems.append(f"a full disk went offline: {states}")
+                break
+            time.sleep(0.2)
+        row.detected = int(seen_full)
+        if not seen_full:
+            row.problems.append("no disk was ever shown full by `disk status`")
+        ready = _readyz(served.endpoint)
+        if not ready.get("ready"):
+            row.problems.append(f"readyz not ready with full disks: {ready}")
+        if _full_gauge(served.endpoint) == 0:
+            row.problems.append('s3free_disk_state{state="full"} is 0 on every disk')
+        row.problems += _read_back(client, acked, "full")
+        # DELETE frees the space on the full disks, and they take writes again.
+        free_before = sum(_free(p) for p in mounted)
+        doomed = sorted(acked)[: len(acked) * 2 // 3]
+        for key in doomed:
+            client.delete_object(Bucket=BUCKET, Key=key)
+            del acked[key]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(d["state"] == "online" for d in served.status()["disks"]):
+                break
+            time.sleep(0.2)
+        else:
+            row.problems.append(f"disks still not writable: {served.status()['disks']}")
+        freed = sum(_free(p) for p in mounted) - free_before
+        row.notes.append(f"{len(doomed)} DELETEs freed {freed / MIB:.1f} MiB")
+        if freed < len(doomed) * FULL_OBJECT:  # at least the data, before parity
+            row.problems.append(f"{len(doomed)} DELETEs freed only {freed} bytes")
+        body = _full_body(seed, 9999)
+        try:
+            client.put_object(Bucket=BUCKET, Key="after", Body=body)
+            acked["after"] = hashlib.sha256(body).hexdigest()
+        except client.exceptions.ClientError as exc:
+            row.problems.append(f"PUT after the deletes failed: {exc}")
+        row.problems += _read_back(client, acked, "after deletes")
+        row.bytes_verified = len(acked) * FULL_OBJECT
+        if " offline: " in served.log:
+            row.problems.append("the server log says a disk went offline")
+        row.repaired = len(doomed)
+    finally:
+        served.stop()
+        for path in mounted:
+            unmount(path)
+        row.fault_kinds = row.fault_kinds or "6 tmpfs disks of 16 MiB filled by PUTs"
+        finish(row, root, started)
+    return row
+
+
+def _top_off(path: Path) -> None:
+    """Fill the filesystem holding path to the last byte (bounded by its size)."""
+    with open(path, "ab", buffering=0) as f:
+        for chunk in (64 * 1024, 4096, 512, 1):
+            for _ in range(FULL_DISK_MIB * MIB // chunk):
+                try:
+                    f.write(b"\0" * chunk)
+                except OSError:
+                    break
+
+
+def _read_back(client, acked: dict[str, str], where: str) -> list[str]:
+    problems = []
+    for key, digest in acked.items():
+        try:
+            body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        except Exception as exc:
+            problems.append(f"{where}: GET {key} failed: {exc!r}")
+            continue
+        if hashlib.sha256(body).hexdigest() != digest:
+            problems.append(f"{where}: {key} reads back different bytes")
+    return problems
+
+
+def _free(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def _readyz(endpoint: str) -> dict:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/_s3free/readyz", timeout=30) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read())
+
+
+def _full_gauge(endpoint: str) -> float:
+    """The sum of s3free_disk_state{state="full"} over the disks."""
+    with urllib.request.urlopen(f"{endpoint}/_s3free/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("s3free_disk_state{") and 'state="full"' in line
+    )

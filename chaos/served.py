@@ -295,3 +295,28 @@ def outstanding(status: dict) -> list[str]:
 def repaired_lines(log: str) -> list[tuple[str, str, str, int, int]]:
     """(bucket, key, version id, shards rebuilt, generation) of every "repaired" log line."""
     return [(m[1], m[2], m[3], int(m[4]), int(m[5])) for m in REPAIRED.finditer(log)]
+
+
+def mount_tmpfs(path: Path, mib: int) -> str:
+    """Mount a tmpfs of `mib` MiB at path (made if missing): a small disk that really fills.
+    Returns "" when mounted, else why not (not root, no mount(8), a container without
+    CAP_SYS_ADMIN): the caller skips and says so."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        out = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run mount: {exc}"
+    if out.returncode != 0:
+        return f"mount -t tmpfs refused (needs root): {out.stderr.strip() or out.returncode}"
+    return ""
+
+
+def unmount(path: Path) -> None:
+    """Undo mount_tmpfs (lazily, so a straggling reader cannot keep it mounted)."""
+    if os.path.ismount(path):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)

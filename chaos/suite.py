@@ -54,6 +54,12 @@ def _entries() -> list[Entry]:
             False,
         ),
         Entry(
+            "disk-full",
+            lambda p, seed, long, heal, w: process_scenarios.disk_full(seed, w),
+            True,
+            False,
+        ),
+        Entry(
             "sigkill-scrub",
             lambda p, seed, long, heal, w: heal_scenarios.sigkill_scrub(p, seed, w),
             True,

@@ -83,6 +83,12 @@ class InsufficientWriteQuorum(StorageError):
     """Fewer shards than the write quorum could be written; nothing was committed."""
 
 
+class StorageFull(InsufficientWriteQuorum):
+    """The write quorum was missed because disks have no room for new data (ENOSPC, or free
+    space below their reserve): nothing was committed, and retrying at once will not help;
+    deleting objects or adding capacity will. Reads and deletes still work."""
+
+
 class DataUnavailable(StorageError):
     """More than m shards of a block are bad or missing: the bytes cannot be rebuilt.
 

@@ -40,6 +40,17 @@ def test_sigkill_during_complete(tmp_path):
     assert row.ok, row.fail_message()
 
 
+def test_disk_full(tmp_path):
+    """Full tmpfs disks behind a real server: 507, no disk offline, reads exact, DELETE frees
+    space and writes resume (issue 12 item 5)."""
+    row = process_scenarios.disk_full(3, workdir=tmp_path)
+    skipped = [n for n in row.notes if n.startswith("skipped: ")]
+    if skipped:
+        pytest.skip(skipped[0])
+    assert row.ok, row.fail_message()
+    assert row.detected == 1 and row.bytes_verified > 0
+
+
 def test_locator_finds_every_record(tmp_path):
     """The injectors' map of the disks is right: every record span the locator names decodes
     as that object's shard record of that part and block (so faults land where intended)."""

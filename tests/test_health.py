@@ -46,7 +46,8 @@ def test_livez_and_readyz_when_all_disks_are_online(server):
     status, body = health(server.endpoint, "readyz")
     assert status == 200
     assert body["ready"] is True and body["degraded"] is False
-    assert body["disks"] == {"online": 4, "offline": 0, "healing": 0, "total": 4}
+    assert body["disks"] == {"online": 4, "offline": 0, "healing": 0, "full": 0, "total": 4}
+    assert body["read_only"] is False and body["full_positions"] == []
     assert body["write_quorum"] == 3 and (body["k"], body["m"]) == (2, 2)
     assert body["index_loaded"] is True and body["draining"] is False
     assert str(server.data_dir) not in str(body)  # no paths for unauthenticated probes

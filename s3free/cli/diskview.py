@@ -42,6 +42,8 @@ def status_lines(doc: dict) -> list[str]:
     for d in doc["disks"]:
         if d["problem"]:
             lines.append(f"disk {d['position']}: {d['state']}: {d['problem']}")
+        if d.get("full"):
+            lines.append(f"disk {d['position']}: full, no new data: {d['full']}")
         if d["last_error"]:
             lines.append(f"disk {d['position']}: last error: {d['last_error']}")
         heal = d.get("heal")

@@ -3,6 +3,11 @@
 Each disk of the set is in one state (specs/beexl-v1.md, "Disk states"):
 
     online   in service (DiskSlot.online)
+    full     in service for reads, deletes and repairs, but given no new data
+             (DiskSlot.full): free space fell below its reserve (full_reserve_pct of the disk,
+             at most full_reserve_max_bytes) or a write met ENOSPC/EDQUOT; it takes writes
+             again once free space is back above twice the reserve (hysteresis, so it does
+             not flap at the edge). A full disk is never taken offline for being full.
     offline  out of service: the probe failed, or too many hard I/O errors came in a short
              window (then it stays out for a cool-down that doubles each time, up to a cap,
              so a disk that fails every read does not flap)
@@ -34,6 +39,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from s3free.engine.writer import human_size
 from s3free.errors import StoreInUse
 from s3free.format.diskformat import DiskFormat
 from s3free.storage.diskset import DiskSlot
@@ -75,6 +81,9 @@ class MonitorConfig:
     count_budget_s: float = 1.0  # time allowed to count one disk's shard files
     count_cache_s: float = 30.0
     format_fresh: bool = True  # False: report an empty replacement, do not format it
+    # Free space kept back from new data: below it a disk is "full"; back at 2x, writable.
+    full_reserve_pct: float = 1.0
+    full_reserve_max_bytes: int = 1 << 30
 
 
 @dataclass
@@ -177,6 +186,15 @@ class DiskMonitor:
                 h.last_error = f"{op}: {exc}"
                 h.last_error_ms = _now_ms()
             trip = False
+            if kind == "full" and slot.online and not slot.full:
+                slot.full = f"no space left ({op}: {exc})"
+                log.warning(
+                    "disk %s (%s) full: no new data until space is freed (%s: %s)",
+                    slot.position,
+                    slot.disk.root,
+                    op,
+                    exc,
+                )
             if kind == "hard":
                 h.hard_errors += 1
                 h.recent.append(now)
@@ -209,11 +227,9 @@ class DiskMonitor:
         """Probe every disk (in parallel) and act on the results, then drive healing."""
         async with self._check_lock:
             slots = self.diskset.slots
-            probes = await asyncio.gather(
-                *(self.store._run(probe, unwrap(s.disk), self.expected_format(s)) for s in slots)
-            )
-            for slot, result in zip(slots, probes, strict=True):
-                await self._apply(slot, result)
+            looks = await asyncio.gather(*(self.store._run(self._look, s) for s in slots))
+            for slot, (result, usage) in zip(slots, looks, strict=True):
+                await self._apply(slot, result, usage=usage)
             await self._drive_healing()
 
     async def check(self, position: int, *, format_fresh: bool = True) -> dict:
@@ -221,15 +237,31 @@ class DiskMonitor:
         when the monitor's config does not); returns its status."""
         slot = self.diskset.slots[position]
         async with self._check_lock:
-            result = await self.store._run(probe, unwrap(slot.disk), self.expected_format(slot))
-            await self._apply(slot, result, force=format_fresh)
+            result, usage = await self.store._run(self._look, slot)
+            await self._apply(slot, result, force=format_fresh, usage=usage)
             await self._drive_healing()
         return (await self.status())["disks"][position]
 
-    async def _apply(self, slot: DiskSlot, result: Probe, force: bool = False) -> None:
+    def _look(self, slot: DiskSlot) -> tuple[Probe, tuple[int, int] | None]:
+        """The probe and the filesystem's (used, total) bytes (None when unknown); blocking."""
+        disk = unwrap(slot.disk)
+        result = probe(disk, self.expected_format(slot))
+        try:
+            usage = disk.usage() if result.in_service else None
+        except OSError:
+            usage = None
+        return result, usage
+
+    async def _apply(
+        self,
+        slot: DiskSlot,
+        result: Probe,
+        force: bool = False,
+        usage: tuple[int, int] | None = None,
+    ) -> None:
         h = self.health[slot.position]
         h.last_probe, h.last_probe_ms, h.probe_soon = result, _now_ms(), False
-        if result.ok:
+        if result.in_service:
             h.fresh_seen = 0
             if not slot.online and time.monotonic() >= h.held_until:
                 if not await self._take_disk_lock(slot):
@@ -239,6 +271,7 @@ class DiskMonitor:
                 await self._settle(slot)
                 if self.healer is not None:
                     self.healer.disk_online(slot.disk_id)  # what waited for it is repaired
+            self._judge_full(slot, result, usage)
             return
         h.fresh_seen = h.fresh_seen + 1 if result.status == "fresh" else 0
         if result.status == "fresh":
@@ -252,10 +285,47 @@ class DiskMonitor:
             if not self.config.format_fresh:
                 why = "not formatted here (`s3free disk replace` does it)"
             result = Probe("fresh", f"empty directory: {why}")
+        slot.full = ""
         if slot.online:
             slot.mark_offline(result.detail)
         else:
             slot.problem = result.detail
+
+    def reserve(self, total: int) -> int:
+        """Bytes of a disk of `total` bytes kept free of new data (see full_reserve_pct)."""
+        pct = self.config.full_reserve_pct
+        return min(int(total * pct / 100), self.config.full_reserve_max_bytes)
+
+    def _judge_full(self, slot: DiskSlot, result: Probe, usage: tuple[int, int] | None) -> None:
+        """Full when the probe could not write or free space is below the reserve; writable
+        again only when free space is back at twice the reserve (hysteresis)."""
+        was = slot.full
+        if usage is None:  # free space unknown: the probe's write decides alone
+            now = result.detail if result.status == "full" else ""
+        else:
+            used, total = usage
+            free, reserve = max(0, total - used), self.reserve(total)
+            figures = f"{human_size(free)} free of {human_size(total)}"
+            if result.status == "full":
+                now = f"{figures}; {result.detail}"
+            elif free < reserve:
+                now = f"{figures}, below the reserve of {human_size(reserve)}"
+            elif was and free < 2 * reserve:
+                now = f"{figures}; writable again from {human_size(2 * reserve)} free"
+            else:
+                now = ""
+        slot.full = now
+        if was and not now:
+            log.warning("disk %s (%s) takes new data again", slot.position, slot.disk.root)
+            if self.healer is not None:
+                self.healer.disk_online(slot.disk_id)  # repairs that waited for room
+        elif now and not was:
+            log.warning(
+                "disk %s (%s) full: no new data until space is freed (%s)",
+                slot.position,
+                slot.disk.root,
+                now,
+            )
 
     async def _replace(self, slot: DiskSlot) -> None:
         """A new empty directory where a disk of the set should be: format it into the set
@@ -458,8 +528,11 @@ class DiskMonitor:
     # -- status -------------------------------------------------------------------------------
 
     def state(self, slot: DiskSlot) -> str:
+        """offline, full (in service, no new data), healing or online."""
         if not slot.online:
             return "offline"
+        if slot.full:
+            return "full"
         return "healing" if self.health[slot.position].tracker is not None else "online"
 
     async def status(self) -> dict:
@@ -488,6 +561,7 @@ class DiskMonitor:
                     "set_id": self.diskset.set_id,
                     "state": self.state(slot),
                     "problem": slot.problem,
+                    "full": slot.full,  # why it takes no new data, "" when it does
                     "format": h.last_probe.status if h.last_probe else "unknown",
                     "last_probe_ms": h.last_probe_ms,
                     "used_bytes": None if isinstance(usage, BaseException) else usage[0],

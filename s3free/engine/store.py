@@ -32,7 +32,7 @@ from s3free.engine.reader import BlockReader, ObjectReader, Prefetched
 from s3free.engine.recovery import RecoveryMixin, _listing_entry
 from s3free.engine.storelock import DiskLocks, StoreLock
 from s3free.engine.types import BucketInfo, ListResult, ObjectInfo, ObjectSummary, ShardFault
-from s3free.engine.writer import PartResult, PartWriter, ShardIdentity
+from s3free.engine.writer import PartResult, PartWriter, ShardIdentity, is_full, quorum_error
 from s3free.erasure import ReedSolomon
 from s3free.errors import (
     BucketAlreadyExists,
@@ -301,9 +301,8 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         the quorum puts those back on the disks that got it."""
         path = bucket_record_path(info.name)
         record = _record_bytes(info.to_record())
-        results = await self._on_disks(
-            self.diskset.online_slots(), lambda s: s.disk.write_file(path, record)
-        )
+        slots = self.diskset.online_slots()
+        results = await self._on_disks(slots, lambda s: s.disk.write_file(path, record))
         if sum(not isinstance(r, BaseException) for r in results) < self.diskset.write_quorum:
             if new is not None:
 
@@ -315,7 +314,15 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                         slot.disk.write_file(path, old)
 
                 await self._on_disks(self.diskset.online_slots(), undo)
-            raise InsufficientWriteQuorum(f"could not record bucket {info.name} on enough disks")
+            failed = {j: str(r) for j, r in enumerate(results) if isinstance(r, BaseException)}
+            full = {j for j, r in enumerate(results) if j in failed and is_full(slots[j], r)}
+            raise quorum_error(
+                f"copies of bucket {info.name}'s record",
+                slots,
+                failed,
+                full,
+                self.diskset.write_quorum,
+            )
         await self._run(self.index.put_bucket, info.name, info.to_record())
         self._buckets[info.name] = info
 
@@ -523,11 +530,14 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 return blob, outcomes
 
             blob, results = await self._run(journal_and_create)
+        full = {j for j in failed if is_full(placement[j])}
         for j, outcome in zip(targets, results, strict=True):
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, OSError):
                     raise outcome
                 failed[j] = f"manifest write: {outcome}"
+                if is_full(placement[j], outcome):
+                    full.add(j)
         # One group commit per disk makes the manifests durable before the index switch.
         written = [j for j in targets if j not in failed]
         errors = await self._syncer.sync([placement[j] for j in written])
@@ -536,10 +546,17 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 if not isinstance(error, OSError):
                     raise error
                 failed[j] = f"manifest sync: {error}"
+                if is_full(placement[j], error):
+                    full.add(j)
         try:
             if len(placement) - len(failed) < self.diskset.write_quorum:
-                raise InsufficientWriteQuorum(
-                    f"the manifest reached only {len(placement) - len(failed)} disks"
+                raise quorum_error(
+                    "manifest copies",
+                    list(placement),
+                    failed,
+                    full,
+                    self.diskset.write_quorum,
+                    -(-manifest.size // manifest.k),
                 )
             # A complete keeps its journal entry past the switch, until it has forgotten the
             # upload (_forget_completed_upload): a crash in between is finished at start-up.

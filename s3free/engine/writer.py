@@ -7,8 +7,11 @@ being read, one in each chain), so memory stays near 3 x block_size x (1 + m/k) 
 object size.
 
 A shard whose disk fails (EIO, ENOSPC, ...) is dropped and reported; the part survives as long
-as the write quorum of shards is still standing. Nothing becomes visible here: `commit` only
-moves the fsynced files to their final names; the manifest and index make the object visible.
+as the write quorum of shards is still standing. A disk the monitor marked full gets no shard;
+when full disks are what keeps a write below its quorum, the error is StorageFull (S3: 507,
+not retried) naming what is free and what the write needs, not the retryable quorum error.
+Nothing becomes visible here: `commit` only moves the fsynced files to their final names; the
+manifest and index make the object visible.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import blake3
 
 from s3free.engine.groupsync import Syncer
 from s3free.erasure import ReedSolomon
-from s3free.errors import BadDigest, IncompleteBody, InsufficientWriteQuorum
+from s3free.errors import BadDigest, IncompleteBody, InsufficientWriteQuorum, StorageFull
 from s3free.format.footer import ShardFooter
 from s3free.format.header import CODEC_ZFEC_RS, ShardHeader
 from s3free.format.merkle import merkle_root
@@ -32,6 +35,7 @@ from s3free.format.record import leaf_hash
 from s3free.obs.ratelimit import LogLimiter
 from s3free.obs.stage import ERASURE_ENCODE, stage
 from s3free.storage.diskset import DiskSlot
+from s3free.storage.monitored import FULL_ERRNOS
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,62 @@ class _Lane:
         else:
             prev.add_done_callback(lambda _f: self._executor.submit(run))
         return out
+
+
+def is_full(slot: DiskSlot, exc: BaseException | None = None) -> bool:
+    """Whether a shard failed for want of space: the monitor marked the disk full, or the
+    error itself is ENOSPC/EDQUOT (a store without a monitor)."""
+    return (slot.online and bool(slot.full)) or (
+        isinstance(exc, OSError) and exc.errno in FULL_ERRNOS
+    )
+
+
+def human_size(n: int) -> str:
+    """n bytes for people (error messages, logs): "612.0 KiB"."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def _free(slot: DiskSlot) -> str:
+    try:
+        used, total = slot.disk.usage()
+    except OSError:
+        return "free space unknown"
+    return f"{human_size(max(0, total - used))} free of {human_size(total)}"
+
+
+def quorum_error(
+    what: str,
+    placement: list[DiskSlot],
+    failed: dict[int, str],
+    full: set[int],
+    quorum: int,
+    needed_per_disk: int | None = None,
+) -> InsufficientWriteQuorum:
+    """The error for a write that reached too few disks. StorageFull when the full disks
+    alone stand between it and its quorum (freeing space is what helps: retrying does not),
+    naming each full disk's free space and, when known, what the write needed on each; the
+    retryable InsufficientWriteQuorum otherwise (an offline disk may come back)."""
+    alive = len(placement) - len(failed)
+    head = f"only {alive} of {len(placement)} {what} could be written; {quorum} are needed"
+    if full and alive + len(full) >= quorum:
+        free = "; ".join(
+            f"disk {placement[j].position}: {_free(placement[j])}" for j in sorted(full)
+        )
+        need = (
+            f"; this write needs about {human_size(needed_per_disk)} on each of {quorum} disks"
+            if needed_per_disk is not None
+            else ""
+        )
+        return StorageFull(
+            f"storage full: {head}. {len(full)} disk(s) have no room for new data ({free})"
+            f"{need}. Delete objects or add capacity; reads and deletes still work"
+        )
+    return InsufficientWriteQuorum(f"{head} ({'; '.join(sorted(set(failed.values())))})")
 
 
 @dataclass(frozen=True)
@@ -139,6 +199,8 @@ class PartWriter:
         self._executor = executor
         self._temps: list = [None] * len(placement)
         self._failed: dict[int, str] = {}
+        self._full: set[int] = set()  # failed shards whose disk is full
+        self._expected: int | None = None  # the announced size, for the "needed" figure
         self._md5 = hashlib.md5()
         self._hashes: list[bytes] = []
         self._pending: list[concurrent.futures.Future] = []
@@ -157,6 +219,7 @@ class PartWriter:
     ) -> PartResult:
         """Consume the stream into temp shard files. On any error (including one raised by the
         stream itself, or cancellation) every temp file is removed and the error re-raised."""
+        self._expected = expected_size
         try:
             if self._in_memory:
                 self._open_temps()
@@ -238,7 +301,7 @@ class PartWriter:
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, OSError):
                     raise outcome
-                self._fail(j, f"commit: {outcome}")
+                self._fail(j, f"commit: {outcome}", outcome)
         renamed = [j for j in live if j not in self._failed]
 
         async def remove(shards: list[int]) -> None:
@@ -259,7 +322,7 @@ class PartWriter:
                 if error is not None:
                     if not isinstance(error, OSError):
                         raise error
-                    self._fail(j, f"sync: {error}")
+                    self._fail(j, f"sync: {error}", error)
                     unsynced.append(j)
             # A file its disk could not make durable is not kept: it would pass for a shard.
             await remove(unsynced)
@@ -280,13 +343,16 @@ class PartWriter:
             if not slot.online:
                 self._fail(j, f"disk offline: {slot.problem}")
                 continue
+            if slot.full:
+                self._fail(j, f"disk full: {slot.full}")
+                continue
             if self._in_memory:
                 self._temps[j] = _MemoryShard()
                 continue
             try:
                 self._temps[j] = slot.disk.create_temp()
             except OSError as exc:
-                self._fail(j, f"create temp: {exc}")
+                self._fail(j, f"create temp: {exc}", exc)
         self._check_quorum()
 
     async def _submit(self, block: bytes, index: int) -> None:
@@ -343,12 +409,14 @@ class PartWriter:
             except OSError as exc:
                 self._temps[j] = None
                 temp.discard()
-                self._fail(j, f"write: {exc}")
+                self._fail(j, f"write: {exc}", exc)
 
-    def _fail(self, j: int, why: str) -> None:
+    def _fail(self, j: int, why: str, exc: BaseException | None = None) -> None:
         if j not in self._failed:
             slot = self._placement[j]
             self._failed[j] = why
+            if is_full(slot, exc):
+                self._full.add(j)
             skipped = _shard_failures.admit(slot.disk.root)
             if skipped is None:
                 return
@@ -362,9 +430,11 @@ class PartWriter:
     def _check_quorum(self) -> None:
         alive = len(self._placement) - len(self._failed)
         if alive < self._quorum:
-            raise InsufficientWriteQuorum(
-                f"only {alive} of {len(self._placement)} shards could be written; "
-                f"{self._quorum} are needed ({'; '.join(sorted(set(self._failed.values())))})"
+            per_disk = None
+            if self._expected is not None:
+                per_disk = -(-self._expected // self._codec.k)
+            raise quorum_error(
+                "shards", self._placement, self._failed, self._full, self._quorum, per_disk
             )
 
     def abandon(self) -> concurrent.futures.Future:

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 UNFIXABLE_HERE = ("disk offline", "disk is not part of this set")
 # A write that missed a disk because it was offline (engine/store.py `_publish`).
 MISSED_OFFLINE = "not written: disk offline"
+MISSED_FULL = "not written: disk full"  # ... or because the monitor marked it full
 CATCH_UP_CONCURRENCY = 4  # waiting versions repaired at once after a disk returns
 LEFT_SHOWN = 100  # versions a pass names in what it left to do (all are counted)
 
@@ -393,7 +394,7 @@ class HealService:
         """On the loop, for every bad shard a read met or a write could not make: queue (or,
         for a write that missed an offline disk, wait for that disk), never block."""
         ident = (fault.bucket, fault.key, fault.version_id)
-        if fault.reason.startswith(MISSED_OFFLINE):
+        if fault.reason.startswith((MISSED_OFFLINE, MISSED_FULL)):
             # No repair can succeed before the disk is back: wait for it, not for a retry.
             self.waiting.add(ident, {fault.disk_id}, fault.object_size)
             self._changed()
@@ -463,7 +464,7 @@ class HealService:
         except Exception as exc:
             log.warning("repair of %s/%s failed: %s", bucket, key, exc)
             offline = await self._offline_placement(ident)
-            if offline:  # it failed because a disk went away: wait for it, not for retries
+            if offline:  # a disk went away or is full: wait for it, not for retries
                 self.queue.remove(ident)
                 self.waiting.add(ident, offline)
                 self._changed()
@@ -483,7 +484,8 @@ class HealService:
             return False
 
     async def _offline_placement(self, ident: Ident) -> set[str]:
-        """The offline disks among the version's placement (none if it is not current)."""
+        """The offline or full disks among the version's placement (none if it is not
+        current): a repair that failed while one is away or has no room waits for it."""
         try:
             manifest = await self.store.current_manifest(ident[0], ident[1])
         except Exception:
@@ -493,7 +495,7 @@ class HealService:
         offline = set()
         for disk_id in manifest.placement:
             slot = self.store.diskset.slot_for(disk_id)
-            if slot is None or not slot.online:
+            if not _usable(slot):
                 offline.add(disk_id)
         return offline
 
@@ -519,16 +521,14 @@ class HealService:
 
     def _any_online(self, record: dict) -> bool:
         for disk_id in record.get("disks", []):
-            slot = self.store.diskset.slot_for(disk_id)
-            if slot is not None and slot.online:
+            if _usable(self.store.diskset.slot_for(disk_id)):
                 return True
         return False
 
     def _catching_up_now(self) -> bool:
         """Whether some waiting version could be repaired now (one of its disks is online)."""
         return self._returned.is_set() or any(
-            (slot := self.store.diskset.slot_for(d)) is not None and slot.online
-            for d in self.waiting.per_disk
+            _usable(self.store.diskset.slot_for(d)) for d in self.waiting.per_disk
         )
 
     async def drain(self, timeout: float = 30.0) -> None:
@@ -788,6 +788,11 @@ class HealService:
                 w.cancel()
         self._rescheduled.clear()
         return self._stopping.is_set()
+
+
+def _usable(slot) -> bool:
+    """Online and with room: a repair waiting for this disk may run now."""
+    return slot is not None and slot.online and not slot.full
 
 
 def _waiting_why(disks: set[str]) -> str:

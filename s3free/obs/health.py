@@ -3,11 +3,14 @@
 live:  the process answers HTTP (nothing else is checked: a live but unready server should be
        taken out of rotation, not restarted).
 ready: the index is open, the server is not draining for shutdown, and at least a write quorum
-       of disks is in service (online or healing: both take new writes), so a PUT can succeed.
-       `degraded` is true when ready with redundancy below k+m: some disk offline or healing,
-       or object versions known to be short of shards (`degraded_objects`: queued for repair
-       or waiting for an offline disk). Reads may need decoding; repairs are under way or wait
-       for the disk.
+       of disks is in service (online, healing or full: all three serve reads and deletes).
+       `read_only` is true when fewer than a write quorum take new data (online or healing:
+       the others are full), so PUTs answer 507 XS3freeStorageFull until space is freed;
+       such a server stays ready, since taking it out of rotation would stop the reads and
+       the deletes that free space too. `degraded` is true when ready with redundancy below
+       k+m or writes held back: some disk offline, healing or full, or object versions known
+       to be short of shards (`degraded_objects`: queued for repair or waiting for a disk).
+       Reads may need decoding; repairs are under way or wait for the disk.
 
 The body names counts and positions only: no paths, errors or ids (probes are unauthenticated).
 """
@@ -30,27 +33,39 @@ def readiness(sources: Sources) -> tuple[bool, dict]:
         for s in ds.slots
     ]
     counts = {name: states.count(name) for name in DISK_STATES}
-    in_service = counts["online"] + counts["healing"]
+    writable = counts["online"] + counts["healing"]
+    in_service = writable + counts["full"]
     index_loaded = sources.index_loaded()
     draining = bool(getattr(sources.inflight, "draining", False))
     quorum = in_service >= ds.write_quorum
     ready = quorum and index_loaded and not draining
+    read_only = quorum and writable < ds.write_quorum
     body = {
         "status": "ready" if ready else "not ready",
         "ready": ready,
         # Redundancy below k+m somewhere: a disk away or being rebuilt, or versions the heal
         # service knows to be short of shards (queued, or waiting for a disk).
         "degraded": quorum
-        and (counts["offline"] + counts["healing"] > 0 or degraded_objects(sources) > 0),
+        and (
+            counts["offline"] + counts["healing"] + counts["full"] > 0
+            or degraded_objects(sources) > 0
+        ),
+        "read_only": read_only,
         "degraded_objects": degraded_objects(sources),
         "disks": {**counts, "total": len(states)},
         "offline_positions": [i for i, s in enumerate(states) if s == "offline"],
+        "full_positions": [i for i, s in enumerate(states) if s == "full"],
         "write_quorum": ds.write_quorum,
         "k": ds.k,
         "m": ds.m,
         "index_loaded": index_loaded,
         "draining": draining,
     }
+    if read_only:
+        body["read_only_reason"] = (
+            f"only {writable} disks take new data ({counts['full']} full), a write needs "
+            f"{ds.write_quorum}: writes answer 507 XS3freeStorageFull until space is freed"
+        )
     if not ready:
         body["reasons"] = [
             reason

@@ -49,8 +49,8 @@ STAGE_BUCKETS = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
 )  # fmt: skip
-DISK_STATES = ("online", "offline", "healing")
-ERROR_KINDS = ("hard", "suspect", "soft")
+DISK_STATES = ("online", "offline", "healing", "full")
+ERROR_KINDS = ("hard", "suspect", "full", "soft")
 IO_CLASSES = ("read", "write", "sync", "meta")  # as s3free/storage/monitored.py reports them
 CLIENT_CLOSED = 499  # the client went away before the response was finished (nginx's code)
 # heal/repair.py's RepairOutcome.status values, shown at 0 before the first repair.
@@ -306,7 +306,8 @@ class _Live:
         errors = CounterMetricFamily(
             "s3free_disk_errors",
             "OSErrors from disk calls: hard (counts toward offline), suspect (a path vanished, "
-            "e.g. a missing shard), soft (ENOSPC, EACCES, ...)",
+            "e.g. a missing shard), full (ENOSPC, EDQUOT: the disk is marked full), soft "
+            "(EACCES, ...)",
             labels=["disk", "kind"],
         )
         with self.m._errors_lock:
@@ -318,7 +319,10 @@ class _Live:
     def _disks(self, ds) -> Iterable[Metric]:
         monitor = self.m.sources.monitor
         state = GaugeMetricFamily(
-            "s3free_disk_state", "1 for the state each disk is in", labels=["disk", "state"]
+            "s3free_disk_state",
+            "1 for the state each disk is in (full: in service for reads and deletes, no new "
+            "data until space is freed)",
+            labels=["disk", "state"],
         )
         disk_info = GaugeMetricFamily(
             "s3free_disk_info", "Each disk position's id (format.json)", labels=["disk", "disk_id"]

@@ -58,6 +58,8 @@ _STATUS: dict[str, int] = {
     "XS3freeDataLost": 410,
     "XS3freeDataUnavailable": 503,
     "XS3freeInsufficientWriteQuorum": 503,
+    # 507 Insufficient Storage (WebDAV, as MinIO's XMinioStorageFull): no SDK retries it.
+    "XS3freeStorageFull": 507,
 }
 
 
@@ -92,6 +94,7 @@ _FROM_STORAGE: list[tuple[type[storage.StorageError], str]] = [
     (storage.PreconditionFailed, "PreconditionFailed"),
     (storage.IncompleteBody, "IncompleteBody"),
     (storage.BadDigest, "BadDigest"),
+    (storage.StorageFull, "XS3freeStorageFull"),  # before its base class below
     (storage.InsufficientWriteQuorum, "XS3freeInsufficientWriteQuorum"),
     (storage.DiskSetError, "InternalError"),
 ]

@@ -65,6 +65,14 @@ class DiskSlot:
     disk_id: str
     online: bool
     problem: str = ""
+    # Why the disk takes no new data (free space below its reserve, or ENOSPC), "" when it
+    # does. A full disk stays in service: reads, deletes and repairs go on (DiskMonitor).
+    full: str = ""
+
+    @property
+    def writable(self) -> bool:
+        """In service and not full: placement puts new shards here first."""
+        return self.online and not self.full
 
     def mark_offline(self, problem: str) -> None:
         if self.online:
@@ -111,14 +119,15 @@ class DiskSet:
 
     def placement(self, object_id: bytes) -> list[DiskSlot]:
         """k+m distinct disks for an object, by rendezvous hashing on its id: deterministic,
-        even across disks, and moving little when the set changes. Online disks rank first so
-        a write avoids a disk already known to be down when the set has spares."""
+        even across disks, and moving little when the set changes. Writable disks rank first,
+        then full ones, then offline ones, so a write avoids a disk already known to be down
+        or full when the set has spares."""
         ranked = sorted(
             self.slots,
             key=lambda s: blake3.blake3(object_id + bytes.fromhex(s.disk_id)).digest(8),
             reverse=True,
         )
-        ranked.sort(key=lambda s: not s.online)
+        ranked.sort(key=lambda s: (not s.online, bool(s.full)))
         chosen = ranked[: self.n]
         # Keep the rendezvous order among the chosen so data/parity roles rotate over disks.
         return chosen

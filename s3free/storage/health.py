@@ -8,7 +8,9 @@ Probe (cheap; every few seconds per disk), in this order:
      or "not-empty" (anything else there: never formatted over)
   3. it names this set, this disk id, this position and the set's disk list
                                                           else "foreign" / "mismatch"
-  4. a tiny file written to .s3free.tmp, read back, removed   else "io"
+  4. a tiny file written to .s3free.tmp, read back, removed   else "io", or "full" when the
+     write fails for want of space (ENOSPC, EDQUOT): a full disk still reads and deletes,
+     so it stays in service (read-only for new data), it is not a failed disk
 A fresh directory is only formatted when `may_format` agrees (not an unmounted mount point).
 
 Healing tracker: <disk>/healing.json, on the disk being healed, so it travels with that disk
@@ -41,18 +43,25 @@ from s3free.storage.layout import (
     parse_inline_name,
     parse_part_name,
 )
+from s3free.storage.monitored import FULL_ERRNOS
 
 PROBE_BYTES = b"s3free health probe\n"
 
 
 @dataclass(frozen=True)
 class Probe:
-    status: str  # ok | fresh | missing | unreadable | invalid | not-empty | foreign | mismatch | io
+    status: str  # ok | full | fresh | missing | unreadable | invalid | not-empty | foreign |
+    # mismatch | io
     detail: str = ""
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def in_service(self) -> bool:
+        """The disk is the right one and reads: "ok", or "full" (no room for new data)."""
+        return self.status in ("ok", "full")
 
 
 def probe(disk, expected: DiskFormat) -> Probe:
@@ -86,7 +95,12 @@ def probe(disk, expected: DiskFormat) -> Probe:
             )
         name = f"{TMP_DIR}/probe-{uuid.uuid4().hex}"
         try:
-            disk.write_file(name, PROBE_BYTES, sync=False)
+            try:
+                disk.write_file(name, PROBE_BYTES, sync=False)
+            except OSError as exc:
+                if exc.errno in FULL_ERRNOS:
+                    return Probe("full", f"no space for the probe file: {exc}")
+                raise
             back = disk.read_file(name)
         finally:
             with contextlib.suppress(OSError):

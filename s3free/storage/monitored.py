@@ -39,6 +39,9 @@ HARD_ERRNOS = frozenset(
 # A path vanished: normal for a missing shard, but also what a wiped or unmounted disk gives;
 # the monitor probes the disk soon rather than counting it as a failure.
 SUSPECT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
+# No space (or quota) left: the disk is full, not failing; it stays in service for reads and
+# deletes and takes no new writes until space is freed (engine/diskmonitor.py).
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 ErrorReport = Callable[[str, OSError], None]
 # (I/O class, seconds, error kind from classify() or None): called after every disk call.
@@ -74,12 +77,14 @@ _NULL = nullcontext()
 
 
 def classify(exc: OSError) -> str:
-    """ "hard" (counts toward offline), "suspect" (probe soon) or "soft" (counted only:
-    ENOSPC, EACCES, anything else)."""
+    """ "hard" (counts toward offline), "suspect" (probe soon), "full" (ENOSPC, EDQUOT: no
+    new writes until space is freed) or "soft" (counted only: EACCES, anything else)."""
     if exc.errno in HARD_ERRNOS:
         return "hard"
     if exc.errno in SUSPECT_ERRNOS:
         return "suspect"
+    if exc.errno in FULL_ERRNOS:
+        return "full"
     return "soft"
 
 
