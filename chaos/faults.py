@@ -278,6 +278,11 @@ def disk_files(root: Path, keep: tuple[str, ...] = KEEP_FORMAT) -> list[Path]:
 def empty_disk(root: Path, log: FaultLog) -> list[Path]:
     """`rm -rf disk/*`: everything goes, format.json too (the disk looks brand new)."""
     files = disk_files(root, keep=())
+    # format.json first, as an operator's wipe that the server must not race: once it is gone
+    # no write makes a data directory again, so the directory ends up empty (a write landing
+    # between the removal of objects/ and of format.json would leave a "not empty" disk that
+    # waits for the operator, a case of its own).
+    (root / "format.json").unlink(missing_ok=True)
     for entry in list(root.iterdir()):
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
