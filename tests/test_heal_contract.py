@@ -249,3 +249,36 @@ async def _no_unrepairable(heal: HealService) -> bool:
 
 def _paths(root: Path) -> list[Path]:
     return sorted(root.rglob("*"))
+
+
+def test_short_of_shards_only_for_a_disk_that_is_away_is_not_unrepairable(tmp_path):
+    """Two shards lost and a third on a disk that is away: k=3 cannot be met now, but the
+    data is not lost. It waits for the disk (not an unrepairable record, the false alarm an
+    outage once raised for 47 intact objects) and is repaired when the disk is back."""
+
+    async def main():
+        store = await new_store(tmp_path)
+        monitor, heal = await attach(store)
+        try:
+            data = await put(store, "k", 2 * BS)
+            m = await store.get_manifest(BUCKET, "k")
+            for j in (0, 1):
+                shard_path(store, m, 1, j).unlink()
+            away = Path(store.diskset.slot_for(m.placement[2]).disk.root)
+            away.rename(away.with_name(away.name + ".away"))
+            position = store.diskset.slot_for(m.placement[2]).position
+            await until(lambda: _offline(store, position))
+            await heal.repair_object(BUCKET, "k")
+            await heal._flush()
+            assert not heal.unrepairable
+            assert heal.degraded()["waiting"] == 1
+            away.with_name(away.name + ".away").rename(away)
+            await until(lambda: healthy(heal, "k"), 60)
+            assert await store.get_object_bytes(BUCKET, "k") == data
+            assert not heal.unrepairable
+        finally:
+            await heal.stop()
+            await monitor.stop()
+            await store.close()
+
+    run(main())

@@ -262,6 +262,15 @@ class HealService:
                 self._counted.pop(ident, None)
                 await self._settled(ident, health, manifest.size, job)
                 return health, None
+            if not health.repairable and _may_come_back(health):
+                # Short of k good shards only because some are on disks that are away: not
+                # lost (a disk-full or outage episode once recorded 47 intact objects so).
+                away = {s.disk_id for s in health.shards if s.state == "offline"}
+                self.waiting.set(ident, away, manifest.size)
+                self._changed()
+                if job is not None:
+                    job.note_left(ident, _waiting_why(away))
+                return health, RepairOutcome("waiting")
             if not health.repairable:
                 await self._record_unrepairable(ident, health, "data")
                 self.queue.remove(ident)
@@ -793,6 +802,20 @@ class HealService:
 def _usable(slot) -> bool:
     """Online and with room: a repair waiting for this disk may run now."""
     return slot is not None and slot.online and not slot.full
+
+
+def _may_come_back(health: ObjectHealth) -> bool:
+    """Whether the shards on offline disks would make up what each part lacks (they may be
+    intact: the disk is only away), with nothing else (a Merkle root) saying the data is bad."""
+    # Every error must be a block short of good shards (verify.py), not a hash or Merkle
+    # disagreement, which no returning disk can make right.
+    if any(" good shards of the " not in error for error in health.errors):
+        return False
+    per_part: dict[int, int] = {}
+    for shard in health.shards:
+        per_part[shard.part] = per_part.get(shard.part, 0) + (shard.state == "offline")
+    away = min(per_part.values(), default=0)
+    return away > 0 and health.block_min_good + away >= health.k
 
 
 def _waiting_why(disks: set[str]) -> str:
