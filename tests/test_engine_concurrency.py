@@ -5,8 +5,8 @@ parallel and aborted multipart part uploads. Every wait is bounded."""
 from __future__ import annotations
 
 import asyncio
-import json
 import hashlib
+import json
 import random
 import shutil
 from pathlib import Path
