@@ -50,7 +50,7 @@ STAGE_BUCKETS = (
     0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
 )  # fmt: skip
 DISK_STATES = ("online", "offline", "healing")
-ERROR_KINDS = ("hard", "suspect", "soft")
+ERROR_KINDS = ("hard", "suspect", "soft", "resource")
 IO_CLASSES = ("read", "write", "sync", "meta")  # as s3free/storage/monitored.py reports them
 CLIENT_CLOSED = 499  # the client went away before the response was finished (nginx's code)
 # heal/repair.py's RepairOutcome.status values, shown at 0 before the first repair.
@@ -306,7 +306,8 @@ class _Live:
         errors = CounterMetricFamily(
             "s3free_disk_errors",
             "OSErrors from disk calls: hard (counts toward offline), suspect (a path vanished, "
-            "e.g. a missing shard), soft (ENOSPC, EACCES, ...)",
+            "e.g. a missing shard), soft (ENOSPC, EACCES, ...), resource (EMFILE, ENFILE, ENOMEM: "
+            "the process, not the disk)",
             labels=["disk", "kind"],
         )
         with self.m._errors_lock:

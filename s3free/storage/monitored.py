@@ -39,6 +39,10 @@ HARD_ERRNOS = frozenset(
 # A path vanished: normal for a missing shard, but also what a wiped or unmounted disk gives;
 # the monitor probes the disk soon rather than counting it as a failure.
 SUSPECT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
+# The process ran out of something (file descriptors, kernel memory): nothing is known about
+# the disk. Never counted toward offline and never a failed probe, or a client flood that uses
+# up the descriptors would take every disk out of service at once.
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 
 ErrorReport = Callable[[str, OSError], None]
 # (I/O class, seconds, error kind from classify() or None): called after every disk call.
@@ -74,8 +78,11 @@ _NULL = nullcontext()
 
 
 def classify(exc: OSError) -> str:
-    """ "hard" (counts toward offline), "suspect" (probe soon) or "soft" (counted only:
+    """ "hard" (counts toward offline), "suspect" (probe soon), "resource" (the process, not
+    the disk, is out of descriptors or memory: not the disk's error) or "soft" (counted only:
     ENOSPC, EACCES, anything else)."""
+    if exc.errno in RESOURCE_ERRNOS:
+        return "resource"
     if exc.errno in HARD_ERRNOS:
         return "hard"
     if exc.errno in SUSPECT_ERRNOS:
