@@ -74,12 +74,15 @@ def open_fds(srv) -> int:
     return len(os.listdir(f"/proc/{srv.proc.pid}/fd"))
 
 
-def rss_kib(srv) -> int:
-    with open(f"/proc/{srv.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+def held(srv) -> tuple[int, int]:
+    """(sockets, shard files under objects/) the server process has open now."""
+    sockets = shards = 0
+    for name in os.listdir(f"/proc/{srv.proc.pid}/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            target = os.readlink(f"/proc/{srv.proc.pid}/fd/{name}")
+            sockets += target.startswith("socket:")
+            shards += str(srv.data_dir) in target and "/objects/" in target
+    return sockets, shards
 
 
 def closed_by_server(sock: socket.socket) -> bool:
@@ -163,7 +166,7 @@ def test_a_stalled_download_is_closed_after_the_stall_timeout(server, s3):
     s3.put_object(Bucket="conns", Key="big", Body=os.urandom(BIG))
     url = s3.generate_presigned_url("get_object", Params={"Bucket": "conns", "Key": "big"})
     target = url[len(server.endpoint) :]
-    fds_before = open_fds(server)
+    sockets_before, _ = held(server)
     socks = []
     try:
         for _ in range(6):
@@ -172,10 +175,18 @@ def test_a_stalled_download_is_closed_after_the_stall_timeout(server, s3):
             s.connect(address(server))
             s.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
             socks.append(s)  # and never read
-        # held: a socket and shard files each (more descriptors than before)
-        wait_for(lambda: open_fds(server) >= fds_before + 6, 20, "the downloads to start")
-        # cut after the stall timeout: the descriptors go back to what they were
-        wait_for(lambda: open_fds(server) <= fds_before + 1, 60, "stalled downloads to be cut")
+        # held: a socket and shard files each
+        wait_for(
+            lambda: (h := held(server))[0] >= sockets_before + 6 and h[1] >= 6,
+            20,
+            "the downloads to start",
+        )
+        # cut after the stall timeout: their sockets and shard files are closed
+        wait_for(
+            lambda: (h := held(server))[0] <= sockets_before and h[1] == 0,
+            60,
+            "stalled downloads to be cut",
+        )
     finally:
         for s in socks:
             s.close()
@@ -199,6 +210,8 @@ def test_a_client_gone_mid_get_is_one_info_line(server, s3):
         20,
         "one line per client gone",
     )
+    # the read-ahead of each GET ends and its shard files are closed
+    wait_for(lambda: held(server)[1] == 0, 30, "the shard files of the GETs to be closed")
     time.sleep(0.5)  # let anything that would follow those lines arrive (not an assertion)
     after = server.log[mark:]
     lines = [line for line in after.splitlines() if "/conns/gone" in line]
