@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import resource
 import time
@@ -209,6 +211,7 @@ class ConnectionGuard:
         self.stalled = 0
         self._log = LogLimiter(60.0)
         self._task: asyncio.Task | None = None
+        self._trim = False  # something was cut: give its freed buffers back at the next tick
 
     @property
     def open(self) -> int:
@@ -306,6 +309,9 @@ class ConnectionGuard:
     def sweep(self, now: float) -> None:
         """Close what overran a timeout (called every tick)."""
         lim = self.limits
+        if self._trim:
+            self._trim = False
+            release_memory()
         for conn in list(self._conns):
             handler = conn.handler
             if not conn.busy and _idle(handler):
@@ -324,6 +330,7 @@ class ConnectionGuard:
                 stalled = "the client sent nothing of the request body"
             if stalled:
                 self.stalled += 1
+                self._trim = True
                 self._note_timeout("stall", f"aborted a request: {stalled} for %g s")
                 self._drop(conn)
                 if conn.transport is not None:
@@ -335,6 +342,25 @@ class ConnectionGuard:
         if skipped is not None:
             more = f" ({skipped} more like it since the last line)" if skipped else ""
             log.info(text + "%s", seconds, more)
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+_MALLOC_TRIM = _libc_trim()
+
+
+def release_memory() -> None:
+    """Give the memory freed by cut requests back to the system (glibc's malloc_trim): their
+    send buffers and read-ahead blocks are large, and glibc keeps such freed memory in its
+    arenas, so the process would stay as large as at the worst moment of a stall attack."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 ACCEPT_ERROR = "socket.accept() out of system resource"

@@ -74,6 +74,14 @@ def open_fds(srv) -> int:
     return len(os.listdir(f"/proc/{srv.proc.pid}/fd"))
 
 
+def rss_kib(srv) -> int:
+    with open(f"/proc/{srv.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
 def held(srv) -> tuple[int, int]:
     """(sockets, shard files under objects/) the server process has open now."""
     sockets = shards = 0
@@ -167,6 +175,7 @@ def test_a_stalled_download_is_closed_after_the_stall_timeout(server, s3):
     url = s3.generate_presigned_url("get_object", Params={"Bucket": "conns", "Key": "big"})
     target = url[len(server.endpoint) :]
     sockets_before, _ = held(server)
+    rss_before = rss_kib(server)
     socks = []
     try:
         for _ in range(6):
@@ -181,12 +190,17 @@ def test_a_stalled_download_is_closed_after_the_stall_timeout(server, s3):
             20,
             "the downloads to start",
         )
+        time.sleep(0.5)  # their buffers fill (what follows is not timed)
+        rise = rss_kib(server) - rss_before
+        assert rise > 6 * 1024, rise  # a MiB or more each: send buffer and read-ahead
         # cut after the stall timeout: their sockets and shard files are closed
         wait_for(
             lambda: (h := held(server))[0] <= sockets_before and h[1] == 0,
             60,
             "stalled downloads to be cut",
         )
+        # ...and most of the memory they held is given back
+        wait_for(lambda: rss_kib(server) - rss_before < rise / 2, 30, "RSS to go down")
     finally:
         for s in socks:
             s.close()
