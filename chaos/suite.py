@@ -6,7 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaos import durability_scenarios, engine_scenarios, heal_scenarios, process_scenarios
+from chaos import (
+    durability_scenarios,
+    engine_scenarios,
+    flood_scenarios,
+    heal_scenarios,
+    process_scenarios,
+)
 from chaos.data import FAST, LONG, Profile
 from chaos.report import Row
 
@@ -44,6 +50,12 @@ def _entries() -> list[Entry]:
             lambda p, seed, long, heal, w: process_scenarios.sigkill_complete(
                 p, seed, 6 if long else 2, w
             ),
+            True,
+            False,
+        ),
+        Entry(
+            "connection-flood",
+            lambda p, seed, long, heal, w: flood_scenarios.connection_flood(p, seed, w),
             True,
             False,
         ),
