@@ -4,6 +4,7 @@ client for it (no retries: every error is seen)."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 from dataclasses import dataclass, field
@@ -63,15 +64,31 @@ def disk_args(root: Path, n: int) -> list[str]:
     return out
 
 
-def start(root: Path, disks: int, ec: str, block_size: int, timeout: float = 60) -> ServerProcess:
+def start(
+    root: Path,
+    disks: int,
+    ec: str,
+    block_size: int,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    fd_limit: int | None = None,
+) -> ServerProcess:
+    """`env`: more settings; `fd_limit`: the server's RLIMIT_NOFILE, soft and hard."""
     args = [
         "--data-dir", str(root), *disk_args(root, disks), "--ec", ec,
         "--listen", "127.0.0.1:0", "--log-level", "warning",
     ]  # fmt: skip
-    env = {
+    settings = {
         "S3FREE_ACCESS_KEY": ACCESS_KEY,
         "S3FREE_SECRET_KEY": SECRET_KEY,
         "S3FREE_BLOCK_SIZE": str(block_size),
+        **(env or {}),
     }
-    proc, endpoint, output = spawn_server(args, env, timeout)
+    preexec = None
+    if fd_limit is not None:
+
+        def preexec() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
+
+    proc, endpoint, output = spawn_server(args, settings, timeout, preexec_fn=preexec)
     return ServerProcess(proc, endpoint, output)

@@ -9,6 +9,7 @@ from pathlib import Path
 from chaos import (
     durability_scenarios,
     engine_scenarios,
+    flood_scenarios,
     heal_scenarios,
     process_scenarios,
     records_scenarios,
@@ -56,6 +57,12 @@ def _entries() -> list[Entry]:
         Entry(
             "disk-full",
             lambda p, seed, long, heal, w: process_scenarios.disk_full(seed, w),
+            True,
+            False,
+        ),
+        Entry(
+            "connection-flood",
+            lambda p, seed, long, heal, w: flood_scenarios.connection_flood(p, seed, w),
             True,
             False,
         ),

@@ -52,6 +52,10 @@ class Config:
     trace_sample_ratio: float = 1.0  # fraction of requests traced when tracing is on
     metrics_token: str | None = field(default=None, repr=False)  # /metrics wants this Bearer
     requests_max: int = 0  # S3 requests handled at once; more get 503 SlowDown (0: no limit)
+    connections_max: int = 0  # open client connections (0: derived from the fd limit)
+    header_timeout_s: float = 30.0  # a request head must be complete this long after its start
+    idle_timeout_s: float = 60.0  # a connection with no request in progress is closed after
+    stall_timeout_s: float = 120.0  # a client reading/sending nothing of a body is cut after
     io_threads: int = 32  # the engine's thread pool (hashing, coding, file I/O)
     access_key: str | None = None  # root user; generated beside meta_dir when both are unset
     secret_key: str | None = field(default=None, repr=False)
@@ -157,6 +161,11 @@ class Config:
             )
         if not 0 <= self.requests_max <= 1_000_000:
             raise ConfigError(f"requests_max: {self.requests_max} must be 0..1000000 (0: no limit)")
+        if not 0 <= self.connections_max <= 1_000_000:
+            raise ConfigError(
+                f"connections_max: {self.connections_max} must be 0..1000000 "
+                "(0: derived from the file descriptor limit)"
+            )
         if not 1 <= self.io_threads <= 1024:
             raise ConfigError(f"io_threads: {self.io_threads} must be 1..1024 threads")
         if self.log_level not in ("debug", "info", "warning", "error"):
@@ -246,8 +255,16 @@ _FLOAT_RANGES = {
     "scrub_interval_s": (0, 365 * 86400, "seconds"),
     "orphan_grace_s": (60, 365 * 86400, "seconds"),
     "trace_sample_ratio": (0, 1, "(a fraction)"),
+    "header_timeout_s": (0.1, 3600, "seconds"),
+    "idle_timeout_s": (0.1, 86400, "seconds"),
+    "stall_timeout_s": (0.1, 86400, "seconds"),
 }
-_INT_KEYS = {"block_size": "bytes", "requests_max": "requests", "io_threads": "threads"}
+_INT_KEYS = {
+    "block_size": "bytes",
+    "requests_max": "requests",
+    "connections_max": "connections",
+    "io_threads": "threads",
+}
 _BOOL_KEYS = {"access_log"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

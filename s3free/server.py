@@ -33,6 +33,14 @@ from s3free.obs.metrics import Sources
 from s3free.reload import Reloader
 from s3free.reload import install as install_live
 from s3free.s3.app import INFLIGHT, Settings, make_app
+from s3free.s3.connguard import (
+    ConnectionGuard,
+    ConnLimits,
+    GuardedRunner,
+    limit_accept_errors,
+    plan,
+    raise_fd_limit,
+)
 from s3free.s3.request import split_host_bucket
 from s3free.storage.devices import describe_shared, shared_devices
 
@@ -105,6 +113,8 @@ class Running:
     url: str
     monitor: DiskMonitor | None = None
     heal: HealService | None = None
+    guard: ConnectionGuard | None = None
+    fd_limit: int = 0
 
     async def close(self, drain_timeout: float = 60.0) -> None:
         """Stop accepting, let requests in flight finish, then close connections and the
@@ -115,6 +125,8 @@ class Running:
         if not await self.runner.app[INFLIGHT].drain(drain_timeout):
             log.warning("requests still in flight after %.0f s; closing anyway", drain_timeout)
         await self.runner.cleanup()
+        if self.guard is not None:
+            await self.guard.stop()
         if self.heal is not None:
             await self.heal.stop()
         if self.monitor is not None:
@@ -131,7 +143,26 @@ def _warn_shared_devices(store: ObjectStore) -> None:
         log.warning("%s", describe_shared(groups, roots))
 
 
+def _connection_guard(config: Config) -> tuple[ConnectionGuard, int]:
+    """Raise the fd limit, derive the connection cap from it; the guard and the fd limit."""
+    before, fd_limit = raise_fd_limit()
+    if fd_limit != before:
+        log.info("file descriptor limit raised from %d to %d", before, fd_limit)
+    cap, warning = plan(config.connections_max, fd_limit, len(config.disk_paths))
+    if warning:
+        log.warning("%s", warning)
+    limits = ConnLimits(
+        connections_max=cap,
+        header_timeout_s=config.header_timeout_s,
+        idle_timeout_s=config.idle_timeout_s,
+        stall_timeout_s=config.stall_timeout_s,
+    )
+    return ConnectionGuard(limits), fd_limit
+
+
 async def start(config: Config, creds: RootCredentials) -> Running:
+    guard, fd_limit = _connection_guard(config)
+    limit_accept_errors(asyncio.get_running_loop())
     k_m = config.k_m
     store = await ObjectStore.open(
         config.disk_paths,
@@ -158,6 +189,7 @@ async def start(config: Config, creds: RootCredentials) -> Running:
         )
         await users.load()
         app = make_app(store, users, Settings(region=config.region, domain=config.domain))
+        app.middlewares.insert(0, guard.middleware)  # outermost: sees every request
         app[DISKS] = monitor
         attach_admin_ops(app, rebuilder)
         if heal is not None:
@@ -170,8 +202,9 @@ async def start(config: Config, creds: RootCredentials) -> Running:
             bucket_of_host=lambda host: split_host_bucket(host, config.domain),
         )
         install_live(app, config)  # live settings, request limit (s3free/reload.py)
-        runner = web.AppRunner(
+        runner = GuardedRunner(
             app,
+            guard,
             access_log_class=logs.AccessLogger,
             access_log=logs.ACCESS,
             shutdown_timeout=60.0,
@@ -184,6 +217,7 @@ async def start(config: Config, creds: RootCredentials) -> Running:
         host, port = config.host_port
         site = web.TCPSite(runner, host, port, ssl_context=context, reuse_address=True)
         await site.start()
+        guard.start()
     except BaseException:
         if heal is not None:
             await heal.stop()
@@ -194,7 +228,8 @@ async def start(config: Config, creds: RootCredentials) -> Running:
     scheme = "https" if context else "http"
     bound_host, bound_port = runner.addresses[0][:2]  # the real port when 0 was asked for
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    return Running(runner, store, f"{scheme}://{shown}:{bound_port}", monitor, heal)
+    url = f"{scheme}://{shown}:{bound_port}"
+    return Running(runner, store, url, monitor, heal, guard, fd_limit)
 
 
 async def _start_heal(store: ObjectStore, config: Config) -> HealService:
@@ -238,9 +273,12 @@ async def _serve(config: Config, creds: RootCredentials) -> None:
     loop.add_signal_handler(signal.SIGHUP, Reloader(running.runner.app, running.heal).reload)
     ds = running.store.diskset
     online = len(ds.online_slots())
+    metrics = "token required" if config.metrics_token else "open to anyone (set metrics_token)"
+    cap = running.guard.limits.connections_max if running.guard else 0
     print(
         f"s3free ready: {running.url} ({len(ds.slots)} disks, {online} online, "
-        f"RS({ds.k},{ds.m}), region {config.region})",
+        f"RS({ds.k},{ds.m}), region {config.region}; connections max {cap} "
+        f"(fd limit {running.fd_limit}); /_s3free/metrics {metrics})",
         flush=True,
     )
     await stop.wait()

@@ -51,6 +51,23 @@ def test_disk_full(tmp_path):
     assert row.detected == 1 and row.bytes_verified > 0
 
 
+def test_connection_flood(tmp_path):
+    """Idle, slowloris and stalled connections beyond the server's fd limit while a client
+    overwrites the dataset: every write succeeds, everything reads back, no disk offline."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if min(hard, 4096) < 1024:
+        pytest.skip(f"the fd limit here ({hard}) is too low to hold the flood")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    try:
+        row = suite.run_one("connection-flood", seed=3, heal=False, workdir=tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert row.ok, row.fail_message()
+    assert row.faults > 400 and row.bytes_verified > 0
+
+
 def test_locator_finds_every_record(tmp_path):
     """The injectors' map of the disks is right: every record span the locator names decodes
     as that object's shard record of that part and block (so faults land where intended)."""

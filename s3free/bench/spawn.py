@@ -9,18 +9,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 READY = re.compile(r"s3free ready: (https?://\S+) ")
 
 
 def spawn_server(
-    args: Sequence[str], env: Mapping[str, str], timeout: float = 60, cwd: str | None = None
+    args: Sequence[str],
+    env: Mapping[str, str],
+    timeout: float = 60,
+    cwd: str | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> tuple[subprocess.Popen, str, list[str]]:
     """Run `python -m s3free.cli.main server ARGS` with env added to this process's environment;
     return the process, the endpoint from its ready line, and a list that keeps collecting its
     output (stdout and stderr). Raises RuntimeError, with the output, if it exits or is not
-    ready within timeout seconds (then it is killed)."""
+    ready within timeout seconds (then it is killed). `preexec_fn` runs in the child before
+    the server starts (e.g. to lower its file descriptor limit)."""
     cmd = [sys.executable, "-m", "s3free.cli.main", "server", *args]
     proc = subprocess.Popen(
         cmd,
@@ -29,6 +34,7 @@ def spawn_server(
         text=True,
         env={**os.environ, **env},
         cwd=cwd,
+        preexec_fn=preexec_fn,
     )
     output: list[str] = []
     found: list[str] = []

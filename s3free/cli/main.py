@@ -60,6 +60,10 @@ def main() -> None:
 @click.option(
     "--requests-max", help="S3 requests at once; more get 503 SlowDown (default 0: no limit)."
 )
+@click.option("--connections-max", help="Client connections at once (0: from the fd limit).")
+@click.option("--header-timeout-s", help="A request header must arrive within (default 30 s).")
+@click.option("--idle-timeout-s", help="Close a connection idle this long (default 60 s).")
+@click.option("--stall-timeout-s", help="Cut a client reading/sending nothing (default 120 s).")
 @click.option("--io-threads", help="Engine threads for hashing, coding, file I/O (default 32).")
 @click.option("--block-size", help="Bytes per block when formatting new disks (default 1 MiB).")
 @click.option("--disk-probe-s", help="Probe every disk's health this often (default 5 s).")

@@ -19,7 +19,9 @@ the others, writers skip them (placement ranks online disks first).
 
 Every disk is wrapped in a MonitoredDisk so errors from real I/O are seen. Hard errors (EIO,
 EROFS, ...) count toward offline; ENOENT/ENOTDIR only ask for an early probe (a wiped disk
-looks like every file missing). The probe (s3free/storage/health.py) runs every `probe_s`:
+looks like every file missing); EMFILE/ENFILE/ENOMEM are the process's, not the disk's: they
+change nothing (a probe that meets one leaves the disk's state as it was) and are logged at
+most once a minute. The probe (s3free/storage/health.py) runs every `probe_s`:
 it brings a recovered disk back, and recognises a NEW EMPTY directory in a disk's place. That
 one is formatted with the same disk id and position (manifests name disk ids, so keeping the
 id means no manifest or sibling format.json changes), gets a healing tracker, and a repair
@@ -42,6 +44,7 @@ from typing import Any, Protocol
 from s3free.engine.writer import human_size
 from s3free.errors import StoreInUse
 from s3free.format.diskformat import DiskFormat
+from s3free.obs.ratelimit import LogLimiter
 from s3free.storage.diskset import DiskSlot
 from s3free.storage.health import (
     HealingTracker,
@@ -59,6 +62,8 @@ from s3free.storage.monitored import MonitoredDisk, classify, unwrap
 from s3free.storage.quarantine import summary as quarantine_summary
 
 log = logging.getLogger(__name__)
+# Out of descriptors or memory: can come from every call at once; one line a minute says so.
+_RESOURCE_LOG = LogLimiter(60.0)
 
 
 class Healer(Protocol):
@@ -109,6 +114,18 @@ class DiskHealth:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _log_resource(what: str) -> None:
+    skipped = _RESOURCE_LOG.admit()
+    if skipped is not None:
+        more = f" ({skipped} more since the last line)" if skipped else ""
+        log.warning(
+            "out of file descriptors or memory, disk state unchanged: %s%s (raise the fd "
+            "limit or lower connections_max)",
+            what,
+            more,
+        )
 
 
 class DiskMonitor:
@@ -173,6 +190,9 @@ class DiskMonitor:
 
     def _on_error(self, slot: DiskSlot, op: str, exc: OSError) -> None:
         kind = classify(exc)
+        if kind == "resource":  # the process's shortage, not the disk's error
+            _log_resource(f"{op} on {slot.disk.root}: {exc}")
+            return
         cfg = self.config
         h = self.health[slot.position]
         now = time.monotonic()
@@ -260,6 +280,10 @@ class DiskMonitor:
         usage: tuple[int, int] | None = None,
     ) -> None:
         h = self.health[slot.position]
+        if result.status == "resource":  # nothing learnt about the disk: state unchanged
+            h.last_probe, h.last_probe_ms, h.probe_soon = result, _now_ms(), False
+            _log_resource(f"probe of {slot.disk.root}: {result.detail}")
+            return
         h.last_probe, h.last_probe_ms, h.probe_soon = result, _now_ms(), False
         if result.in_service:
             h.fresh_seen = 0

@@ -110,7 +110,7 @@ def _middleware(
         except web.HTTPException as exc:
             code = exc.status
             raise
-        except (ConnectionResetError, asyncio.CancelledError):
+        except (ConnectionError, asyncio.CancelledError):
             code = CLIENT_CLOSED
             raise
         finally:

@@ -50,7 +50,7 @@ STAGE_BUCKETS = (
     0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
 )  # fmt: skip
 DISK_STATES = ("online", "offline", "healing", "full")
-ERROR_KINDS = ("hard", "suspect", "full", "soft")
+ERROR_KINDS = ("hard", "suspect", "full", "soft", "resource")
 IO_CLASSES = ("read", "write", "sync", "meta")  # as s3free/storage/monitored.py reports them
 CLIENT_CLOSED = 499  # the client went away before the response was finished (nginx's code)
 # heal/repair.py's RepairOutcome.status values, shown at 0 before the first repair.
@@ -307,7 +307,7 @@ class _Live:
             "s3free_disk_errors",
             "OSErrors from disk calls: hard (counts toward offline), suspect (a path vanished, "
             "e.g. a missing shard), full (ENOSPC, EDQUOT: the disk is marked full), soft "
-            "(EACCES, ...)",
+            "(EACCES, ...), resource (EMFILE, ENFILE, ENOMEM: the process, not the disk)",
             labels=["disk", "kind"],
         )
         with self.m._errors_lock:

@@ -186,7 +186,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     except StorageError as exc:
         log_read_failure(exc, resource)
         return error_response(from_storage(exc), resource, rid, request.method)
-    except (ConnectionResetError, web.HTTPException):
+    except (ConnectionError, web.HTTPException):  # the client went away: not our error
         raise
     except Exception:
         log.exception("request %s %s failed (request id %s)", request.method, request.path, rid)

@@ -11,6 +11,9 @@ Probe (cheap; every few seconds per disk), in this order:
   4. a tiny file written to .s3free.tmp, read back, removed   else "io", or "full" when the
      write fails for want of space (ENOSPC, EDQUOT): a full disk still reads and deletes,
      so it stays in service (read-only for new data), it is not a failed disk
+An error that says the PROCESS is out of something (EMFILE, ENFILE, ENOMEM: monitored.py's
+RESOURCE_ERRNOS) at any step gives "resource": nothing was learnt about the disk, and its state
+must stay as it was (a flood of client connections must not take every disk offline).
 A fresh directory is only formatted when `may_format` agrees (not an unmounted mount point).
 
 Healing tracker: <disk>/healing.json, on the disk being healed, so it travels with that disk
@@ -43,15 +46,16 @@ from s3free.storage.layout import (
     parse_inline_name,
     parse_part_name,
 )
-from s3free.storage.monitored import FULL_ERRNOS
+from s3free.storage.monitored import FULL_ERRNOS, RESOURCE_ERRNOS
 
 PROBE_BYTES = b"s3free health probe\n"
 
 
 @dataclass(frozen=True)
 class Probe:
-    status: str  # ok | full | fresh | missing | unreadable | invalid | not-empty | foreign |
-    # mismatch | io
+    # ok | full | fresh | missing | unreadable | invalid | not-empty | foreign | mismatch | io
+    # | resource
+    status: str
     detail: str = ""
 
     @property
@@ -80,6 +84,8 @@ def probe(disk, expected: DiskFormat) -> Probe:
                 )
             return Probe("fresh", "format.json missing, directory empty")
         except OSError as exc:
+            if exc.errno in RESOURCE_ERRNOS:
+                raise
             return Probe("unreadable", f"format.json unreadable: {exc}")
         try:
             fmt = DiskFormat.decode(data)
@@ -109,7 +115,14 @@ def probe(disk, expected: DiskFormat) -> Probe:
             return Probe("io", "probe file read back different bytes")
         return Probe("ok")
     except OSError as exc:
+        if exc.errno in RESOURCE_ERRNOS:
+            return resource_exhausted(exc)
         return Probe("io", f"probe failed: {exc}")
+
+
+def resource_exhausted(exc: OSError) -> Probe:
+    """The probe could not run for want of descriptors or memory: says so, judges nothing."""
+    return Probe("resource", f"resource exhausted ({exc.strerror}): disk state unchanged")
 
 
 def may_format(root: Path, sibling_roots: list[Path]) -> str:

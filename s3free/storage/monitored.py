@@ -42,6 +42,10 @@ SUSPECT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
 # No space (or quota) left: the disk is full, not failing; it stays in service for reads and
 # deletes and takes no new writes until space is freed (engine/diskmonitor.py).
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# The process ran out of something (file descriptors, kernel memory): nothing is known about
+# the disk. Never counted toward offline and never a failed probe, or a client flood that uses
+# up the descriptors would take every disk out of service at once.
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 
 ErrorReport = Callable[[str, OSError], None]
 # (I/O class, seconds, error kind from classify() or None): called after every disk call.
@@ -78,7 +82,11 @@ _NULL = nullcontext()
 
 def classify(exc: OSError) -> str:
     """ "hard" (counts toward offline), "suspect" (probe soon), "full" (ENOSPC, EDQUOT: no
-    new writes until space is freed) or "soft" (counted only: EACCES, anything else)."""
+    new writes until space is freed), "resource" (the process, not the disk, is out of
+    descriptors or memory: not the disk's error) or "soft" (counted only: EACCES, anything
+    else)."""
+    if exc.errno in RESOURCE_ERRNOS:
+        return "resource"
     if exc.errno in HARD_ERRNOS:
         return "hard"
     if exc.errno in SUSPECT_ERRNOS:

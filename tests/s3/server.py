@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import signal
 import subprocess
 from dataclasses import dataclass, field
@@ -56,7 +57,10 @@ def start_server(
     tls: bool = False,
     env: dict[str, str] | None = None,
     timeout: float = 60,
+    fd_limit: int | None = None,
 ) -> Server:
+    """A server on a free loopback port; `fd_limit`: its RLIMIT_NOFILE, soft and hard (so it
+    cannot raise it), set in the child before it starts."""
     data_dir.mkdir(parents=True, exist_ok=True)
     cmd = ["--data-dir", str(data_dir), "--listen", "127.0.0.1:0", *args]
     ca = None
@@ -65,5 +69,11 @@ def start_server(
         cmd += ["--tls-cert", cert, "--tls-key", key]
         ca = cert
     full_env = {"S3FREE_ACCESS_KEY": ACCESS_KEY, "S3FREE_SECRET_KEY": SECRET_KEY, **(env or {})}
-    proc, endpoint, output = spawn_server(cmd, full_env, timeout)
+    preexec = None
+    if fd_limit is not None:
+
+        def preexec() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
+
+    proc, endpoint, output = spawn_server(cmd, full_env, timeout, preexec_fn=preexec)
     return Server(proc, endpoint, data_dir, output=output, ca_file=ca)

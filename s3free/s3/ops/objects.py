@@ -157,6 +157,7 @@ SMALL_BODY = 256 * 1024  # sent in one write, headers and body together
 
 async def get_object(ctx) -> web.StreamResponse:
     reader, rng, part_number = await _open(ctx, head=False)
+    chunks = None
     try:
         status, headers = _response_headers(ctx, reader, rng, part_number)
         if reader.content_length <= SMALL_BODY:
@@ -178,13 +179,23 @@ async def get_object(ctx) -> web.StreamResponse:
             raise
         except Exception as exc:
             _cut(ctx, exc)
-            await reader.aclose()
+            await _close(reader, chunks)
             return response  # aiohttp finds the transport closed and sends nothing more
         await response.write_eof()
         return response
     except BaseException:
-        await reader.aclose()
+        await _close(reader, chunks)
         raise
+
+
+async def _close(reader, chunks) -> None:
+    """Stop a read early: the iteration first (it waits for the blocks still being read
+    ahead, which open shard files, then closes the files), then the reader. Closing only
+    the reader while blocks were still being read left their files open (a client gone
+    mid-GET leaked descriptors)."""
+    if chunks is not None:
+        await chunks.aclose()
+    await reader.aclose()
 
 
 def _cut(ctx, exc: Exception) -> None:
