@@ -33,7 +33,7 @@ FAST = MonitorConfig(probe_s=0.05, error_limit=2, error_window_s=30, cooldown_s=
         (errno.ENOMEM, "resource"),
         (errno.EIO, "hard"),
         (errno.ENOENT, "suspect"),
-        (errno.ENOSPC, "soft"),
+        (errno.ENOSPC, "full"),  # a full disk: read-only, not failed
     ],
 )
 def test_classify_keeps_the_process_shortages_apart(err, kind):
