@@ -40,6 +40,7 @@ def impl(request, monkeypatch):
 def _disk(root: Path) -> LocalDisk:
     """A disk as formatting leaves it: its top-level data directories made."""
     root.mkdir(parents=True, exist_ok=True)
+    (root / "format.json").write_text("{}")  # formatting writes it before the directories
     disk = LocalDisk(root)
     make_data_dirs(disk)
     return disk
@@ -110,6 +111,7 @@ def test_create_files_never_remakes_the_data_directory_of_a_wiped_disk(tmp_path,
     probe and formatted as a replacement; a write that made objects/ again would leave it
     "not empty" for good."""
     disk = _disk(tmp_path / "wiped")
+    (tmp_path / "wiped" / FORMAT_FILE).unlink()
     shutil.rmtree(tmp_path / "wiped" / "objects")
     [result] = batch.create_files([(disk, "objects/ab/cd/x.inline", [b"data"])])
     assert isinstance(result, FileNotFoundError)
@@ -249,6 +251,7 @@ if impl == "python":
 disks = []
 for name in ("a", "b"):
     (root / name).mkdir()
+    (root / name / "format.json").write_text("{}")
     disks.append(LocalDisk(root / name))
     make_data_dirs(disks[-1])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -278,7 +281,9 @@ def test_a_write_that_fails_half_way_leaves_no_file_and_spares_the_others(tmp_pa
 def test_empty_data_directories_do_not_make_a_wiped_disk_look_in_use(tmp_path):
     """A write racing an `rm -rf` of a disk may leave empty data directories behind: the
     disk still counts as empty (formatted as a replacement); a file anywhere does not."""
-    disk = _disk(tmp_path / "d")  # buckets/, objects/, multipart/, no format.json
+    disk = _disk(tmp_path / "d")  # buckets/, objects/, multipart/
+    (tmp_path / "d" / FORMAT_FILE).unlink()  # then wiped but for empty directories
+    (tmp_path / "d" / ".s3free.quarantine").mkdir()  # a repair's, with nothing in it
     (tmp_path / "d" / "objects" / "ab" / "cd").mkdir(parents=True)
     (tmp_path / "d" / HEALING_FILE).write_bytes(b"{}")
     assert unformatted_entries(disk) == []

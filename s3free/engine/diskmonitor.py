@@ -141,7 +141,8 @@ class DiskMonitor:
         self._task: asyncio.Task | None = None
         self._check_lock = asyncio.Lock()
         self._job_id: str = ""  # the repair pass healing disks are waiting on
-        self._retry_at = 0.0  # after a failed pass, the next one waits for the cool-down
+        self._retry_at = 0.0
+        self._stopping = False  # stop() asked: the probe loop ends at its next turn
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -158,10 +159,16 @@ class DiskMonitor:
             self._task = asyncio.ensure_future(self._run_loop())
 
     async def stop(self) -> None:
+        """Stop the probe loop. Cancelled until it ends: Python 3.11's wait_for can lose a
+        cancellation that races its timeout, and a lost one left stop() waiting forever."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self._wake.set()
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=1.0)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                self._task.result()
             self._task = None
 
     def attach_healer(self, healer: Healer | None) -> None:
@@ -171,10 +178,12 @@ class DiskMonitor:
         self._loop.call_soon_threadsafe(self._wake.set)
 
     async def _run_loop(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.probe_s)
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.check_all()
             except Exception:

@@ -161,9 +161,13 @@ class LocalDisk:
         missing: list[Path] = []
         path = self._abs(rel)
         while True:
-            if missing and (
-                path == self.root
-                or (path.parent == self.root and not (self.root / FORMAT_FILE).exists())
+            # A top-level directory (data, quarantine) is made only while format.json is
+            # there, even in one step: one made in a wiped disk makes it "not empty", and the
+            # monitor then never formats it back into the set.
+            if (missing and path == self.root) or (
+                path.parent == self.root
+                and not path.is_dir()
+                and not (self.root / FORMAT_FILE).exists()
             ):
                 # The disk's root, or a top-level data directory of a disk that lost its
                 # format.json, is gone: the disk was wiped or swapped. Formatting makes the

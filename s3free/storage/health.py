@@ -47,6 +47,7 @@ from s3free.storage.layout import (
     parse_part_name,
 )
 from s3free.storage.monitored import FULL_ERRNOS, RESOURCE_ERRNOS
+from s3free.storage.quarantine import QUARANTINE_DIR
 
 PROBE_BYTES = b"s3free health probe\n"
 
@@ -211,7 +212,7 @@ def unformatted_entries(disk) -> list[str]:
         name
         for name in disk.list_dir("")
         if name not in (TMP_DIR, HEALING_FILE)
-        and not (name in DATA_DIRS and _holds_no_file(Path(disk.root) / name))
+        and not (name in (*DATA_DIRS, QUARANTINE_DIR) and _holds_no_file(Path(disk.root) / name))
     ]
 
 
