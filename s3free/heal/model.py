@@ -140,6 +140,7 @@ class Job:
     retry: set = field(default_factory=set, repr=False, compare=False)
     _left: dict = field(default_factory=dict, repr=False, compare=False)
     _left_more: int = field(default=0, repr=False, compare=False)
+    _waiting: set = field(default_factory=set, repr=False, compare=False)
 
     def note_left(self, ident: tuple[str, str, str], why: str) -> None:
         if ident in self._left or len(self._left) < LEFT_KEPT:
@@ -147,11 +148,18 @@ class Job:
         else:  # a disk away for the whole pass: count the rest, name the first ones
             self._left_more += 1
 
+    def note_waiting(self, ident: tuple[str, str, str], disks: set[str]) -> None:
+        """Left because its shards belong on offline disks (tried again if they return)."""
+        self.note_left(ident, "waiting for offline disk(s) " + ", ".join(sorted(disks)))
+        if ident in self._left:
+            self._waiting.add(ident)
+
     def waiting_left(self) -> list[tuple[str, str, str]]:
-        return [i for i, why in self._left.items() if why.startswith("waiting for offline")]
+        return sorted(self._waiting)
 
     def clear_left(self, ident: tuple[str, str, str]) -> None:
         self._left.pop(ident, None)
+        self._waiting.discard(ident)
 
     def seal_left(self, extra: list[str], shown: int = 100) -> None:
         """Fix `left` from what is still noted, plus whole-store reasons (a disk to replace)."""
@@ -166,4 +174,5 @@ class Job:
         doc.pop("retry", None)
         doc.pop("_left", None)
         doc.pop("_left_more", None)
+        doc.pop("_waiting", None)
         return doc

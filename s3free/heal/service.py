@@ -269,7 +269,7 @@ class HealService:
                 self.waiting.set(ident, away, manifest.size)
                 self._changed()
                 if job is not None:
-                    job.note_left(ident, _waiting_why(away))
+                    job.note_waiting(ident, away)
                 return health, RepairOutcome("waiting")
             if not health.repairable:
                 await self._record_unrepairable(ident, health, "data")
@@ -319,7 +319,7 @@ class HealService:
         self.waiting.set(ident, offline, size)
         if offline:
             if job is not None:
-                job.note_left(ident, _waiting_why(offline))
+                job.note_waiting(ident, offline)
         else:
             await self._clear_unrepairable(ident)
         self.queue.remove(ident)  # a report that came before this check is answered by it
@@ -478,7 +478,7 @@ class HealService:
                 self.waiting.add(ident, offline)
                 self._changed()
                 if job is not None:
-                    job.note_left(ident, _waiting_why(offline))
+                    job.note_waiting(ident, offline)
                 return True
             self.waiting.set(ident, set())  # the queue's retries take it over
             if ident not in self.queue.entries:
@@ -816,10 +816,6 @@ def _may_come_back(health: ObjectHealth) -> bool:
         per_part[shard.part] = per_part.get(shard.part, 0) + (shard.state == "offline")
     away = min(per_part.values(), default=0)
     return away > 0 and health.block_min_good + away >= health.k
-
-
-def _waiting_why(disks: set[str]) -> str:
-    return "waiting for offline disk(s) " + ", ".join(sorted(disks))
 
 
 async def attach(store: ObjectStore, config: HealConfig | None = None) -> HealService:
