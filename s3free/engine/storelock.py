@@ -39,16 +39,14 @@ class StoreLock:
         path = meta_dir.with_name(meta_dir.name + ".lock")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in _BUSY:
-                raise StoreInUse(
-                    f"the store with index {meta_dir} is in use by {holder_of(path)}: "
-                    f"{path} is locked (stop that process first)"
-                ) from None
-            raise
+        _flock_or_refuse(
+            fd,
+            path,
+            lambda holder: (
+                f"the store with index {meta_dir} is in use by {holder}: "
+                f"{path} is locked (stop that process first)"
+            ),
+        )
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         return cls(path, fd)
@@ -82,16 +80,14 @@ class DiskLocks:
             if held is not None and (held[1], held[2]) == (st.st_dev, st.st_ino):
                 os.close(fd)
                 return True
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(fd)
-                if exc.errno in _BUSY:
-                    raise StoreInUse(
-                        f"disk {key} is in use by {holder_of(key)} (another server or s3free "
-                        "command on this store?): stop it first"
-                    ) from None
-                raise
+            _flock_or_refuse(
+                fd,
+                key,
+                lambda holder: (
+                    f"disk {key} is in use by {holder} (another server or s3free "
+                    "command on this store?): stop it first"
+                ),
+            )
             if held is not None:
                 os.close(held[0])  # the directory it locked was replaced
             self._held[key] = (fd, st.st_dev, st.st_ino)
@@ -115,6 +111,18 @@ class DiskLocks:
             held, self._held = self._held, {}
         for fd, _, _ in held.values():
             os.close(fd)
+
+
+def _flock_or_refuse(fd: int, path: str | os.PathLike[str], refusal) -> None:
+    """Take an exclusive flock on fd without waiting; when another process holds it, close
+    fd and raise StoreInUse with refusal(holder) (the holder as holder_of names it)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in _BUSY:
+            raise StoreInUse(refusal(holder_of(path))) from None
+        raise
 
 
 def holder_of(path: str | os.PathLike[str]) -> str:
