@@ -117,7 +117,10 @@ def connection_flood(profile: Profile, seed: int, workdir: Path | None = None) -
         log = "".join(server.output)
         for bad in (") offline: ", "Traceback", "out of system resource"):
             if bad in log:
-                row.problems.append(f"the server log says {bad.strip()!r}")
+                at = log.index(bad)
+                row.problems.append(
+                    f"the server log says {bad.strip()!r}: {log[max(0, at - 300) : at + 1500]}"
+                )
         row.notes.append(f"{row.detected} of {row.faults} hostile connections closed by the server")
     finally:
         for s in hostile:
