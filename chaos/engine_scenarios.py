@@ -274,7 +274,7 @@ async def _flow(rig: Rig, scenario: EngineScenario, row: Row, heal: bool) -> Non
     before = inventory(roots)
     # Versions the store itself retired while a disk was offline (journalled, spec 13.1): it
     # removes them everywhere once a disk comes back, planted copies included.
-    retired = {v.replace("-", "") for v, _ in await store._run(store.index.journal)}
+    retired = {v.replace("-", "") for v, _ in await store.run_io(store.index.journal)}
     settled = {p for p in old | young if p.rsplit("/", 1)[1] in retired}
     service = await healing.start_service(store, orphan_grace_s=3600.0)
     # The disk monitor, as the server runs it: two probes in a row find an emptied disk
@@ -305,7 +305,7 @@ async def _flow(rig: Rig, scenario: EngineScenario, row: Row, heal: bool) -> Non
         )
     # A version replaced while a disk was offline and not settled yet stays in the crash
     # journal, the store's to settle (spec 13.1), never the scrubber's: such a copy is kept.
-    journalled = {v.replace("-", "") for v, _ in await store._run(store.index.journal)}
+    journalled = {v.replace("-", "") for v, _ in await store.run_io(store.index.journal)}
     kept = {o for o in old if o.rsplit("/", 1)[1] in journalled}
     if kept:
         row.notes.append(f"{len(kept)} old orphan copies kept: journalled while a disk was offline")

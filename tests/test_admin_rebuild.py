@@ -127,8 +127,8 @@ def test_rebuild_restores_what_the_index_lost_and_reports_what_it_skipped(tmp_pa
         await store.put_object("other", "o", stream_of(data))
         await store.wait_idle()
         # Lose records behind the store's back (what a damaged index looks like).
-        await store._run(store.index.delete_object, "bkt", "k3")
-        await store._run(store.index.delete_bucket, "other")
+        await store.run_io(store.index.delete_object, "bkt", "k3")
+        await store.run_io(store.index.delete_bucket, "other")
         # A stray older version of k0 (a manifest copy of a replaced version) and shards
         # with no manifest.
         manifest = await store.get_manifest("bkt", "k0")
@@ -195,7 +195,7 @@ def test_usage_is_exact_and_matches_the_files_on_the_disks(tmp_path):
         assert (row["objects"], row["uploads"], row["upload_bytes"]) == (5, 0, 0)
         assert row["logical_bytes"] == sum(len(d) for d in sizes.values()) + len(a) + len(b)
         assert row["raw_bytes"] == files_under(tmp_path, "objects")
-        blob = await store._run(store.index.get_manifest, "bkt", "mp")
+        blob = await store.run_io(store.index.get_manifest, "bkt", "mp")
         assert manifest_raw_bytes(blob)[0] == len(a) + len(b)
         await store.close()
 

@@ -57,7 +57,7 @@ def test_closing_the_store_waits_for_index_writes_whose_awaiter_was_cancelled(tm
             time.sleep(0.3)
             store.index.db.put(b"test-late-write", b"1", sync=True)
 
-        task = asyncio.ensure_future(store._run(slow_write))
+        task = asyncio.ensure_future(store.run_io(slow_write))
         while not running.is_set():
             await asyncio.sleep(0.01)
         task.cancel()  # as HealService.stop() cancels its scheduler

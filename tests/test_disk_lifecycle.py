@@ -459,13 +459,13 @@ def test_versions_replaced_while_a_disk_was_away_are_removed_when_it_returns(tmp
             assert await store.delete_object(BUCKET, "gone")
             await store.wait_idle()
             assert all(files_of(m) for m in old.values())  # out of reach while it is away
-            journal = {vid for vid, _ in await store._run(store.index.journal)}
+            journal = {vid for vid, _ in await store.run_io(store.index.journal)}
             assert {m.version_id for m in old.values()} <= journal
             fmt.write_bytes(saved)
             await monitor.check_all()
             assert store.diskset.slots[position].online
             assert not any(files_of(m) for m in old.values())
-            journal = {vid for vid, _ in await store._run(store.index.journal)}
+            journal = {vid for vid, _ in await store.run_io(store.index.journal)}
             assert not {m.version_id for m in old.values()} & journal
             assert await get(store, "over") == data_for("over")
         finally:

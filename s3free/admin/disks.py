@@ -187,7 +187,7 @@ async def _quarantine(
 
     store = request.app[STORE]
     if not rest and method == "GET":
-        return web.json_response(await store._run(quarantine.report, store.diskset))
+        return web.json_response(await store.run_io(quarantine.report, store.diskset))
     if rest != ["purge"] or method != "POST":
         return _error(404, "NotFound", f"no admin endpoint {method} disks/quarantine/{rest}")
     doc = _body(body)
@@ -198,7 +198,7 @@ async def _quarantine(
     if not isinstance(force, bool):
         raise _BadRequest('"force" must be true or false')
     try:
-        result = await store._run(quarantine.purge, store.diskset, float(older), force)
+        result = await store.run_io(quarantine.purge, store.diskset, float(older), force)
     except quarantine.PurgeRefused as exc:
         return _error(409, "PurgeRefused", str(exc))
     log.warning(

@@ -93,7 +93,7 @@ async def usage(store, bucket: str | None) -> tuple[list[dict], Usage]:
     def walk() -> dict[str, Usage]:
         return dict(walk_usage(store.index.db, (ds.k, ds.m, ds.block_size), bucket))
 
-    found = await store._run(walk)
+    found = await store.run_io(walk)
     total = Usage()
     rows = []
     for name in names:
@@ -140,7 +140,7 @@ async def server_info(request: web.Request) -> dict[str, Any]:
             }
         )
     slots = sorted(ds.slots, key=lambda slot: slot.position)
-    shared = await store._run(shared_devices, [Path(slot.disk.root) for slot in slots])
+    shared = await store.run_io(shared_devices, [Path(slot.disk.root) for slot in slots])
     _, total_usage = await usage(store, None)
     rebuilder = app.get(REBUILDER)
     last = None

@@ -117,12 +117,12 @@ class LocalDisks:
     async def quarantine(self) -> dict:
         from s3free.heal import quarantine
 
-        return await self.store._run(quarantine.report, self.store.diskset)
+        return await self.store.run_io(quarantine.report, self.store.diskset)
 
     async def purge_quarantine(self, older_than_s: float, force: bool) -> dict:
         from s3free.heal import quarantine
 
-        return await self.store._run(quarantine.purge, self.store.diskset, older_than_s, force)
+        return await self.store.run_io(quarantine.purge, self.store.diskset, older_than_s, force)
 
     async def _bucket(self, bucket: str | None) -> None:
         if bucket is not None:

@@ -136,16 +136,16 @@ class IndexRebuilder:
         side_path = _side_path(store.index.path)
         dirty = self.db.start_tracking()
         try:
-            for record in (rec for _, rec in await store._run(store.index.journal)):
+            for record in (rec for _, rec in await store.run_io(store.index.journal)):
                 dirty.objects.add((record["bucket"], record["key"]))
-            side = await store._run(_fresh_index, side_path)
+            side = await store.run_io(_fresh_index, side_path)
             try:
                 job.phase = "scanning"
-                await store._run(_walk, store.diskset, side, job, lambda: self.db.closed)
+                await store.run_io(_walk, store.diskset, side, job, lambda: self.db.closed)
                 job.phase = "uploads"
-                await store._run(_uploads, store.diskset, side, job)
+                await store.run_io(_uploads, store.diskset, side, job)
                 job.phase = "swapping"
-                await store._run(self._swap, side, job)
+                await store.run_io(self._swap, side, job)
             except BaseException:
                 if not side.db.closed:
                     side.close()
@@ -154,8 +154,8 @@ class IndexRebuilder:
             async with store._bucket_lock:
                 await store.reload_buckets()
             job.buckets = len(await store.list_buckets())
-            job.objects = await store._run(_count, self.db, b"O")
-            job.uploads = await store._run(_count, self.db, b"U")
+            job.objects = await store.run_io(_count, self.db, b"O")
+            job.uploads = await store.run_io(_count, self.db, b"U")
             job.phase = job.state = "done"
             log.info("rebuild-index: done: %s", {k: v for k, v in job.to_json().items()})
         except Exception as exc:

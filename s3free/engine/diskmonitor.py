@@ -256,7 +256,7 @@ class DiskMonitor:
         """Probe every disk (in parallel) and act on the results, then drive healing."""
         async with self._check_lock:
             slots = self.diskset.slots
-            looks = await asyncio.gather(*(self.store._run(self._look, s) for s in slots))
+            looks = await asyncio.gather(*(self.store.run_io(self._look, s) for s in slots))
             for slot, (result, usage) in zip(slots, looks, strict=True):
                 await self._apply(slot, result, usage=usage)
             await self._drive_healing()
@@ -266,7 +266,7 @@ class DiskMonitor:
         when the monitor's config does not); returns its status."""
         slot = self.diskset.slots[position]
         async with self._check_lock:
-            result, usage = await self.store._run(self._look, slot)
+            result, usage = await self.store.run_io(self._look, slot)
             await self._apply(slot, result, force=format_fresh, usage=usage)
             await self._drive_healing()
         return (await self.status())["disks"][position]
@@ -381,7 +381,7 @@ class DiskMonitor:
         if not await self._take_disk_lock(slot):
             return
         try:
-            await self.store._run(
+            await self.store.run_io(
                 format_replacement, unwrap(slot.disk), self.expected_format(slot), tracker
             )
         except OSError as exc:
@@ -405,7 +405,7 @@ class DiskMonitor:
         """Take this process's lock on the disk's directory (it may be new, or have been away
         at start) before using it; a directory another process holds is never used."""
         try:
-            if await self.store._run(self.store.disk_locks.acquire, slot.disk.root):
+            if await self.store.run_io(self.store.disk_locks.acquire, slot.disk.root):
                 return True
             slot.problem = "directory missing"
         except StoreInUse as exc:
@@ -429,7 +429,7 @@ class DiskMonitor:
     async def _load_tracker(self, slot: DiskSlot) -> None:
         h = self.health[slot.position]
         try:
-            tracker = await self.store._run(read_tracker, unwrap(slot.disk))
+            tracker = await self.store.run_io(read_tracker, unwrap(slot.disk))
         except Exception as exc:  # unreadable or invalid: healing state unknown, heal again
             log.error("healing tracker on %s unusable (%s): healing again", slot.disk.root, exc)
             tracker = HealingTracker(
@@ -501,14 +501,14 @@ class DiskMonitor:
     async def _save_tracker(self, slot: DiskSlot) -> None:
         tracker = self.health[slot.position].tracker
         try:
-            await self.store._run(write_tracker, unwrap(slot.disk), tracker)
+            await self.store.run_io(write_tracker, unwrap(slot.disk), tracker)
         except OSError as exc:
             log.warning("could not update healing tracker on %s: %s", slot.disk.root, exc)
 
     async def _finish(self, slot: DiskSlot, job) -> None:
         h = self.health[slot.position]
         try:
-            await self.store._run(remove_tracker, unwrap(slot.disk))
+            await self.store.run_io(remove_tracker, unwrap(slot.disk))
         except OSError as exc:
             log.warning("could not remove healing tracker on %s: %s", slot.disk.root, exc)
             return
@@ -572,7 +572,7 @@ class DiskMonitor:
         """Everything `disk status` shows, JSON-ready."""
         slots = self.diskset.slots
         usages = await asyncio.gather(
-            *(self.store._run(s.disk.usage) for s in slots), return_exceptions=True
+            *(self.store.run_io(s.disk.usage) for s in slots), return_exceptions=True
         )
         counts = await asyncio.gather(*(self._count(s) for s in slots))
         quarantined = await asyncio.gather(
@@ -616,7 +616,7 @@ class DiskMonitor:
 
     async def _quarantine(self, slot: DiskSlot) -> dict | None:
         """Files and bytes in the disk's quarantine (spec 13.2); None while it is offline."""
-        return await self.store._run(self.quarantine_held, slot)
+        return await self.store.run_io(self.quarantine_held, slot)
 
     def quarantine_held(self, slot: DiskSlot) -> dict | None:
         """{"files", "bytes"} in the disk's quarantine, None while it is offline (blocking:
@@ -632,7 +632,7 @@ class DiskMonitor:
             return h.count
         if h.count is None or time.monotonic() - h.counted_at > self.config.count_cache_s:
             try:
-                h.count = await self.store._run(
+                h.count = await self.store.run_io(
                     count_shards, slot.disk.root, self.config.count_budget_s
                 )
                 h.counted_at = time.monotonic()

@@ -29,7 +29,7 @@ class HealingMixin:
         self._lookups.add(token)
         manifest: Manifest | None = None
         try:
-            manifest = await self._run(self._load_manifest, bucket, key)
+            manifest = await self.run_io(self._load_manifest, bucket, key)
             if manifest is not None:
                 self._lease(manifest.version_id)
         finally:
@@ -47,15 +47,15 @@ class HealingMixin:
             yield
 
     async def current_manifest(self: ObjectStore, bucket: str, key: str) -> Manifest | None:
-        return await self._run(self._load_manifest, bucket, key)
+        return await self.run_io(self._load_manifest, bucket, key)
 
     async def index_repaired(self: ObjectStore, manifest: Manifest) -> None:
         """Point the index at a repaired manifest of the current version. Call under
         key_locked, after checking the version is still the current one."""
         from s3free.engine.recovery import _listing_entry
 
-        blob = await self._run(manifest.encode)
-        await self._run(
+        blob = await self.run_io(manifest.encode)
+        await self.run_io(
             lambda: self.index.put_object(
                 manifest.bucket, manifest.key, _listing_entry(manifest), blob
             )
@@ -79,7 +79,7 @@ class HealingMixin:
             return found
 
         rewritten = 0
-        for name in sorted(await self._run(names) | set(self._buckets)):
+        for name in sorted(await self.run_io(names) | set(self._buckets)):
             async with self._bucket_lock:
                 rewritten += await self._restore_bucket_record(name, parse_bucket_record)
         return rewritten
@@ -91,7 +91,7 @@ class HealingMixin:
         from s3free.storage.layout import bucket_record_path
 
         path = bucket_record_path(name)
-        copies = await self._run(self._record_copies, name)
+        copies = await self.run_io(self._record_copies, name)
         good: list[tuple[dict, bytes]] = []
         for blob in copies.values():
             try:
@@ -109,22 +109,22 @@ class HealingMixin:
         if best != mine:
             if records.is_tombstone(record):
                 if info is not None:
-                    if await self._run(self.index.bucket_has_objects, name):
+                    if await self.run_io(self.index.bucket_has_objects, name):
                         # Objects the index holds prove the bucket lives on (a rebuild
                         # re-created it from them): above the tombstone.
                         gen = records.generation_of(record) + 1
                         info = BucketInfo(info.name, info.created_ms, info.owner, info.acl, gen)
                         best = _record_bytes(info.to_record())
-                        await self._run(self.index.put_bucket, name, info.to_record())
+                        await self.run_io(self.index.put_bucket, name, info.to_record())
                         self._buckets[name] = info
                     else:
                         log.warning("bucket %s: a newer tombstone on the disks, dropped", name)
-                        await self._run(self.index.delete_bucket, name)
+                        await self.run_io(self.index.delete_bucket, name)
                         self._buckets.pop(name, None)
             else:
                 info = BucketInfo.from_record(record)
                 log.warning("bucket %s: a newer record on the disks than the index's", name)
-                await self._run(self.index.put_bucket, name, info.to_record())
+                await self.run_io(self.index.put_bucket, name, info.to_record())
                 self._buckets[name] = info
 
         def restore(slot) -> bool:

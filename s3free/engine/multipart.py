@@ -74,11 +74,11 @@ class MultipartMixin:
         )
         async with self._gates.shared(bucket):
             await self.head_bucket(bucket)
-            await self._run(self.index.put_upload, upload_id, record)
+            await self.run_io(self.index.put_upload, upload_id, record)
         return upload_id
 
     async def _upload(self: ObjectStore, bucket: str, key: str, upload_id: str) -> dict:
-        record = await self._run(self.index.get_upload, upload_id)
+        record = await self.run_io(self.index.get_upload, upload_id)
         if record is None or record["bucket"] != bucket or record["key"] != key:
             await self.head_bucket(bucket)
             raise NoSuchUpload(f"upload {upload_id} does not exist for {bucket}/{key}")
@@ -118,7 +118,7 @@ class MultipartMixin:
 
         async def finish() -> PartInfo:
             async with self._key_locks.hold(("upload", upload_id)):
-                if await self._run(self.index.get_upload, upload_id) is None:
+                if await self.run_io(self.index.get_upload, upload_id) is None:
                     await asyncio.wrap_future(writer.abandon())
                     raise NoSuchUpload(f"upload {upload_id} was completed or aborted meanwhile")
                 rel = upload_part_path(upload_id, part_number)
@@ -138,7 +138,7 @@ class MultipartMixin:
                     "number": part_number,
                     "size": result.size,
                 }
-                await self._run(self.index.put_part, upload_id, part_number, part)
+                await self.run_io(self.index.put_part, upload_id, part_number, part)
                 return PartInfo(part_number, result.size, result.etag, part["mtime"])
 
         return await asyncio.shield(finish())
@@ -181,7 +181,7 @@ class MultipartMixin:
                 raise InvalidPartOrder("parts must be listed in ascending part-number order")
             stored = []
             for number, etag in parts:
-                part = await self._run(self.index.get_part, upload_id, number)
+                part = await self.run_io(self.index.get_part, upload_id, number)
                 if part is None or part["etag"] != etag.strip('"'):
                     raise InvalidPart(f"part {number} was not uploaded or its ETag differs")
                 stored.append(part)
@@ -293,7 +293,7 @@ class MultipartMixin:
 
     async def _drop_upload(self: ObjectStore, upload_id: str) -> None:
         """Forget the upload in the index, then remove its staging directory everywhere."""
-        await self._run(self.index.delete_upload, upload_id)
+        await self.run_io(self.index.delete_upload, upload_id)
         await self._remove_upload_dir(upload_id)
 
     async def _forget_completed_upload(
@@ -304,16 +304,16 @@ class MultipartMixin:
         write or delete of the key has taken that entry over for its own cleanup."""
         await self._forget_upload_files_and_record(upload_id)
         async with self._key_locks.hold((bucket, key)):
-            current = await self._run(self._load_manifest, bucket, key)
+            current = await self.run_io(self._load_manifest, bucket, key)
             if current is not None and current.version_id == version_id:
-                await self._run(self.index.drop_journal, version_id)
+                await self.run_io(self.index.drop_journal, version_id)
 
     async def _forget_upload_files_and_record(self: ObjectStore, upload_id: str) -> None:
         """A completed upload: its staging files (their upload record included, which a
         rebuild from the disks would read) first, then its index record. Idempotent, so
         start-up can redo it after a crash anywhere in between."""
         await self._remove_upload_dir(upload_id)
-        await self._run(self.index.delete_upload, upload_id)
+        await self.run_io(self.index.delete_upload, upload_id)
 
     async def _remove_upload_dir(self: ObjectStore, upload_id: str) -> None:
         rel = upload_dir(upload_id)
@@ -344,7 +344,7 @@ class MultipartMixin:
                 out.append(PartInfo(p["number"], p["size"], p["etag"], p["mtime"]))
             return out, False
 
-        parts, truncated = await self._run(page)
+        parts, truncated = await self.run_io(page)
         return parts, truncated, parts[-1].number if parts else 0
 
     async def list_multipart_uploads(
@@ -370,4 +370,4 @@ class MultipartMixin:
                     out.append(UploadInfo(bucket, key, upload_id, record["initiated_ms"]))
             return out, False
 
-        return await self._run(page)
+        return await self.run_io(page)

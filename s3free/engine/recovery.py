@@ -84,7 +84,7 @@ class _Version:
 class RecoveryMixin:
     async def rebuild_index(self: ObjectStore) -> RebuildReport:
         """Restore buckets, listing and object metadata from the disks (the truth)."""
-        report = await self._run(self._rebuild_sync)
+        report = await self.run_io(self._rebuild_sync)
         await self.reload_buckets()
         log.info(
             "index rebuilt: %d buckets, %d objects, %d orphan versions, %d without any manifest",
@@ -99,7 +99,7 @@ class RecoveryMixin:
         """Restore every version that has shards but no manifest anywhere into lost+found
         (rule 5). Explicit: only an operator knows those were not crashed, unacknowledged
         writes."""
-        return await self._run(self._recover_headerless_sync)
+        return await self.run_io(self._recover_headerless_sync)
 
     def _recover_headerless_sync(self: ObjectStore) -> RebuildReport:
         report = RebuildReport()

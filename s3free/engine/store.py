@@ -176,7 +176,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         )
         store._store_lock = lock
         store.disk_locks = disk_locks
-        meta = await store._run(index.get_meta)
+        meta = await store.run_io(index.get_meta)
         if not meta or meta.get("set_id") != diskset.set_id or not meta.get("complete"):
             log.info("index missing or incomplete: rebuilding it from the disks")
             await store.rebuild_index()
@@ -191,16 +191,16 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         a delete that was in flight, and forget the upload of a CompleteMultipartUpload that
         switched but was killed before it dropped its upload (else the upload stays listed
         beside the object it became)."""
-        for version_id, record in await self._run(self.index.journal):
-            current = await self._run(self._load_manifest, record["bucket"], record["key"])
+        for version_id, record in await self.run_io(self.index.journal):
+            current = await self.run_io(self._load_manifest, record["bucket"], record["key"])
             if current is not None and current.version_id == version_id:
                 if not record.get("deleting"):
                     if record.get("upload_id"):
                         await self._forget_upload_files_and_record(record["upload_id"])
-                    await self._run(self.index.drop_journal, version_id)
+                    await self.run_io(self.index.drop_journal, version_id)
                     continue
                 await self._delete_current(current)
-            elif record.get("upload_id") and await self._run(
+            elif record.get("upload_id") and await self.run_io(
                 self.index.get_upload, record["upload_id"]
             ):
                 # A complete that crashed before its switch: drop only the manifests, so the
@@ -211,7 +211,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                     [s for s in slots if s is not None and s.online],
                     lambda s, p=mpath: s.disk.remove(p),
                 )
-                await self._run(self.index.drop_journal, version_id)
+                await self.run_io(self.index.drop_journal, version_id)
                 continue
             await self._remove_files(record["object_id"], version_id, record["placement"])
 
@@ -229,7 +229,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         if lock is not None:
             lock.release()
 
-    def _run(self, fn, *args) -> asyncio.Future:
+    def run_io(self, fn, *args) -> asyncio.Future:
         """fn(*args) on the I/O pool, as a future the loop can await."""
         if isinstance(self.executor, IOPool):
             return self.executor.call(fn, *args)
@@ -239,7 +239,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         self, slots: Sequence[DiskSlot], fn: Callable[[DiskSlot], object]
     ) -> list[object]:
         """Run fn on each disk in parallel; each result is a value or the exception raised."""
-        futures = [self._run(fn, slot) for slot in slots]
+        futures = [self.run_io(fn, slot) for slot in slots]
         return await asyncio.gather(*futures, return_exceptions=True)
 
     def _report(self, fault: ShardFault) -> None:
@@ -268,7 +268,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 err = BucketAlreadyExists(f"bucket {name} already exists")
                 err.owner = existing.owner  # type: ignore[attr-defined]
                 raise err
-            before = await self._run(self._record_copies, name)
+            before = await self.run_io(self._record_copies, name)
             info = BucketInfo(name, now_ms(), owner, acl, _next_generation(before, 0))
             await self._save_bucket(info, new=before)
         return info
@@ -277,7 +277,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         _check_acl(acl)
         async with self._bucket_lock:
             info = await self.head_bucket(name)
-            copies = await self._run(self._record_copies, name)
+            copies = await self.run_io(self._record_copies, name)
             generation = _next_generation(copies, info.generation)
             info = BucketInfo(info.name, info.created_ms, info.owner, acl, generation)
             await self._save_bucket(info)
@@ -323,7 +323,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 full,
                 self.diskset.write_quorum,
             )
-        await self._run(self.index.put_bucket, info.name, info.to_record())
+        await self.run_io(self.index.put_bucket, info.name, info.to_record())
         self._buckets[info.name] = info
 
     async def head_bucket(self, name: str) -> BucketInfo:
@@ -337,7 +337,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
 
     async def reload_buckets(self) -> None:
         """Refill the in-memory bucket table from the index (at open, after a rebuild)."""
-        rows = await self._run(self.index.list_buckets)
+        rows = await self.run_io(self.index.list_buckets)
         self._buckets = {r["name"]: BucketInfo.from_record(r) for r in rows}
 
     async def delete_bucket(self, name: str) -> None:
@@ -345,17 +345,17 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         record becomes a tombstone (kept), so a copy on a disk away now loses to it."""
         async with self._bucket_lock, self._gates.exclusive(name):
             info = await self.head_bucket(name)
-            if await self._run(self.index.bucket_has_objects, name):
+            if await self.run_io(self.index.bucket_has_objects, name):
                 raise BucketNotEmpty(f"bucket {name} is not empty")
-            for upload_id in await self._run(self.index.uploads_in_bucket, name):
+            for upload_id in await self.run_io(self.index.uploads_in_bucket, name):
                 await self._drop_upload(upload_id)
-            copies = await self._run(self._record_copies, name)
+            copies = await self.run_io(self._record_copies, name)
             tomb = _record_bytes(records.tombstone(name, _next_generation(copies, info.generation)))
             await self._on_disks(
                 self.diskset.online_slots(),
                 lambda s: s.disk.write_file(bucket_record_path(name), tomb),
             )
-            await self._run(self.index.delete_bucket, name)
+            await self.run_io(self.index.delete_bucket, name)
             self._buckets.pop(name, None)
 
     # -- objects: write ----------------------------------------------------------------------
@@ -511,7 +511,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
 
         targets = [j for j in range(len(placement)) if j not in failed]
         if inline is None:
-            blob = await self._run(encode_and_journal)
+            blob = await self.run_io(encode_and_journal)
             results = await self._on_disks(
                 [placement[j] for j in targets],
                 lambda s: s.disk.write_file(mpath, blob, sync=False),
@@ -529,7 +529,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 )
                 return blob, outcomes
 
-            blob, results = await self._run(journal_and_create)
+            blob, results = await self.run_io(journal_and_create)
         full = {j for j in failed if is_full(placement[j])}
         for j, outcome in zip(targets, results, strict=True):
             if isinstance(outcome, BaseException):
@@ -623,12 +623,12 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 return old
 
             if precondition is None:  # one trip to the pool for the common, unconditional write
-                return await self._run(load_and_switch)
+                return await self.run_io(load_and_switch)
             # The precondition runs on the loop, between reading the current version and the
             # switch, both under the key's lock.
-            old = await self._run(self._load_manifest, manifest.bucket, manifest.key)
+            old = await self.run_io(self._load_manifest, manifest.bucket, manifest.key)
             precondition(ObjectInfo.from_manifest(old) if old else None)
-            await self._run(switch, old)
+            await self.run_io(switch, old)
             return old
 
     async def update_object_headers(
@@ -642,7 +642,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
             updated = replace(
                 manifest, http_headers=dict(http_headers), generation=manifest.generation + 1
             )
-            blob = await self._run(updated.encode)
+            blob = await self.run_io(updated.encode)
             mpath = manifest_file(
                 updated.object_id, updated.version_id.replace("-", ""), updated.inline
             )
@@ -651,7 +651,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
             )
             if sum(not isinstance(r, BaseException) for r in results) < self.diskset.write_quorum:
                 raise InsufficientWriteQuorum(f"manifest of {bucket}/{key}: too few disks")
-            await self._run(
+            await self.run_io(
                 lambda: self.index.put_object(bucket, key, _listing_entry(updated), blob)
             )
         return ObjectInfo.from_manifest(updated)
@@ -660,7 +660,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
 
     async def get_manifest(self, bucket: str, key: str) -> Manifest:
         validate_key(key)
-        manifest = await self._run(self._load_manifest, bucket, key)
+        manifest = await self.run_io(self._load_manifest, bucket, key)
         if manifest is None:
             raise self._missing(bucket, key)
         return manifest
@@ -725,7 +725,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         prefetched: Prefetched | None = None
         if prefetch:
             validate_key(key)
-            manifest = await self._run(self._load_manifest, bucket, key)
+            manifest = await self.run_io(self._load_manifest, bucket, key)
             if manifest is None:
                 raise self._missing(bucket, key)
             blocks, prefetched = await self._prefetch(manifest, on_fault)
@@ -792,7 +792,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 blocks.close()
             return Prefetched(part.number, 0, outcome)
 
-        return blocks, await self._run(read)
+        return blocks, await self.run_io(read)
 
     async def get_object_bytes(self, bucket: str, key: str, **kwargs) -> bytes:
         """Whole object (or range) in memory: tests and tiny objects only."""
@@ -805,12 +805,12 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         """Remove bucket/key; False if it did not exist (deleting is idempotent)."""
         validate_key(key)
         async with self._gates.shared(bucket), self._key_locks.hold((bucket, key)):
-            manifest = await self._run(self._load_manifest, bucket, key)
+            manifest = await self.run_io(self._load_manifest, bucket, key)
             if manifest is None:
                 if bucket not in self._buckets:
                     raise NoSuchBucket(f"bucket {bucket} does not exist")
                 return False
-            await self._run(
+            await self.run_io(
                 self.index.put_journal, manifest.version_id, _journal(manifest, deleting=True)
             )
             await self._delete_current(manifest)
@@ -824,7 +824,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
             manifest.object_id, manifest.version_id.replace("-", ""), manifest.inline
         )
         await self._on_disks(self._slots_of(manifest), lambda s: s.disk.remove(mpath))
-        await self._run(self.index.delete_object, manifest.bucket, manifest.key)
+        await self.run_io(self.index.delete_object, manifest.bucket, manifest.key)
 
     async def list_objects(
         self,
@@ -838,7 +838,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
         if max_keys < 0:
             raise InvalidArgument("max_keys must not be negative")
         await self.head_bucket(bucket)
-        page = await self._run(
+        page = await self.run_io(
             lambda: self.index.list_objects(
                 bucket,
                 prefix=prefix,
@@ -930,7 +930,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                 log.warning("could not remove %s: %s", vdir, outcome)
                 failed = True
         if not failed and len(online) == len(slots):
-            await self._run(self.index.drop_journal, version_id)
+            await self.run_io(self.index.drop_journal, version_id)
             self._unsettled.pop(version_id, None)
         elif len(self._unsettled) < MAX_UNSETTLED or version_id in self._unsettled:
             self._unsettled[version_id] = (object_id, tuple(placement))

@@ -235,14 +235,14 @@ async def repair_version(
             continue
         builder = PartRebuilder(manifest, diskset, store.codec, part, targets, generation)
         try:
-            await store._run(builder.open)
+            await store.run_io(builder.open)
             for first in range(0, part.blocks, per_slice):
-                done = await store._run(builder.write_slice, first, per_slice)
+                done = await store.run_io(builder.write_slice, first, per_slice)
                 if pace is not None:
                     await pace(done, 0)
-            committed = await store._run(builder.finish)
+            committed = await store.run_io(builder.finish)
         except BaseException:
-            await store._run(builder.discard)
+            await store.run_io(builder.discard)
             raise
         failures += [f"part {part.number} shard {j}: {why}" for j, why in builder.failures.items()]
         rebuilt += [(part.number, j) for j in committed]
@@ -274,7 +274,7 @@ async def _restore(
         current = await _still_current(store, manifest, rebuilt)
         if current is None:
             return _superseded()
-        blob = await store._run(current.encode)
+        blob = await store.run_io(current.encode)
         targets = []
         for slot in _holders(diskset, current, good):
             disk_id = slot.disk_id
@@ -342,7 +342,7 @@ async def _still_current(
     for number, j in rebuilt:
         slot = store.diskset.slot_for(manifest.placement[j])
         if slot is not None and slot.online:
-            await store._run(slot.disk.remove, shard_file_path(manifest, number))
+            await store.run_io(slot.disk.remove, shard_file_path(manifest, number))
     return None
 
 
@@ -360,7 +360,7 @@ async def _publish(
         if current is None:
             return _superseded()
         final = replace(current, generation=max(current.generation + 1, generation))
-        blob = await store._run(final.encode)
+        blob = await store.run_io(final.encode)
         holders = _holders(diskset, final, good)
         written = await _write_copies(store, holders, manifest_file_path(final), blob, failures)
         if written == 0:

@@ -48,7 +48,7 @@ async def walk(
     after: tuple[str, str] | None = None
     record: dict = {}
     if checkpoint:
-        record = await store._run(state.checkpoint) or {}
+        record = await store.run_io(state.checkpoint) or {}
         if resume and record.get("in_progress") and record.get("after"):
             after = (record["after"][0], record["after"][1])
             previous = record.get("job") or {}
@@ -66,18 +66,18 @@ async def walk(
         else:
             job.error = f"{bucket}/{key} does not exist"
         return
-    job.objects_total = await store._run(state.count_objects, bucket)
+    job.objects_total = await store.run_io(state.count_objects, bucket)
     since = 0
 
     async def save(done: bool) -> None:
         record.update(after=list(after) if after else None, job=job.to_json())
         if done:
             record.update(in_progress=False, after=None, last_completed_ms=now_ms())
-        await store._run(state.set_checkpoint, dict(record))
+        await store.run_io(state.set_checkpoint, dict(record))
 
     try:
         while True:
-            page = await store._run(state.manifests_after, bucket, after, PAGE)
+            page = await store.run_io(state.manifests_after, bucket, after, PAGE)
             if not page:
                 break
             for i in range(0, len(page), WALK_CONCURRENCY):
@@ -109,21 +109,21 @@ async def collect_orphans(service: HealService, job: Job, pacer: Pacer) -> None:
     """One pass over every online disk; see s3free/heal/orphans.py for what is collected."""
     store, state, cfg = service.store, service.state, service.config
     grace = cfg.orphan_grace_s
-    journal = await store._run(state.journal_versions)
-    uploads, upload_versions = await store._run(state.upload_references)
+    journal = await store.run_io(state.journal_versions)
+    uploads, upload_versions = await store.run_io(state.upload_references)
     unknown: list[VersionDir] = []
     for slot in store.diskset.online_slots():
-        removed = await store._run(
+        removed = await store.run_io(
             clean_quarantine, slot.disk, cfg.quarantine_max_age_s, cfg.quarantine_max_files
         )
         if removed:
             log.info("removed %d old quarantined files on %s", removed, slot.disk.root)
-        for rel in await store._run(stale_temp_entries, slot, grace):
+        for rel in await store.run_io(stale_temp_entries, slot, grace):
             await _remove(service, job, slot, rel)
-        for rel in await store._run(stale_uploads, slot, uploads, grace):
+        for rel in await store.run_io(stale_uploads, slot, uploads, grace):
             await _remove(service, job, slot, rel)
-        for a in await store._run(slot.disk.list_dir, OBJECTS_DIR):
-            found, opened = await store._run(scan_prefix, slot, a)
+        for a in await store.run_io(slot.disk.list_dir, OBJECTS_DIR):
+            found, opened = await store.run_io(scan_prefix, slot, a)
             await pacer.pace(0, opened + 1)
             for vd in found:
                 if vd.version_id in journal or vd.version_id in upload_versions:
@@ -133,12 +133,14 @@ async def collect_orphans(service: HealService, job: Job, pacer: Pacer) -> None:
                     continue
                 await _settle(service, job, vd, grace)
     if unknown:
-        referenced = await store._run(state.referenced_versions, {vd.version_id for vd in unknown})
+        referenced = await store.run_io(
+            state.referenced_versions, {vd.version_id for vd in unknown}
+        )
         for vd in unknown:
             if (
                 vd.version_id not in referenced
                 and not store.version_in_use(vd.version_id)
-                and await store._run(old_enough, vd.slot, vd.rel, grace)
+                and await store.run_io(old_enough, vd.slot, vd.rel, grace)
             ):
                 await _remove(service, job, vd.slot, vd.rel)
 
@@ -153,25 +155,25 @@ async def _settle(service: HealService, job: Job, vd: VersionDir, grace: float) 
         current = None
     if current is not None and current.version_id == vd.version_id:
         if vd.slot.disk_id not in current.placement:
-            if await store._run(old_enough, vd.slot, vd.rel, grace):
+            if await store.run_io(old_enough, vd.slot, vd.rel, grace):
                 await _remove(service, job, vd.slot, vd.rel)
             return
         listed = {p.number for p in current.parts}
         for number in vd.parts:
             if number not in listed:
                 rel = f"{vd.rel}/part.{number:05d}"
-                if await store._run(old_enough, vd.slot, rel, grace):
+                if await store.run_io(old_enough, vd.slot, rel, grace):
                     await _remove(service, job, vd.slot, rel)
         return
     if store.version_in_use(vd.version_id):
         return
-    if await store._run(old_enough, vd.slot, vd.rel, grace):
+    if await store.run_io(old_enough, vd.slot, vd.rel, grace):
         await _remove(service, job, vd.slot, vd.rel)
 
 
 async def _remove(service: HealService, job: Job, slot, rel: str) -> None:
     try:
-        await service.store._run(remove_path, slot, rel)
+        await service.store.run_io(remove_path, slot, rel)
     except OSError as exc:
         log.warning("orphan %s on %s not removed: %s", rel, slot.disk.root, exc)
         job.error = f"orphan {rel} on {slot.disk.root}: {exc}"

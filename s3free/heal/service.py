@@ -87,7 +87,7 @@ class HealService:
         self.resumed_bytes: dict[str, int] = {}
         self._started = False
         # Below k+m for want of offline disks; repaired when one of their disks is back.
-        self.waiting = WaitingSet(self.state, store._run)
+        self.waiting = WaitingSet(self.state, store.run_io)
         self.monitor: DiskMonitor | None = None
         self._returned = asyncio.Event()  # a disk came back: walk the waiting versions
         self._catching_up: asyncio.Task | None = None
@@ -129,14 +129,14 @@ class HealService:
             return
         self._started = True
         self._stopping.clear()
-        self.queue.load(await self.store._run(self.state.queue_all))
-        self.unrepairable = dict(await self.store._run(self.state.unrepairable_all))
+        self.queue.load(await self.store.run_io(self.state.queue_all))
+        self.unrepairable = dict(await self.store.run_io(self.state.unrepairable_all))
         await self.waiting.load()
         self.store.retire_listeners.append(self._on_retired)
         self._spawn(self._prune_unrepairable())
         if self.waiting.count:
             self._returned.set()  # disks that came back while the server was down
-        record = await self.store._run(self.state.checkpoint)
+        record = await self.store.run_io(self.state.checkpoint)
         self._last_scrub = (record or {}).get("job")
         self.store.fault_listeners.append(self._on_fault)
         if (record or {}).get("in_progress"):
@@ -229,7 +229,7 @@ class HealService:
             manifest,
             self.store.diskset,
             self.store.codec,
-            self.store._run,
+            self.store.run_io,
             pacer.pace if pacer is not None else None,
         )
 
@@ -381,11 +381,11 @@ class HealService:
                 detail,
             )
         self.unrepairable[ident] = record
-        await self.store._run(self.state.unrepairable_put, ident, record)
+        await self.store.run_io(self.state.unrepairable_put, ident, record)
 
     async def _clear_unrepairable(self, ident: Ident) -> None:
         if self.unrepairable.pop(ident, None) is not None:
-            await self.store._run(self.state.unrepairable_delete, ident)
+            await self.store.run_io(self.state.unrepairable_delete, ident)
 
     # -- heal-on-read and the queue worker ----------------------------------------------------
 
@@ -437,7 +437,7 @@ class HealService:
                 else:
                     self.state.queue_put(ident, record)
 
-        await self.store._run(apply)
+        await self.store.run_io(apply)
 
     async def _work(self) -> None:
         while True:
@@ -773,10 +773,10 @@ class HealService:
         if self._scrub_id is not None:
             await self.wait(self._scrub_id)
         while True:
-            record = await self.store._run(self.state.checkpoint) or {}
+            record = await self.store.run_io(self.state.checkpoint) or {}
             if "last_completed_ms" not in record and "baseline_ms" not in record:
                 record["baseline_ms"] = now_ms()
-                await self.store._run(self.state.set_checkpoint, record)
+                await self.store.run_io(self.state.set_checkpoint, record)
             interval = self.config.scrub_interval_s
             last = record.get("last_completed_ms") or record["baseline_ms"]
             wait_s = (last + interval * 1000 - now_ms()) / 1000
