@@ -3,8 +3,8 @@
 tests/crash_child.py puts, multipart-uploads and deletes keys whose content is a function of
 (key, generation), announcing each operation before it starts (BEGIN) and after it returns
 (ACK). The test kills it with SIGKILL at a random moment, reopens the same disks and checks
-what DESIGN.md promises ("a crash at any point leaves either the old object or the new one,
-and only temp files, which start-up removes"):
+what docs/architecture.md ("Write path") promises ("a crash at any point leaves either the old
+object or the new one, and only temp files, which start-up removes"):
 
 - every key reads byte for byte as its last known state (the last ACK, or what the previous
   check observed) or, for the one operation in flight at the kill, its result (new content,

@@ -1,4 +1,5 @@
-"""Connection limits, measured on a real server process (README, "Security"):
+"""Connection limits, measured on a real server process (docs/security.md; the figures are in
+docs/performance.md, "Connection limits"):
 
 1. idle connections: open N connections that send nothing, then time GETs of a 100 KiB object
    through a normal boto3 client; print the GET latency and what the server holds;

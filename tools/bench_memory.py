@@ -2,7 +2,7 @@
 """Memory of `s3free server` with the settings of configs/low-memory.yaml (RS(2,2) on four
 directories, 256 KiB blocks, 4 I/O threads, requests_max 8): resident memory idle, then the
 peak while 8 clients at once write and read 4 KiB, 1 MiB and 64 MiB objects (every GET body
-verified). The figure behind the sample's comment and README's Configuration section.
+verified). The figure behind the sample's comment and docs/performance.md, "Memory".
 
     python tools/bench_memory.py [--dir /mnt/scratch]
 

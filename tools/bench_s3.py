@@ -8,8 +8,9 @@ ops/s, MB/s, p50/p99 latency and the server's peak RSS.
     python tools/bench_s3.py --endpoint http://127.0.0.1:9000   # any S3 server (keys from env)
 
 Every phase is bounded in operations and seconds; only 127.0.0.1 is used when it starts the server.
-This is the fixed benchmark behind the README's S3 figures; `s3free bench s3` is the user-facing
-command (one timed operation mix, any endpoint) built on the same load generator and launcher.
+This is the fixed benchmark behind the S3 figures in docs/performance.md; `s3free bench s3` is the
+user-facing command (one timed operation mix, any endpoint)
+built on the same load generator and launcher.
 """
 
 from __future__ import annotations
