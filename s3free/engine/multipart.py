@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from s3free.engine.names import validate_key
 from s3free.engine.reader import ObjectReader
-from s3free.engine.types import ObjectInfo, PartInfo, UploadInfo
+from s3free.engine.types import FaultKind, ObjectInfo, PartInfo, UploadInfo, WriteMiss
 from s3free.engine.writer import PartWriter, ShardIdentity
 from s3free.errors import (
     EntityTooSmall,
@@ -197,7 +197,9 @@ class MultipartMixin:
             failed: dict[int, str] = {}
             for j, slot in enumerate(placement):
                 if not slot.online:
-                    failed[j] = f"disk offline: {slot.problem}"
+                    failed[j] = WriteMiss(
+                        FaultKind.NOT_WRITTEN_OFFLINE, f"disk offline: {slot.problem}"
+                    )
                 elif any(j in p["failed"] for p in stored):
                     failed[j] = "a part's shard was not written"
 

@@ -23,7 +23,16 @@ from dataclasses import dataclass
 
 import blake3
 
-from s3free.engine.types import ObjectInfo, ShardFault
+from s3free.engine.shardfile import (
+    INLINE_READ,
+    InlineRecords,
+    InlineShardHandle,
+    ShardBad,
+    ShardProblem,
+    ShardUnusable,
+    shard_file_path,
+)
+from s3free.engine.types import FaultKind, ObjectInfo, ShardFault
 from s3free.erasure import ReedSolomon
 from s3free.errors import DataUnavailable
 from s3free.format.errors import FormatError
@@ -33,70 +42,13 @@ from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.format.record import RECORD_OVERHEAD, ShardRecord, checked_payload, decode_record
 from s3free.obs.stage import ERASURE_DECODE, ERASURE_ENCODE, stage
 from s3free.storage.batch import read_heads, read_heads_cached
-from s3free.storage.disk import ReadHandle
+from s3free.storage.disk import Disk, ReadHandle
 from s3free.storage.diskset import DiskSet
-from s3free.storage.layout import shard_file
 
 READ_AHEAD = 3
-# An inline manifest file is read whole when it is at most this big (one read serves it all).
-INLINE_READ = 256 * 1024
-
-
-def shard_file_path(manifest: Manifest, part_number: int) -> str:
-    """Where a version's shard file for a part is on a disk (spec 3): its part file, or for an
-    inline version the version's one file, whose records follow the manifest envelope."""
-    vhex = manifest.version_id.replace("-", "")
-    return shard_file(manifest.object_id, vhex, part_number, manifest.inline)
-
-
-class InlineRecords:
-    """A whole inline manifest file read into memory (one open and read), its records addressed
-    as a shard file of their own (offset 0 = the first record)."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._base = envelope_length(data)
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        start = self._base + offset
-        return self._data[start : start + length]
-
-    def size(self) -> int:
-        return len(self._data) - self._base
-
-    def close(self) -> None:
-        pass
-
-
-class InlineShardHandle:
-    """The records of an inline manifest file, addressed as if they were a shard file of their
-    own (offset 0 = the first record): the envelope's length is read from the file itself, so
-    a copy rewritten with another generation is still found right. For a file too large to
-    read whole in one go (InlineRecords is the usual case)."""
-
-    def __init__(self, inner: ReadHandle) -> None:
-        self._inner = inner
-        size = inner.size()
-        self._head = inner.read_at(0, min(size, INLINE_READ))
-        try:
-            self._base = envelope_length(self._head)
-        except FormatError:
-            if size <= INLINE_READ:
-                raise
-            self._head = inner.read_at(0, size)  # a very large envelope: metadata-heavy
-            self._base = envelope_length(self._head)
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        start = self._base + offset
-        if start + length <= len(self._head):
-            return self._head[start : start + length]
-        return self._inner.read_at(start, length)
-
-    def size(self) -> int:
-        return self._inner.size() - self._base
-
-    def close(self) -> None:
-        self._inner.close()
+# What a fault says of a record that passed its own checks but not the block's.
+_LEAF_MISMATCH = "payload does not match its Merkle leaf"
+_DISAGREES = "shard disagrees with the verified block"
 
 
 @dataclass(frozen=True)
@@ -155,7 +107,7 @@ class BlockReader:
         self._vid = bytes.fromhex(manifest.version_id.replace("-", ""))
         self._bhash = bucket_hash(manifest.bucket)
         self._vhex = manifest.version_id.replace("-", "")
-        self._handles: dict[tuple[int, int], object] = {}
+        self._handles: dict[tuple[int, int], ReadHandle] = {}
         # (part, shard) whose file is unusable -> whether only because its disk is offline
         self._dead: dict[tuple[int, int], bool] = {}
         # (part, shard) -> an inline file read in a batch, or the error reading it gave
@@ -171,7 +123,9 @@ class BlockReader:
         for handle in handles.values():
             handle.close()
 
-    def _fault(self, part: int, shard: int, reason: str, block: int | None) -> None:
+    def _fault(
+        self, part: int, shard: int, kind: FaultKind, reason: str, block: int | None
+    ) -> None:
         self._on_fault(
             ShardFault(
                 bucket=self.m.bucket,
@@ -181,12 +135,13 @@ class BlockReader:
                 shard_index=shard,
                 disk_id=self.m.placement[shard],
                 reason=reason,
+                kind=kind,
                 block_index=block,
                 object_size=self.m.size,
             )
         )
 
-    def _handle(self, part: int, shard: int):
+    def _handle(self, part: int, shard: int) -> ReadHandle:
         key = (part, shard)
         with self._lock:
             handle = self._handles.get(key)
@@ -194,9 +149,11 @@ class BlockReader:
             return handle
         slot = self._set.slot_for(self.m.placement[shard])
         if slot is None:
-            raise _ShardUnusable("disk is not part of this set")
+            raise ShardUnusable(FaultKind.NOT_IN_SET, "disk is not part of this set")
         if not slot.online:
-            raise _ShardUnusable(f"disk offline: {slot.problem}", offline=True)
+            raise ShardUnusable(
+                FaultKind.DISK_OFFLINE, f"disk offline: {slot.problem}", offline=True
+            )
         if self.m.inline:
             handle = self._inline_records(slot.disk, self._path_for(part), key)
         else:
@@ -208,13 +165,13 @@ class BlockReader:
         return existing
 
     @staticmethod
-    def _open(disk, path: str) -> ReadHandle:
+    def _open(disk: Disk, path: str) -> ReadHandle:
         try:
             return disk.open_read(path)
         except FileNotFoundError:
-            raise _ShardUnusable("shard file missing") from None
+            raise ShardUnusable(FaultKind.MISSING, "shard file missing") from None
         except OSError as exc:
-            raise _ShardUnusable(f"open failed: {exc}") from None
+            raise ShardUnusable(FaultKind.IO_ERROR, f"open failed: {exc}") from None
 
     def read_cached(self, part: PartEntry, block: int) -> list[bytes | memoryview] | None:
         """The block as `read_pieces` gives it, from memory alone and so safe to call on the
@@ -303,7 +260,7 @@ class BlockReader:
             for (key, _), outcome in zip(items, outcomes, strict=True):
                 self._preloaded[key] = outcome
 
-    def _inline_records(self, disk, path: str, key: tuple[int, int]):
+    def _inline_records(self, disk: Disk, path: str, key: tuple[int, int]) -> ReadHandle:
         """An inline version's file: read whole when it is small (the usual case), else
         opened and read on demand."""
         with self._lock:
@@ -314,28 +271,32 @@ class BlockReader:
             elif isinstance(data, OSError):
                 raise data
         except FileNotFoundError:
-            raise _ShardUnusable("shard file missing") from None
+            raise ShardUnusable(FaultKind.MISSING, "shard file missing") from None
         except OSError as exc:
-            raise _ShardUnusable(f"read failed: {exc}") from None
+            raise ShardUnusable(FaultKind.IO_ERROR, f"read failed: {exc}") from None
         if len(data) < INLINE_READ:
             try:
                 return InlineRecords(data)
             except FormatError as exc:
-                raise _ShardUnusable(f"inline manifest unreadable: {exc}") from None
+                raise ShardUnusable(
+                    FaultKind.CORRUPT, f"inline manifest unreadable: {exc}"
+                ) from None
         handle = self._open(disk, path)
         try:
             return InlineShardHandle(handle)
         except (OSError, FormatError) as exc:
             handle.close()
-            raise _ShardUnusable(f"inline manifest unreadable: {exc}") from None
+            raise ShardUnusable(FaultKind.CORRUPT, f"inline manifest unreadable: {exc}") from None
 
     def _fetch(self, part: PartEntry, block: int, shard: int) -> ShardRecord:
-        """One checked record, or _ShardBad/_ShardUnusable saying why not."""
+        """One checked record, or ShardBad/ShardUnusable saying why not."""
         if (part.number, shard) in self._dead:
-            raise _ShardUnusable("shard file unusable", offline=self._dead[(part.number, shard)])
+            raise ShardUnusable(
+                FaultKind.UNUSABLE, "shard file unusable", offline=self._dead[(part.number, shard)]
+            )
         try:
             handle = self._handle(part.number, shard)
-        except _ShardUnusable as exc:
+        except ShardUnusable as exc:
             self._dead[(part.number, shard)] = exc.offline
             raise
         block_length = min(self.m.block_size, part.size - block * self.m.block_size)
@@ -344,11 +305,11 @@ class BlockReader:
         try:
             data = handle.read_at(offset, RECORD_OVERHEAD + payload)
         except OSError as exc:
-            raise _ShardBad(f"read failed: {exc}") from None
+            raise ShardBad(FaultKind.IO_ERROR, f"read failed: {exc}") from None
         try:
             record = decode_record(data)
         except FormatError as exc:
-            raise _ShardBad(str(exc)) from None
+            raise ShardBad(FaultKind.CORRUPT, str(exc)) from None
         h = record.header
         expected = (
             self._oid,
@@ -373,15 +334,22 @@ class BlockReader:
             h.block_length,
         )
         if actual != expected:
-            raise _ShardBad("header identity does not match the manifest (misplaced shard)")
+            raise ShardBad(
+                FaultKind.MISPLACED,
+                "header identity does not match the manifest (misplaced shard)",
+            )
         if h.generation > self.m.generation:
-            raise _ShardBad("shard generation is newer than the manifest")
+            raise ShardBad(
+                FaultKind.NEWER_GENERATION, "shard generation is newer than the manifest"
+            )
         return record
 
     def read_block(self, part: PartEntry, block: int) -> bytes:
         """The verified block as one bytes object."""
         pieces = self.read_pieces(part, block)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if len(pieces) == 1 and isinstance(pieces[0], bytes):
+            return pieces[0]
+        return b"".join(pieces)
 
     def read_pieces(self, part: PartEntry, block: int) -> list[bytes | memoryview]:
         """The verified block as a list of buffers that concatenate to it: views of the data
@@ -398,12 +366,12 @@ class BlockReader:
             shard = remaining.pop(0)
             try:
                 good[shard] = self._fetch(part, block, shard)
-            except _ShardUnusable as exc:
-                self._fault(part.number, shard, str(exc), None)
+            except ShardUnusable as exc:
+                self._fault(part.number, shard, exc.kind, str(exc), None)
                 if exc.offline:
                     offline.append(shard)
-            except _ShardBad as exc:
-                self._fault(part.number, shard, str(exc), block)
+            except ShardBad as exc:
+                self._fault(part.number, shard, exc.kind, str(exc), block)
         if len(good) < k:
             raise self._unavailable(part, block, len(good), offline)
         data = self._decode_checked(good)
@@ -413,20 +381,20 @@ class BlockReader:
         for shard, record in list(good.items()):
             if not record.leaf_ok():
                 del good[shard]
-                self._fault(part.number, shard, "payload does not match its Merkle leaf", block)
+                self._fault(part.number, shard, FaultKind.CORRUPT, _LEAF_MISMATCH, block)
         while remaining:
             shard = remaining.pop(0)
             try:
                 record = self._fetch(part, block, shard)
-            except (_ShardUnusable, _ShardBad) as exc:
-                self._fault(part.number, shard, str(exc), block)
-                if isinstance(exc, _ShardUnusable) and exc.offline:
+            except ShardProblem as exc:
+                self._fault(part.number, shard, exc.kind, str(exc), block)
+                if isinstance(exc, ShardUnusable) and exc.offline:
                     offline.append(shard)
                 continue
             if record.leaf_ok():
                 good[shard] = record
             else:
-                self._fault(part.number, shard, "payload does not match its Merkle leaf", block)
+                self._fault(part.number, shard, FaultKind.CORRUPT, _LEAF_MISMATCH, block)
         for combo in itertools.combinations(sorted(good), k):
             data = self._decode_checked({s: good[s] for s in combo})
             if data is not None:
@@ -436,7 +404,7 @@ class BlockReader:
         raise self._unavailable(part, block, 0, offline)
 
     def _report_disagreeing(
-        self, part: PartEntry, block: int, good: dict[int, ShardRecord], data: bytes
+        self, part: PartEntry, block: int, good: dict[int, ShardRecord], data: bytes | memoryview
     ) -> None:
         """Records that passed their own checks (CRC, leaf) but disagree with the block just
         proven by its hash went wrong before their checksums were made: bad all the same."""
@@ -445,7 +413,7 @@ class BlockReader:
         digest = blake3.blake3(data).digest()
         for shard, record in good.items():
             if record.payload != expected[shard] or record.header.content_hash != digest:
-                self._fault(part.number, shard, "shard disagrees with the verified block", block)
+                self._fault(part.number, shard, FaultKind.DISAGREES, _DISAGREES, block)
 
     def _decode_checked(self, records: dict[int, ShardRecord]) -> list[bytes | memoryview] | None:
         any_record = next(iter(records.values()))
@@ -506,19 +474,6 @@ class BlockReader:
         return f"disk {slot.position}" if slot is not None else f"disk id {self.m.placement[shard]}"
 
 
-class _ShardUnusable(Exception):
-    """The whole shard file cannot be used (missing, disk offline, cannot open); `offline`
-    when only because its disk is out of service (it may come back)."""
-
-    def __init__(self, message: str, *, offline: bool = False) -> None:
-        super().__init__(message)
-        self.offline = offline
-
-
-class _ShardBad(Exception):
-    """This record of the shard failed a check."""
-
-
 def _slices(item: BlockSlice, pieces: list[bytes | memoryview]) -> Iterator[bytes | memoryview]:
     """The parts of a block's pieces that fall in item.lo..item.hi (no copies)."""
     offset = 0
@@ -565,13 +520,13 @@ class ObjectReader:
     def content_length(self) -> int:
         return max(0, self.end - self.start + 1)
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes | memoryview]:
         if self._iterating or self._closed:
             raise RuntimeError("an ObjectReader can be iterated once")
         self._iterating = True
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[bytes]:
+    async def _iterate(self) -> AsyncIterator[bytes | memoryview]:
         plan = plan_blocks(self.manifest, self.start, self.end) if self.content_length else []
         ahead, self._prefetched = self._prefetched, None
         if ahead is not None and [(b.part.number, b.block_index) for b in plan] == [

@@ -31,7 +31,14 @@ from s3free.engine.pool import IOPool
 from s3free.engine.reader import BlockReader, ObjectReader, Prefetched
 from s3free.engine.recovery import RecoveryMixin, _listing_entry
 from s3free.engine.storelock import DiskLocks, StoreLock
-from s3free.engine.types import BucketInfo, ListResult, ObjectInfo, ObjectSummary, ShardFault
+from s3free.engine.types import (
+    BucketInfo,
+    ListResult,
+    ObjectInfo,
+    ObjectSummary,
+    ShardFault,
+    missed_kind,
+)
 from s3free.engine.writer import PartResult, PartWriter, ShardIdentity, is_full, quorum_error
 from s3free.erasure import ReedSolomon
 from s3free.errors import (
@@ -581,6 +588,7 @@ class ObjectStore(MultipartMixin, RecoveryMixin, HealingMixin):
                         j,
                         manifest.placement[j],
                         f"not written: {why}",
+                        missed_kind(why),
                         object_size=manifest.size,
                     )
                 )

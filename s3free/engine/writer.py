@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import blake3
 
 from s3free.engine.groupsync import Syncer
+from s3free.engine.types import FaultKind, WriteMiss
 from s3free.erasure import ReedSolomon
 from s3free.errors import BadDigest, IncompleteBody, InsufficientWriteQuorum, StorageFull
 from s3free.format.footer import ShardFooter
@@ -341,10 +342,12 @@ class PartWriter:
     def _open_temps(self) -> None:
         for j, slot in enumerate(self._placement):
             if not slot.online:
-                self._fail(j, f"disk offline: {slot.problem}")
+                self._fail(
+                    j, WriteMiss(FaultKind.NOT_WRITTEN_OFFLINE, f"disk offline: {slot.problem}")
+                )
                 continue
             if slot.full:
-                self._fail(j, f"disk full: {slot.full}")
+                self._fail(j, WriteMiss(FaultKind.NOT_WRITTEN_FULL, f"disk full: {slot.full}"))
                 continue
             if self._in_memory:
                 self._temps[j] = _MemoryShard()

@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from s3free.engine.reader import InlineShardHandle
+from s3free.engine.shardfile import InlineShardHandle
 from s3free.format.manifest import Manifest
 from s3free.storage.disk import Disk, ReadHandle
 from s3free.storage.layout import manifest_file, part_name, shard_file, version_dir
@@ -72,10 +72,10 @@ def clean_quarantine(disk: Disk, max_age_s: float, max_files: int) -> int:
     names = disk.list_dir(QUARANTINE_DIR)
     now_ms = time.time_ns() // 1_000_000
     removed = 0
-    stamped = []
+    stamped: list[tuple[int, str]] = []
     for name in names:
-        stamp = name.split("-", 1)[0]
-        stamped.append((int(stamp) if stamp.isdigit() else 0, name))
+        prefix = name.split("-", 1)[0]
+        stamped.append((int(prefix) if prefix.isdigit() else 0, name))
     stamped.sort()
     excess = max(0, len(stamped) - max_files)
     for i, (stamp, name) in enumerate(stamped):

@@ -7,11 +7,65 @@ field names are part of the contract in the issue 4 brief; fields may be added, 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 LEFT_KEPT = 10_000  # versions a pass remembers by name as left to do; more are counted
 
-SHARD_STATES = ("ok", "missing", "corrupt", "offline", "misplaced", "stale")
-MANIFEST_STATES = ("ok", "missing", "corrupt", "stale", "offline")
+
+class ShardState(StrEnum):
+    """The health of one shard file, or of one manifest copy (which is never misplaced)."""
+
+    OK = "ok"
+    MISSING = "missing"
+    CORRUPT = "corrupt"
+    OFFLINE = "offline"
+    MISPLACED = "misplaced"
+    STALE = "stale"
+
+
+class DataProblem(StrEnum):
+    """Why a version's data cannot be trusted as it stands; ObjectHealth.errors says each in
+    words, for people."""
+
+    SHORT_OF_SHARDS = "short_of_shards"  # a block has fewer than k good shards
+    UNDECODABLE = "undecodable"  # k good shards or more, but no k decode to the content hash
+    PART_ROOT = "part_root"  # a part's blocks do not give its Merkle root
+    OBJECT_ROOT = "object_root"  # the part roots do not give the manifest's Merkle root
+
+    @property
+    def disks_may_cure(self) -> bool:
+        """Whether shards on disks that are away could make up for it when they return (a
+        hash or Merkle disagreement no returning disk can make right)."""
+        return self is DataProblem.SHORT_OF_SHARDS
+
+
+class JobKind(StrEnum):
+    SCRUB = "scrub"
+    REPAIR = "repair"
+
+
+class JobState(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class JobPhase(StrEnum):
+    """Where a running pass is: its walk, the records (whole store), the orphans (whole-store
+    scrub), then finishing (waiting for disk heals, trying its failures again)."""
+
+    WALK = "walk"
+    RECORDS = "records"
+    ORPHANS = "orphans"
+    FINISHING = "finishing"
+
+
+class UnrepairableReason(StrEnum):
+    """Why a version is recorded as unrepairable (persisted in its record as "reason")."""
+
+    DATA = "data"  # fewer than k good shards in a block, or its hashes disagree
+    RETRIES = "retries"  # its repair kept failing
 
 
 @dataclass
@@ -36,12 +90,14 @@ class ShardHealth:
     part: int
     shard: int
     disk_id: str
-    state: str  # "ok" | "missing" | "corrupt" | "offline" | "misplaced" | "stale"
+    state: ShardState
     detail: str = ""
     bad_blocks: int = 0  # blocks of this shard file that failed (0 when missing/offline)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        doc = asdict(self)
+        doc["state"] = str(self.state)
+        return doc
 
 
 @dataclass
@@ -54,26 +110,27 @@ class ObjectHealth:
     k: int
     m: int
     shards: list[ShardHealth]
-    manifests: dict[str, str]  # disk_id -> "ok" | "missing" | "corrupt" | "stale" | "offline"
+    manifests: dict[str, ShardState]  # disk_id -> its manifest copy's state
     bytes_checked: int
     generation: int = 1  # the manifest's (the index's copy)
     # The fewest shards that were good in any one block: the redundancy really left. A block
     # is rebuildable when this is >= k, even if no single shard file is wholly good.
     block_min_good: int = 0
     errors: list[str] = field(default_factory=list)  # what made blocks or parts unrecoverable
+    problems: list[DataProblem] = field(default_factory=list)  # the errors' kinds, in order
 
     @property
     def healthy(self) -> int:
         """Min over parts of the shard indices whose whole file is "ok"."""
         per_part: dict[int, int] = {}
         for s in self.shards:
-            per_part[s.part] = per_part.get(s.part, 0) + (s.state == "ok")
+            per_part[s.part] = per_part.get(s.part, 0) + (s.state == ShardState.OK)
         return min(per_part.values(), default=0)
 
     @property
     def needs_repair(self) -> bool:
-        return any(s.state != "ok" for s in self.shards) or any(
-            v != "ok" for v in self.manifests.values()
+        return any(s.state != ShardState.OK for s in self.shards) or any(
+            v != ShardState.OK for v in self.manifests.values()
         )
 
     @property
@@ -83,7 +140,7 @@ class ObjectHealth:
         return self.block_min_good >= self.k and not self.errors
 
     def bad_shards(self) -> list[ShardHealth]:
-        return [s for s in self.shards if s.state != "ok"]
+        return [s for s in self.shards if s.state != ShardState.OK]
 
     def to_json(self) -> dict:
         return {
@@ -96,7 +153,7 @@ class ObjectHealth:
             "k": self.k,
             "key": self.key,
             "m": self.m,
-            "manifests": dict(self.manifests),
+            "manifests": {disk_id: str(state) for disk_id, state in self.manifests.items()},
             "needs_repair": self.needs_repair,
             "repairable": self.repairable,
             "shards": [s.to_json() for s in self.shards],
@@ -109,8 +166,8 @@ class Job:
     """A scrub or repair pass; its counters are what progress bars and summaries show."""
 
     id: str
-    kind: str  # "scrub" | "repair"
-    state: str  # "running" | "done" | "failed" | "cancelled"
+    kind: JobKind
+    state: JobState
     bucket: str | None
     key: str | None
     objects_checked: int = 0
@@ -132,7 +189,7 @@ class Job:
     # to k+m: `left_total` versions, the first LEFT_SHOWN named in
     # `left` (bucket, key, version_id, why). A pass is "done" with left_total 0 only when every
     # version it found below k+m is back at k+m.
-    phase: str = "walk"
+    phase: JobPhase = JobPhase.WALK
     records_restored: int = 0  # bucket and user record copies rewritten (whole-store passes)
     left_total: int = 0
     left: list[dict] = field(default_factory=list)
@@ -175,4 +232,6 @@ class Job:
         doc.pop("_left", None)
         doc.pop("_left_more", None)
         doc.pop("_waiting", None)
+        for name in ("kind", "state", "phase"):  # the plain strings, as stored and shown
+            doc[name] = str(doc[name])
         return doc

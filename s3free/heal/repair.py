@@ -43,6 +43,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import blake3
@@ -55,8 +56,9 @@ from s3free.format.manifest import Manifest, PartEntry
 from s3free.format.merkle import merkle_root
 from s3free.format.record import encode_record
 from s3free.heal.files import manifest_file_path, quarantine, shard_file_path
-from s3free.heal.model import ObjectHealth
+from s3free.heal.model import ObjectHealth, ShardState
 from s3free.heal.verify import SLICE_BYTES
+from s3free.storage.disk import TempFile
 from s3free.storage.diskset import DiskSet, DiskSlot
 
 if TYPE_CHECKING:
@@ -64,16 +66,37 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REBUILD_STATES = ("missing", "corrupt", "misplaced", "stale")
+# Shard files rebuilt (those offline are left for their disk's return or heal).
+REBUILD_STATES = (ShardState.MISSING, ShardState.CORRUPT, ShardState.MISPLACED, ShardState.STALE)
+# Shard files that disagree with the manifest: their rebuild takes a new generation.
+DISAGREEING_STATES = (ShardState.CORRUPT, ShardState.MISPLACED, ShardState.STALE)
+# Manifest copies a repair writes again.
+LOST_COPY_STATES = (ShardState.MISSING, ShardState.CORRUPT, ShardState.STALE)
 
 
 class RepairAborted(Exception):
     """A part could not be rebuilt consistently (its data changed or failed mid-way)."""
 
 
+class RepairStatus(StrEnum):
+    """How a repair (or the check before it) ended; the metric's and status's outcome label."""
+
+    CLEAN = "clean"  # nothing needed repair
+    REPAIRED = "repaired"
+    PARTIAL = "partial"  # some shards or copies could not be written (tried again later)
+    UNREPAIRABLE = "unrepairable"  # fewer than k good shards somewhere: left untouched
+    SUPERSEDED = "superseded"  # the version was replaced or deleted meanwhile
+    WAITING = "waiting"  # what is bad is on offline disks: waits for them
+
+    @property
+    def rewrote(self) -> bool:
+        """Whether the repair wrote shards or manifest copies (the version changed on disk)."""
+        return self in (RepairStatus.REPAIRED, RepairStatus.PARTIAL)
+
+
 @dataclass
 class RepairOutcome:
-    status: str  # "clean" | "repaired" | "partial" | "unrepairable" | "superseded" | "waiting"
+    status: RepairStatus
     shards_rebuilt: int = 0
     manifests_written: int = 0
     generation: int = 0
@@ -83,7 +106,7 @@ class RepairOutcome:
 
 def _superseded() -> RepairOutcome:
     return RepairOutcome(
-        "superseded", message="the version was replaced or deleted during the repair"
+        RepairStatus.SUPERSEDED, message="the version was replaced or deleted during the repair"
     )
 
 
@@ -108,7 +131,7 @@ class PartRebuilder:
         self._reader = BlockReader(
             manifest, diskset, codec, lambda fault: None, lambda n: shard_file_path(manifest, n)
         )
-        self._temps: dict[int, object] = {}
+        self._temps: dict[int, TempFile] = {}
         self._hashes: list[bytes] = []
         self._oid = bytes.fromhex(manifest.object_id)
         self._vid = bytes.fromhex(manifest.version_id.replace("-", ""))
@@ -209,18 +232,18 @@ async def repair_version(
 ) -> RepairOutcome:
     """Repair what `health` (a verify of `manifest`) found; see the module docstring."""
     if not health.needs_repair:
-        return RepairOutcome("clean", generation=manifest.generation)
+        return RepairOutcome(RepairStatus.CLEAN, generation=manifest.generation)
     if not health.repairable:
         why = "; ".join(health.errors) or f"fewer than {health.k} good shards in a block"
-        return RepairOutcome("unrepairable", message=f"data left untouched: {why}")
+        return RepairOutcome(RepairStatus.UNREPAIRABLE, message=f"data left untouched: {why}")
     diskset = store.diskset
     # A new generation only when something on disk disagrees with the manifest (a corrupt or
     # misplaced shard, or records newer than it): missing files come back as they were.
     bump = max_generation > manifest.generation or any(
-        s.state in ("corrupt", "misplaced", "stale") for s in health.shards
+        s.state in DISAGREEING_STATES for s in health.shards
     )
     generation = max(max_generation, manifest.generation) + 1 if bump else manifest.generation
-    good = {(s.part, s.shard) for s in health.shards if s.state == "ok"}
+    good = {(s.part, s.shard) for s in health.shards if s.state == ShardState.OK}
     rebuilt: list[tuple[int, int]] = []
     failures: list[str] = []
     per_slice = max(1, SLICE_BYTES // manifest.block_size)
@@ -247,9 +270,11 @@ async def repair_version(
         failures += [f"part {part.number} shard {j}: {why}" for j, why in builder.failures.items()]
         rebuilt += [(part.number, j) for j in committed]
         good.update((part.number, j) for j in committed)
-    if not rebuilt and all(v in ("ok", "offline") for v in health.manifests.values()):
+    if not rebuilt and all(
+        v in (ShardState.OK, ShardState.OFFLINE) for v in health.manifests.values()
+    ):
         return RepairOutcome(
-            "waiting" if not failures else "partial",
+            RepairStatus.WAITING if not failures else RepairStatus.PARTIAL,
             failures=failures,
             message="bad shards are on offline disks" if not failures else "",
         )
@@ -278,7 +303,7 @@ async def _restore(
         targets = []
         for slot in _holders(diskset, current, good):
             disk_id = slot.disk_id
-            lost = health.manifests.get(disk_id) in ("missing", "corrupt", "stale")
+            lost = health.manifests.get(disk_id) in LOST_COPY_STATES
             # a rebuilt inline file carries the manifest it was verified against: only a
             # header update since then makes that copy differ
             outdated = current.inline and disk_id in rebuilt_on and current != manifest
@@ -287,7 +312,7 @@ async def _restore(
         rel = manifest_file_path(current)
         written = await _write_copies(store, targets, rel, blob, failures)
     return RepairOutcome(
-        "partial" if failures else "repaired",
+        RepairStatus.PARTIAL if failures else RepairStatus.REPAIRED,
         shards_rebuilt=len(rebuilt),
         manifests_written=written,
         generation=current.generation,
@@ -367,7 +392,7 @@ async def _publish(
             raise OSError(f"{manifest.bucket}/{manifest.key}: no manifest copy could be written")
         await store.index_repaired(final)
     return RepairOutcome(
-        "partial" if failures else "repaired",
+        RepairStatus.PARTIAL if failures else RepairStatus.REPAIRED,
         shards_rebuilt=len(rebuilt),
         manifests_written=written,
         generation=final.generation,

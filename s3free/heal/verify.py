@@ -29,14 +29,24 @@ from s3free.format.manifest import Manifest, PartEntry
 from s3free.format.merkle import merkle_root
 from s3free.format.record import RECORD_OVERHEAD, ShardRecord, decode_record
 from s3free.heal.files import manifest_file_path, open_shard
-from s3free.heal.model import ObjectHealth, ShardHealth
+from s3free.heal.model import DataProblem, ObjectHealth, ShardHealth, ShardState
+from s3free.storage.disk import ReadHandle
 from s3free.storage.diskset import DiskSet
 
 SLICE_BYTES = 4 * 1024 * 1024  # plaintext bytes verified per thread-pool call
 MAX_COMBINATIONS = 256  # decode attempts per block before calling it unrecoverable
 
 # When one shard file fails in several ways, the most telling state is kept.
-_RANK = {"ok": 0, "stale": 1, "corrupt": 2, "misplaced": 3, "missing": 4, "offline": 5}
+_RANK = {
+    ShardState.OK: 0,
+    ShardState.STALE: 1,
+    ShardState.CORRUPT: 2,
+    ShardState.MISPLACED: 3,
+    ShardState.MISSING: 4,
+    ShardState.OFFLINE: 5,
+}
+# A shard file in these states gives no record at all (every block lacks it).
+_UNUSABLE = (ShardState.MISSING, ShardState.OFFLINE)
 
 
 class VersionVerifier:
@@ -52,12 +62,13 @@ class VersionVerifier:
         self.n = manifest.k + manifest.m
         self.full_payload = -(-manifest.block_size // manifest.k)
         self.shards: dict[tuple[int, int], ShardHealth] = {}
-        self.manifests: dict[str, str] = {}
+        self.manifests: dict[str, ShardState] = {}
         self.errors: list[str] = []
+        self.problems: list[DataProblem] = []
         self.block_min_good = self.n
         self.bytes_checked = 0
         self.max_generation = manifest.generation  # highest seen in any record or copy
-        self._handles: dict[int, object] = {}
+        self._handles: dict[int, ReadHandle] = {}
         self._hashes: list[bytes] = []
         self._part_broken = False
 
@@ -70,29 +81,29 @@ class VersionVerifier:
         for disk_id in self.m.placement:
             slot = self._set.slot_for(disk_id)
             if slot is None or not slot.online:
-                self.manifests[disk_id] = "offline"
+                self.manifests[disk_id] = ShardState.OFFLINE
                 continue
             try:
                 raw = slot.disk.read_file(rel)
             except FileNotFoundError:
-                self.manifests[disk_id] = "missing"
+                self.manifests[disk_id] = ShardState.MISSING
                 continue
             except OSError:
-                self.manifests[disk_id] = "corrupt"
+                self.manifests[disk_id] = ShardState.CORRUPT
                 continue
             read += len(raw)
             try:
                 copy, _records = Manifest.decode_file(raw)
             except FormatError:
-                self.manifests[disk_id] = "corrupt"
+                self.manifests[disk_id] = ShardState.CORRUPT
                 continue
             self.max_generation = max(self.max_generation, copy.generation)
             if copy == self.m:
-                self.manifests[disk_id] = "ok"
+                self.manifests[disk_id] = ShardState.OK
             elif replace(copy, generation=self.m.generation) == self.m:
-                self.manifests[disk_id] = "stale"
+                self.manifests[disk_id] = ShardState.STALE
             else:
-                self.manifests[disk_id] = "corrupt"
+                self.manifests[disk_id] = ShardState.CORRUPT
         self.bytes_checked += read
         return read
 
@@ -104,22 +115,22 @@ class VersionVerifier:
         self._part_broken = False
         opened = 0
         for j, disk_id in enumerate(self.m.placement):
-            health = ShardHealth(part.number, j, disk_id, "ok")
+            health = ShardHealth(part.number, j, disk_id, ShardState.OK)
             self.shards[(part.number, j)] = health
             slot = self._set.slot_for(disk_id)
             if slot is None:
-                self._mark(part.number, j, "offline", "disk is not part of this set")
+                self._mark(part.number, j, ShardState.OFFLINE, "disk is not part of this set")
                 continue
             if not slot.online:
-                self._mark(part.number, j, "offline", f"disk offline: {slot.problem}")
+                self._mark(part.number, j, ShardState.OFFLINE, f"disk offline: {slot.problem}")
                 continue
             try:
                 self._handles[j] = open_shard(slot.disk, self.m, part.number)
                 opened += 1
             except FileNotFoundError:
-                self._mark(part.number, j, "missing", "shard file missing")
+                self._mark(part.number, j, ShardState.MISSING, "shard file missing")
             except (OSError, FormatError) as exc:
-                self._mark(part.number, j, "corrupt", f"cannot open: {exc}")
+                self._mark(part.number, j, ShardState.CORRUPT, f"cannot open: {exc}")
         return opened
 
     def check_slice(self, part: PartEntry, first: int, count: int) -> int:
@@ -140,18 +151,22 @@ class VersionVerifier:
                 actual = handle.size()
                 if actual > size:
                     self._mark(
-                        part.number, j, "corrupt", f"{actual - size} bytes after the last record"
+                        part.number,
+                        j,
+                        ShardState.CORRUPT,
+                        f"{actual - size} bytes after the last record",
                     )
             except OSError as exc:
-                self._mark(part.number, j, "corrupt", f"stat failed: {exc}")
+                self._mark(part.number, j, ShardState.CORRUPT, f"stat failed: {exc}")
             handle.close()
         self._handles = {}
         if not self._part_broken:
             root = merkle_root(self._hashes).hex()
             if root != part.merkle_root:
-                self.errors.append(
+                self._lose(
+                    DataProblem.PART_ROOT,
                     f"part {part.number}: the Merkle root of its blocks ({root}) does not match "
-                    f"the manifest's ({part.merkle_root})"
+                    f"the manifest's ({part.merkle_root})",
                 )
         self._hashes = []
 
@@ -163,7 +178,10 @@ class VersionVerifier:
     def finish(self, bucket: str, key: str) -> ObjectHealth:
         roots = [bytes.fromhex(p.merkle_root) for p in self.m.parts]
         if merkle_root(roots).hex() != self.m.merkle_root:
-            self.errors.append("the manifest's object Merkle root does not match its part roots")
+            self._lose(
+                DataProblem.OBJECT_ROOT,
+                "the manifest's object Merkle root does not match its part roots",
+            )
         return ObjectHealth(
             bucket=bucket,
             key=key,
@@ -176,12 +194,17 @@ class VersionVerifier:
             generation=self.m.generation,
             block_min_good=self.block_min_good,
             errors=list(self.errors),
+            problems=list(self.problems),
         )
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _lose(self, problem: DataProblem, text: str) -> None:
+        self.problems.append(problem)
+        self.errors.append(text)
+
     def _mark(
-        self, part: int, shard: int, state: str, detail: str, block: int | None = None
+        self, part: int, shard: int, state: ShardState, detail: str, block: int | None = None
     ) -> None:
         health = self.shards[(part, shard)]
         if block is not None:
@@ -190,15 +213,11 @@ class VersionVerifier:
         if _RANK[state] > _RANK[health.state]:
             health.state = state
             health.detail = detail
-        if state in ("missing", "offline"):
+        if state in _UNUSABLE:
             self.block_min_good = min(self.block_min_good, self.n - self._unusable(part))
 
     def _unusable(self, part: int) -> int:
-        return sum(
-            1
-            for (p, _), h in self.shards.items()
-            if p == part and h.state in ("missing", "offline")
-        )
+        return sum(1 for (p, _), h in self.shards.items() if p == part and h.state in _UNUSABLE)
 
     def _check_block(self, part: PartEntry, b: int) -> int:
         length = min(self.m.block_size, part.size - b * self.m.block_size)
@@ -210,7 +229,7 @@ class VersionVerifier:
             try:
                 data = handle.read_at(offset, RECORD_OVERHEAD + payload)
             except OSError as exc:
-                self._mark(part.number, j, "corrupt", f"read failed: {exc}", b)
+                self._mark(part.number, j, ShardState.CORRUPT, f"read failed: {exc}", b)
                 continue
             read += len(data)
             record = self._check_record(part, b, j, length, data)
@@ -221,15 +240,17 @@ class VersionVerifier:
             self._part_broken = True
             if len(good) < self.m.k:
                 self.block_min_good = min(self.block_min_good, len(good))
-                self.errors.append(
+                self._lose(
+                    DataProblem.SHORT_OF_SHARDS,
                     f"part {part.number} block {b}: only {len(good)} good shards of the "
-                    f"{self.m.k} needed"
+                    f"{self.m.k} needed",
                 )
             else:
                 self.block_min_good = 0
-                self.errors.append(
+                self._lose(
+                    DataProblem.UNDECODABLE,
                     f"part {part.number} block {b}: no {self.m.k} of its {len(good)} good "
-                    "shards decode to their content hash"
+                    "shards decode to their content hash",
                 )
             return read
         block, digest = found
@@ -237,7 +258,9 @@ class VersionVerifier:
         agreeing = 0
         for j, record in good.items():
             if record.header.content_hash != digest or record.payload != expected[j]:
-                self._mark(part.number, j, "corrupt", "shard disagrees with the verified block", b)
+                self._mark(
+                    part.number, j, ShardState.CORRUPT, "shard disagrees with the verified block", b
+                )
             else:
                 agreeing += 1
         self.block_min_good = min(self.block_min_good, agreeing)
@@ -250,7 +273,7 @@ class VersionVerifier:
         try:
             record = decode_record(data)
         except FormatError as exc:
-            self._mark(part.number, j, "corrupt", str(exc), b)
+            self._mark(part.number, j, ShardState.CORRUPT, str(exc), b)
             return None
         h = record.header
         if (h.object_id, h.version_id, h.part_number, h.block_index, h.shard_index) != (
@@ -263,27 +286,29 @@ class VersionVerifier:
             self._mark(
                 part.number,
                 j,
-                "misplaced",
+                ShardState.MISPLACED,
                 f"record names object {h.object_id.hex()} version {h.version_id.hex()} part "
                 f"{h.part_number} block {h.block_index} shard {h.shard_index}",
                 b,
             )
             return None
         if (h.bucket_hash, h.k, h.m, h.block_length) != (self._bhash, self.m.k, self.m.m, length):
-            self._mark(part.number, j, "corrupt", "header does not match the manifest", b)
+            self._mark(part.number, j, ShardState.CORRUPT, "header does not match the manifest", b)
             return None
         self.max_generation = max(self.max_generation, h.generation)
         if h.generation > self.m.generation:
             self._mark(
                 part.number,
                 j,
-                "corrupt",
+                ShardState.CORRUPT,
                 f"generation {h.generation} is newer than the manifest's {self.m.generation}",
                 b,
             )
             return None
         if not record.leaf_ok():
-            self._mark(part.number, j, "corrupt", "payload does not match its Merkle leaf", b)
+            self._mark(
+                part.number, j, ShardState.CORRUPT, "payload does not match its Merkle leaf", b
+            )
             return None
         return record
 

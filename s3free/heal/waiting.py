@@ -38,7 +38,7 @@ class WaitingSet:
 
     async def load(self) -> None:
         """Totals from the persisted entries (once, at start)."""
-        count, size, per_disk = 0, 0, Counter()
+        count, size, per_disk = 0, 0, Counter[str]()
         after: Ident | None = None
         while True:
             page = await self._run(self._state.waiting_page, after, PAGE)

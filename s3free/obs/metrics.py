@@ -53,23 +53,11 @@ DISK_STATES = ("online", "offline", "healing", "full")
 ERROR_KINDS = ("hard", "suspect", "full", "soft", "resource")
 IO_CLASSES = ("read", "write", "sync", "meta")  # as s3free/storage/monitored.py reports them
 CLIENT_CLOSED = 499  # the client went away before the response was finished (nginx's code)
-# heal/repair.py's RepairOutcome.status values, shown at 0 before the first repair.
+# heal/repair.py's RepairStatus values, shown at 0 before the first repair.
 REPAIR_OUTCOMES = ("clean", "repaired", "partial", "unrepairable", "superseded", "waiting")
-# Why a read found a shard unusable (engine/reader.py's reasons, folded into a bounded label).
+# Why a shard was found bad or not written: engine/types.py's FaultGroup values (a ShardFault's
+# `kind.group`), a bounded label; tests/test_heal_vocabulary.py keeps the two the same.
 FAULT_REASONS = ("offline", "missing", "not_written", "io", "corrupt")
-
-
-def fault_reason(text: str) -> str:
-    """The bounded label for a ShardFault's free-text reason."""
-    if text.startswith(("disk offline", "disk is not part")):
-        return "offline"
-    if text.startswith(("shard file missing", "shard file unusable")):
-        return "missing"
-    if text.startswith("not written"):
-        return "not_written"
-    if text.startswith(("read failed", "open failed")):
-        return "io"
-    return "corrupt"
 
 
 class FastHistogram:
@@ -89,11 +77,12 @@ class FastHistogram:
             self._counts[i] += 1
             self._sum += value
 
-    def export(self) -> tuple[list[tuple[str, float]], float]:
+    def export(self) -> tuple[list[tuple[str, int]], float]:
         """Cumulative (le, count) pairs ending with +Inf, and the sum."""
         with self._lock:
             counts, total = list(self._counts), self._sum
-        out, running = [], 0
+        out: list[tuple[str, int]] = []
+        running = 0
         for bound, count in zip((*self._bounds, float("inf")), counts, strict=True):
             running += count
             out.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
@@ -113,9 +102,8 @@ class _Timed:
         self._start = perf_counter()
         return self
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> None:
         self._hist.observe(perf_counter() - self._start)
-        return False
 
 
 _NULL = nullcontext()
@@ -217,7 +205,7 @@ class Metrics:
         """A store fault listener (runs on the event loop): one bad shard a read met."""
         position = self._position_of.get(fault.disk_id)
         if position is not None:
-            key = (position, fault_reason(fault.reason))
+            key = (position, str(fault.kind.group))
             self._shards_bad[key] = self._shards_bad.get(key, 0) + 1
 
     def disk_observer(self, position: int) -> Callable[[str, float, str | None], None]:
