@@ -45,7 +45,7 @@ INLINE_READ = 256 * 1024
 def shard_file_path(manifest: Manifest, part_number: int) -> str:
     """Where a version's shard file for a part is on a disk (spec 3): its part file, or for an
     inline version the version's one file, whose records follow the manifest envelope."""
-    vhex = manifest.version_id.replace("-", "")
+    vhex = manifest.version_hex
     return shard_file(manifest.object_id, vhex, part_number, manifest.inline)
 
 
@@ -152,9 +152,9 @@ class BlockReader:
         self._codec = codec
         self._on_fault = on_fault
         self._oid = bytes.fromhex(manifest.object_id)
-        self._vid = bytes.fromhex(manifest.version_id.replace("-", ""))
+        self._vid = bytes.fromhex(manifest.version_hex)
         self._bhash = bucket_hash(manifest.bucket)
-        self._vhex = manifest.version_id.replace("-", "")
+        self._vhex = manifest.version_hex
         self._handles: dict[tuple[int, int], object] = {}
         # (part, shard) whose file is unusable -> whether only because its disk is offline
         self._dead: dict[tuple[int, int], bool] = {}
