@@ -95,7 +95,9 @@ class HealService:
         self._background: set[asyncio.Task] = set()
         # Records kept on every disk (buckets, users: what a lost index is rebuilt from),
         # checked and rewritten by whole-store passes; each returns the copies rewritten.
-        self.record_keepers: list[Callable[[], Awaitable[int]]] = [store.restore_bucket_records]
+        self.record_keepers: list[Callable[[], Awaitable[int]]] = [
+            store.healing.restore_bucket_records
+        ]
 
     def use_monitor(self, monitor: DiskMonitor) -> None:
         """The disk monitor, whose disk heals a pass waits for before it says done."""
@@ -184,7 +186,7 @@ class HealService:
 
     async def verify(self, bucket: str, key: str) -> ObjectHealth:
         """The full health of the object's current version (NoSuchKey if absent)."""
-        async with self.store.leased_manifest(bucket, key) as manifest:
+        async with self.store.healing.leased_manifest(bucket, key) as manifest:
             if manifest is None:
                 await self.store.get_manifest(bucket, key)  # raises NoSuchBucket/NoSuchKey
                 raise NoSuchKey(f"{bucket}/{key} does not exist")
@@ -193,7 +195,7 @@ class HealService:
 
     async def repair_object(self, bucket: str, key: str) -> ObjectHealth:
         """Verify, repair what needs it, and return the health after the repair."""
-        async with self.store.leased_manifest(bucket, key) as manifest:
+        async with self.store.healing.leased_manifest(bucket, key) as manifest:
             if manifest is None:
                 await self.store.get_manifest(bucket, key)
                 raise NoSuchKey(f"{bucket}/{key} does not exist")
@@ -207,7 +209,7 @@ class HealService:
     async def check_key(self, bucket: str, key: str, pacer: Pacer, job: Job | None) -> bool:
         """Verify and repair one key as a pass does: errors are counted, never raised.
         False when the key does not exist (any more)."""
-        async with self.store.leased_manifest(bucket, key) as manifest:
+        async with self.store.healing.leased_manifest(bucket, key) as manifest:
             if manifest is None:
                 return False
             ident = (bucket, key, manifest.version_id)
@@ -246,7 +248,7 @@ class HealService:
         waiting for a disk, unrepairable) is brought in line with what the check found."""
         ident = (manifest.bucket, manifest.key, manifest.version_id)
         async with self._locks.hold(ident):
-            current = await self.store.current_manifest(manifest.bucket, manifest.key)
+            current = await self.store.healing.current_manifest(manifest.bucket, manifest.key)
             if current is None or current.version_id != manifest.version_id:
                 await self._forget(ident)
                 return None, RepairOutcome("superseded")
@@ -350,7 +352,7 @@ class HealService:
         """At start: drop records of versions deleted or replaced while the server was down
         or before records were cleared on delete (they would never clear otherwise)."""
         for ident in list(self.unrepairable):
-            current = await self.store.current_manifest(ident[0], ident[1])
+            current = await self.store.healing.current_manifest(ident[0], ident[1])
             if current is None or current.version_id != ident[2]:
                 await self._clear_unrepairable(ident)
 
@@ -460,7 +462,7 @@ class HealService:
         for it now (repaired, clean, gone, or waiting for an offline disk)."""
         bucket, key, version_id = ident
         try:
-            async with self.store.leased_manifest(bucket, key) as manifest:
+            async with self.store.healing.leased_manifest(bucket, key) as manifest:
                 if manifest is None or manifest.version_id != version_id:
                     await self._forget(ident)  # gone or replaced: nothing to repair
                 else:
@@ -496,7 +498,7 @@ class HealService:
         """The offline or full disks among the version's placement (none if it is not
         current): a repair that failed while one is away or has no room waits for it."""
         try:
-            manifest = await self.store.current_manifest(ident[0], ident[1])
+            manifest = await self.store.healing.current_manifest(ident[0], ident[1])
         except Exception:
             return set()
         if manifest is None or manifest.version_id != ident[2]:
