@@ -12,10 +12,9 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from s3free.engine.fanout import disk_failures
+from s3free.engine.fanout import RunIO, disk_failures, on_disks
 from s3free.engine.locks import BucketGates
 from s3free.engine.names import validate_bucket_name
-from s3free.engine.reaper import RunIO
 from s3free.engine.types import BucketInfo, now_ms
 from s3free.engine.writer import is_full, quorum_error
 from s3free.errors import BucketAlreadyExists, BucketNotEmpty, InvalidArgument, NoSuchBucket
@@ -102,7 +101,8 @@ class Buckets:
                 await drop_upload(upload_id)
             copies = await self.run_io(self.record_copies, name)
             tomb = record_bytes(records.tombstone(name, next_generation(copies, info.generation)))
-            await self._on_disks(
+            await on_disks(
+                self.run_io,
                 self.diskset.online_slots(),
                 lambda s: s.disk.write_file(bucket_record_path(name), tomb),
             )
@@ -119,11 +119,6 @@ class Buckets:
                 out[slot.position] = None
         return out
 
-    async def _on_disks(
-        self, slots: list[DiskSlot], fn: Callable[[DiskSlot], object]
-    ) -> list[object]:
-        return await asyncio.gather(*(self.run_io(fn, s) for s in slots), return_exceptions=True)
-
     async def _save(self, info: BucketInfo, *, new: dict[int, bytes | None] | None = None) -> None:
         """The bucket record on every online disk (a write quorum of them), then the index.
         A new bucket (`new`: the copies there were before, a tombstone or none) that misses
@@ -131,7 +126,7 @@ class Buckets:
         path = bucket_record_path(info.name)
         record = record_bytes(info.to_record())
         slots = self.diskset.online_slots()
-        results = await self._on_disks(slots, lambda s: s.disk.write_file(path, record))
+        results = await on_disks(self.run_io, slots, lambda s: s.disk.write_file(path, record))
         if sum(not isinstance(r, BaseException) for r in results) < self.diskset.write_quorum:
             if new is not None:
                 before = new
@@ -143,7 +138,7 @@ class Buckets:
                     else:
                         slot.disk.write_file(path, old)
 
-                await self._on_disks(self.diskset.online_slots(), undo)
+                await on_disks(self.run_io, self.diskset.online_slots(), undo)
             failed = {j: str(r) for j, r in enumerate(results) if isinstance(r, BaseException)}
             full = {
                 j
@@ -227,7 +222,7 @@ class Buckets:
             return True
 
         slots = self.diskset.online_slots()
-        outcomes = await self._on_disks(slots, restore)
+        outcomes = await on_disks(self.run_io, slots, restore)
         disk_failures(range(len(slots)), outcomes)  # one that refuses: left for the next pass
         return sum(outcome is True for outcome in outcomes)
 

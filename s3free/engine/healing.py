@@ -9,9 +9,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from s3free.engine.buckets import Buckets
+from s3free.engine.fanout import RunIO
 from s3free.engine.locks import BucketGates, KeyLocks
 from s3free.engine.manifestcache import Manifests
-from s3free.engine.reaper import RunIO, VersionReaper
+from s3free.engine.reaper import VersionReaper
 from s3free.format.manifest import Manifest
 from s3free.meta.index import Index, ListingEntry
 

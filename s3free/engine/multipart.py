@@ -15,14 +15,13 @@ import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 
 from s3free.engine.buckets import Buckets, record_bytes
-from s3free.engine.fanout import gather_disk_failures
+from s3free.engine.fanout import RunIO, gather_disk_failures, on_disks
 from s3free.engine.groupsync import Syncer
 from s3free.engine.locks import BucketGates, KeyLocks
 from s3free.engine.manifestcache import Manifests
 from s3free.engine.names import validate_key
 from s3free.engine.publish import Precondition, Publisher
 from s3free.engine.reader import BlockReader, ObjectReader
-from s3free.engine.reaper import RunIO
 from s3free.engine.types import ObjectInfo, PartInfo, ShardFault, UploadInfo, now_ms
 from s3free.engine.writer import PartWriter, ShardIdentity
 from s3free.erasure import ReedSolomon
@@ -75,11 +74,6 @@ class MultipartUploads:
         self.report = report
         self.min_part_size = min_part_size
 
-    async def _on_disks(
-        self, slots: Sequence[DiskSlot], fn: Callable[[DiskSlot], object]
-    ) -> list[object]:
-        return await asyncio.gather(*(self.run_io(fn, s) for s in slots), return_exceptions=True)
-
     def _placement(self, record: UploadRecord) -> list[DiskSlot]:
         slots = [self.diskset.slot_for(d) for d in record.placement]
         found = [s for s in slots if s is not None]
@@ -117,8 +111,8 @@ class MultipartUploads:
         )
         blob = record_bytes(record.to_json())
         rel = f"{upload_dir(upload_id)}/{UPLOAD_RECORD}"
-        await self._on_disks(
-            [s for s in placement if s.online], lambda s: s.disk.write_file(rel, blob)
+        await on_disks(
+            self.run_io, [s for s in placement if s.online], lambda s: s.disk.write_file(rel, blob)
         )
         async with self.gates.shared(bucket):
             self.buckets.head(bucket)
@@ -168,7 +162,8 @@ class MultipartUploads:
                 rel = upload_part_path(upload_id, part_number)
                 failed = await writer.commit(lambda j: rel, self.syncer)
                 # A shard that failed now must not leave an earlier attempt's file behind.
-                await self._on_disks(
+                await on_disks(
+                    self.run_io,
                     [placement[j] for j in failed if placement[j].online],
                     lambda s: s.disk.remove(rel),
                 )
@@ -347,8 +342,8 @@ class MultipartUploads:
 
     async def _remove_upload_dir(self, upload_id: str) -> None:
         rel = upload_dir(upload_id)
-        results = await self._on_disks(
-            self.diskset.online_slots(), lambda s: s.disk.remove_tree(rel)
+        results = await on_disks(
+            self.run_io, self.diskset.online_slots(), lambda s: s.disk.remove_tree(rel)
         )
         for outcome in results:
             if isinstance(outcome, BaseException):

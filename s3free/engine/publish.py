@@ -8,11 +8,11 @@ import errno
 from collections.abc import Awaitable, Callable, Sequence
 
 from s3free.engine.buckets import Buckets
-from s3free.engine.fanout import disk_failures, gather_disk_failures
+from s3free.engine.fanout import RunIO, disk_failures, gather_disk_failures
 from s3free.engine.groupsync import Syncer
 from s3free.engine.locks import BucketGates, KeyLocks
 from s3free.engine.manifestcache import Manifests
-from s3free.engine.reaper import RunIO, VersionReaper
+from s3free.engine.reaper import VersionReaper
 from s3free.engine.types import ObjectInfo, ShardFault, now_ms
 from s3free.engine.writer import is_full, quorum_error
 from s3free.errors import NoSuchBucket

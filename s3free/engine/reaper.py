@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
+from s3free.engine.fanout import RunIO
 from s3free.format.ids import version_hex
 from s3free.format.manifest import Manifest
 from s3free.meta.index import Index
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 # Removals that missed a disk, remembered for `settle` (beyond this, the journal alone
 # remembers them and the next start-up settles them).
 MAX_UNSETTLED = 100_000
-
-RunIO = Callable[..., "asyncio.Future[Any]"]
 
 
 class VersionReaper:

@@ -35,8 +35,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from s3free.engine.buckets import Buckets, parse_bucket_record
+from s3free.engine.fanout import RunIO
 from s3free.engine.manifestcache import Manifests
-from s3free.engine.reaper import RunIO, VersionReaper
+from s3free.engine.reaper import VersionReaper
 from s3free.errors import DataUnavailable
 from s3free.format import records
 from s3free.format.errors import FormatError

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from s3free.engine.buckets import Buckets
+from s3free.engine.fanout import on_disks
 from s3free.engine.groupsync import Syncer
 from s3free.engine.healing import HealingPort
 from s3free.engine.locks import BucketGates, KeyLocks
@@ -250,13 +251,6 @@ class ObjectStore:
             return self.executor.call(fn, *args)
         return self._loop.run_in_executor(self.executor, fn, *args)
 
-    async def _on_disks(
-        self, slots: Sequence[DiskSlot], fn: Callable[[DiskSlot], object]
-    ) -> list[object]:
-        """Run fn on each disk in parallel; each result is a value or the exception raised."""
-        futures = [self.run_io(fn, slot) for slot in slots]
-        return await asyncio.gather(*futures, return_exceptions=True)
-
     def _slots_of(self, manifest: Manifest) -> list[DiskSlot]:
         slots = [self.diskset.slot_for(d) for d in manifest.placement]
         return [s for s in slots if s is not None and s.online]
@@ -415,8 +409,10 @@ class ObjectStore:
             )
             blob = await self.run_io(updated.encode)
             mpath = manifest_file(updated.object_id, updated.version_hex, updated.inline)
-            results = await self._on_disks(
-                self._slots_of(updated), lambda s: rewrite_manifest_copy(s.disk, mpath, blob)
+            results = await on_disks(
+                self.run_io,
+                self._slots_of(updated),
+                lambda s: rewrite_manifest_copy(s.disk, mpath, blob),
             )
             if sum(not isinstance(r, BaseException) for r in results) < self.diskset.write_quorum:
                 raise InsufficientWriteQuorum(f"manifest of {bucket}/{key}: too few disks")
@@ -582,7 +578,7 @@ class ObjectStore:
         # The disks are the truth: drop the manifests there first, so a crash between
         # the two steps cannot bring the object back when the index is rebuilt.
         mpath = manifest_file(manifest.object_id, manifest.version_hex, manifest.inline)
-        await self._on_disks(self._slots_of(manifest), lambda s: s.disk.remove(mpath))
+        await on_disks(self.run_io, self._slots_of(manifest), lambda s: s.disk.remove(mpath))
         await self.run_io(self.index.delete_object, manifest.bucket, manifest.key)
 
     async def list_objects(
