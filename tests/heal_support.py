@@ -34,7 +34,7 @@ def data_for(key: str, size: int) -> bytes:
 
 async def new_store(root: Path) -> ObjectStore:
     store = await open_store(root, N, k=K, m=M)
-    if not store._buckets:
+    if not await store.list_buckets():
         await store.create_bucket(BUCKET)
     return store
 

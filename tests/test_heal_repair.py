@@ -8,6 +8,7 @@ import pytest
 from s3free.errors import NoSuchKey
 from s3free.format import decode_record
 from s3free.heal import HealService
+from s3free.meta.index import ListingEntry
 from tests.heal_support import (
     BS,
     BUCKET,
@@ -204,12 +205,7 @@ def test_interrupted_repair_leaves_newer_shards_that_are_rejected_then_fixed(tmp
             store.index.put_object(
                 BUCKET,
                 "x",
-                {
-                    "etag": m.etag,
-                    "mtime": m.last_modified_ms,
-                    "size": m.size,
-                    "version": m.version_id,
-                },
+                ListingEntry.from_manifest(m),
                 m.encode(),
             )
             health = await heal.verify(BUCKET, "x")

@@ -16,6 +16,7 @@ from s3free.errors import NoSuchKey
 from s3free.format.ids import uuid7
 from s3free.heal import HealService
 from s3free.meta.healstate import HealState
+from s3free.meta.index import JournalEntry
 from tests.heal_support import (
     BS,
     BUCKET,
@@ -115,14 +116,7 @@ def test_orphans_older_than_grace_are_collected_young_ones_and_writes_in_flight_
             journalled = copy_version(journalled_v.hex, old=True)
             store.index.put_journal(
                 str(journalled_v),
-                {
-                    "bucket": BUCKET,
-                    "deleting": False,
-                    "key": "live",
-                    "object_id": m.object_id,
-                    "placement": list(m.placement),
-                    "upload_id": None,
-                },
+                JournalEntry(BUCKET, "live", m.object_id, list(m.placement)),
             )
             # a stray shard file in the live version, and a copy on a disk outside placement
             stray = live_dir / "part.00007"

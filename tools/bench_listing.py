@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from s3free.bench.engine import drop_caches
-from s3free.meta.index import Index
+from s3free.meta.index import Index, ListingEntry
 
 BUCKET = "backups-bucket"
 DAYS = 25  # 2026-11-01 .. 2026-11-25
@@ -49,14 +49,14 @@ def generate_keys(keys: int, hosts: int) -> Iterator[str]:
                 made += 1
 
 
-def listing_entry(n: int) -> dict:
-    """A listing entry shaped as the engine writes one (etag, mtime, size, version)."""
-    return {
-        "etag": f"{n * 2654435761 % (1 << 128):032x}",
-        "mtime": 1795000000000 + n,
-        "size": (n * 7919) % (1 << 34),
-        "version": f"0192f3a4-5b6c-7d8e-9f01-{n:012x}",
-    }
+def listing_entry(n: int) -> ListingEntry:
+    """A listing entry as the engine writes one (etag, mtime, size, version)."""
+    return ListingEntry(
+        etag=f"{n * 2654435761 % (1 << 128):032x}",
+        mtime=1795000000000 + n,
+        size=(n * 7919) % (1 << 34),
+        version=f"0192f3a4-5b6c-7d8e-9f01-{n:012x}",
+    )
 
 
 def fill(index: Index, keys: int, hosts: int, manifest_bytes: int) -> list[str]:
@@ -65,7 +65,7 @@ def fill(index: Index, keys: int, hosts: int, manifest_bytes: int) -> list[str]:
     blob = os.urandom(manifest_bytes)
     written: list[str] = []
 
-    def objects() -> Iterator[tuple[str, str, dict, bytes]]:
+    def objects() -> Iterator[tuple[str, str, ListingEntry, bytes]]:
         for n, key in enumerate(generate_keys(keys, hosts)):
             written.append(key)
             yield BUCKET, key, listing_entry(n), blob

@@ -40,18 +40,17 @@ import plyvel
 from s3free.admin.swapdb import SwappableDB, install
 from s3free.engine.recovery import (
     RebuildReport,
-    _listing_entry,
-    _scan_buckets,
-    _scan_uploads,
-    _Version,
+    ScannedVersion,
     pick_current,
     restore_upload_parts,
+    scan_buckets,
     scan_object_dir,
+    scan_uploads,
 )
 from s3free.engine.store import ObjectStore, now_ms
 from s3free.errors import DataUnavailable, StorageError
 from s3free.format.errors import FormatError
-from s3free.meta.index import Index
+from s3free.meta.index import Index, ListingEntry
 from s3free.storage.diskset import DiskSet
 from s3free.storage.layout import OBJECTS_DIR
 
@@ -137,7 +136,7 @@ class IndexRebuilder:
         dirty = self.db.start_tracking()
         try:
             for record in (rec for _, rec in await store.run_io(store.index.journal)):
-                dirty.objects.add((record["bucket"], record["key"]))
+                dirty.objects.add((record.bucket, record.key))
             side = await store.run_io(_fresh_index, side_path)
             try:
                 job.phase = "scanning"
@@ -151,8 +150,7 @@ class IndexRebuilder:
                     side.close()
                 shutil.rmtree(side_path, ignore_errors=True)
                 raise
-            async with store._bucket_lock:
-                await store.reload_buckets()
+            await store.reload_buckets()  # under the store's bucket lock
             job.buckets = len(await store.list_buckets())
             job.objects = await store.run_io(_count, self.db, b"O")
             job.uploads = await store.run_io(_count, self.db, b"U")
@@ -248,7 +246,7 @@ def _walk(diskset: DiskSet, side: Index, job: RebuildJob, stopping: Callable[[],
     index (unsynced batches; the synced meta record at the swap makes them durable)."""
     report = RebuildReport()
     tombstones: dict[str, dict] = {}
-    buckets = _scan_buckets(diskset, report, tombstones)
+    buckets = scan_buckets(diskset, report, tombstones)
     for text in report.unreadable:
         job.problem(text)
     tops = [a for a in _union(diskset, OBJECTS_DIR) if len(a) == 2]
@@ -271,7 +269,7 @@ def _walk(diskset: DiskSet, side: Index, job: RebuildJob, stopping: Callable[[],
                 side.load(
                     {},
                     (
-                        (bucket, key, _listing_entry(m), m.encode())
+                        (bucket, key, ListingEntry.from_manifest(m), m.encode())
                         for (bucket, key), m in chosen.items()
                     ),
                 )
@@ -282,7 +280,7 @@ def _walk(diskset: DiskSet, side: Index, job: RebuildJob, stopping: Callable[[],
 def _scan_dir(diskset: DiskSet, rel: str, report: RebuildReport) -> dict:
     """The versions under one objects/<aa>/<bb> directory, on every online disk (as
     recovery._scan_versions reads them for the whole store)."""
-    versions: dict[tuple[str, str], _Version] = {}
+    versions: dict[tuple[str, str], ScannedVersion] = {}
     for slot in diskset.online_slots():
         scan_object_dir(slot, rel, versions, report)
     return versions
@@ -292,18 +290,18 @@ def _uploads(diskset: DiskSet, side: Index, job: RebuildJob) -> None:
     """Uploads in progress, from their records and staged parts (recovery rule 6)."""
     report = RebuildReport()
     known = {b["name"] for b in side.list_buckets()}
-    for record, files in _scan_uploads(diskset, report):
-        if record["bucket"] not in known:
-            report.unreadable.append(f"upload {record['upload_id']}: bucket is gone")
+    for record, files in scan_uploads(diskset, report):
+        if record.bucket not in known:
+            report.unreadable.append(f"upload {record.upload_id}: bucket is gone")
             continue
         try:
             parts = restore_upload_parts(diskset, record, files) if files else []
         except (FormatError, OSError, ValueError, DataUnavailable) as exc:
-            report.unreadable.append(f"upload {record['upload_id']}: {exc}")
+            report.unreadable.append(f"upload {record.upload_id}: {exc}")
             parts = []
-        side.put_upload(record["upload_id"], record)
+        side.put_upload(record.upload_id, record)
         for part in parts:
-            side.put_part(record["upload_id"], part["number"], part)
+            side.put_part(record.upload_id, part)
     for text in report.unreadable:
         job.problem(text)
 

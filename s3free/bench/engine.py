@@ -580,7 +580,7 @@ async def _engine(
         if "get" not in cfg.phases:
             return
         manifest = await store.get_manifest(BUCKET, key)
-        vhex = manifest.version_id.replace("-", "")
+        vhex = manifest.version_hex
         rel = part_path(manifest.object_id, vhex, 1)
         data_paths = []
         for j in range(cfg.k):

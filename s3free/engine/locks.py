@@ -13,6 +13,10 @@ class KeyLocks:
     def __init__(self) -> None:
         self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
 
+    def __len__(self) -> int:
+        """How many keys are held or waited for now."""
+        return len(self._locks)
+
     @asynccontextmanager
     async def hold(self, key: Hashable) -> AsyncIterator[None]:
         lock, users = self._locks.get(key, (None, 0))

@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict
 
 from s3free.format.manifest import Manifest
+from s3free.meta.index import Index
 
 MAX_BYTES = 4096
 ENTRIES = 4096  # at most about 16 MiB with the decoded copies
@@ -53,3 +54,19 @@ class ManifestCache:
             self._items.move_to_end(key)
             while len(self._items) > self._entries:
                 self._items.popitem(last=False)
+
+
+class Manifests:
+    """The current manifest of a key: the index's bytes, decoded through the cache."""
+
+    def __init__(self, index: Index, cache: ManifestCache | None = None) -> None:
+        self.index = index
+        self.cache = cache or ManifestCache()
+
+    def load(self, bucket: str, key: str) -> Manifest | None:
+        """Index lookup and decode together, off the loop (a 10,000-part manifest is ~1 MB)."""
+        raw = self.index.get_manifest(bucket, key)  # an index.get stage (meta/index.py)
+        return self.cache.decode(raw) if raw is not None else None
+
+    def remember(self, raw: bytes, manifest: Manifest) -> None:
+        self.cache.remember(raw, manifest)

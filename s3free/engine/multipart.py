@@ -7,17 +7,32 @@ an upload in progress shows in object listings (uploads live in their own index 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 
+from s3free.engine.buckets import Buckets, record_bytes
+from s3free.engine.fanout import RunIO, gather_disk_failures, on_disks
+from s3free.engine.groupsync import Syncer
+from s3free.engine.locks import BucketGates, KeyLocks
+from s3free.engine.manifestcache import Manifests
 from s3free.engine.names import validate_key
-from s3free.engine.reader import ObjectReader
-from s3free.engine.types import FaultKind, ObjectInfo, PartInfo, UploadInfo, WriteMiss
+from s3free.engine.publish import Precondition, Publisher
+from s3free.engine.reader import BlockReader, ObjectReader
+from s3free.engine.types import (
+    FaultKind,
+    ObjectInfo,
+    PartInfo,
+    ShardFault,
+    UploadInfo,
+    WriteMiss,
+    now_ms,
+)
 from s3free.engine.writer import PartWriter, ShardIdentity
+from s3free.erasure import ReedSolomon
 from s3free.errors import (
     EntityTooSmall,
     InvalidArgument,
@@ -26,19 +41,56 @@ from s3free.errors import (
     NoSuchUpload,
 )
 from s3free.format.header import MAX_PART_NUMBER
-from s3free.format.ids import bucket_hash, object_id, uuid7
-from s3free.format.manifest import PartEntry
+from s3free.format.ids import bucket_hash, object_id, uuid7, version_hex
+from s3free.format.manifest import Manifest, PartEntry
+from s3free.meta.index import Index, PartRecord, UploadRecord
+from s3free.storage.diskset import DiskSet, DiskSlot
 from s3free.storage.layout import UPLOAD_RECORD, part_path, upload_dir, upload_part_path
-
-if TYPE_CHECKING:
-    from s3free.engine.store import ObjectStore, Precondition
 
 log = logging.getLogger(__name__)
 
 
-class MultipartMixin:
-    async def create_multipart_upload(
-        self: ObjectStore,
+class MultipartUploads:
+    def __init__(
+        self,
+        diskset: DiskSet,
+        index: Index,
+        run_io: RunIO,
+        *,
+        executor: concurrent.futures.ThreadPoolExecutor,
+        codec: ReedSolomon,
+        syncer: Syncer,
+        manifests: Manifests,
+        gates: BucketGates,
+        key_locks: KeyLocks,
+        buckets: Buckets,
+        publisher: Publisher,
+        report: Callable[[ShardFault], None],
+        min_part_size: int,
+    ) -> None:
+        self.diskset = diskset
+        self.index = index
+        self.run_io = run_io
+        self.executor = executor
+        self.codec = codec
+        self.syncer = syncer
+        self.manifests = manifests
+        self.gates = gates
+        self.key_locks = key_locks
+        self.buckets = buckets
+        self.publisher = publisher
+        self.report = report
+        self.min_part_size = min_part_size
+
+    def _placement(self, record: UploadRecord) -> list[DiskSlot]:
+        slots = [self.diskset.slot_for(d) for d in record.placement]
+        found = [s for s in slots if s is not None]
+        if len(found) != len(slots):
+            raise NoSuchUpload(f"upload {record.upload_id} names disks that are not in this set")
+        return found
+
+    async def create(
+        self,
         bucket: str,
         key: str,
         *,
@@ -47,45 +99,43 @@ class MultipartMixin:
         http_headers: dict[str, str] | None = None,
         checksums: dict[str, str] | None = None,
     ) -> str:
-        from s3free.engine.store import _record_bytes, now_ms
-
         validate_key(key)
-        await self.head_bucket(bucket)
+        self.buckets.head(bucket)
         upload_id = uuid.uuid4().hex
         oid = object_id(bucket, key)
         placement = self.diskset.placement(oid)
-        record = {
-            "bucket": bucket,
-            "checksums": checksums or {},
-            "content_type": content_type,
-            "http_headers": http_headers or {},
-            "initiated_ms": now_ms(),
-            "key": key,
-            "object_id": oid.hex(),
-            "placement": [s.disk_id for s in placement],
-            "upload_id": upload_id,
-            "user_metadata": user_metadata or {},
-            "version_id": str(uuid7()),
-        }
-        blob = _record_bytes(record)
-        rel = f"{upload_dir(upload_id)}/{UPLOAD_RECORD}"
-        await self._on_disks(
-            [s for s in placement if s.online], lambda s: s.disk.write_file(rel, blob)
+        record = UploadRecord(
+            bucket=bucket,
+            key=key,
+            upload_id=upload_id,
+            object_id=oid.hex(),
+            version_id=str(uuid7()),
+            placement=[s.disk_id for s in placement],
+            initiated_ms=now_ms(),
+            content_type=content_type,
+            user_metadata=user_metadata or {},
+            http_headers=http_headers or {},
+            checksums=checksums or {},
         )
-        async with self._gates.shared(bucket):
-            await self.head_bucket(bucket)
+        blob = record_bytes(record.to_json())
+        rel = f"{upload_dir(upload_id)}/{UPLOAD_RECORD}"
+        await on_disks(
+            self.run_io, [s for s in placement if s.online], lambda s: s.disk.write_file(rel, blob)
+        )
+        async with self.gates.shared(bucket):
+            self.buckets.head(bucket)
             await self.run_io(self.index.put_upload, upload_id, record)
         return upload_id
 
-    async def _upload(self: ObjectStore, bucket: str, key: str, upload_id: str) -> dict:
+    async def _upload(self, bucket: str, key: str, upload_id: str) -> UploadRecord:
         record = await self.run_io(self.index.get_upload, upload_id)
-        if record is None or record["bucket"] != bucket or record["key"] != key:
-            await self.head_bucket(bucket)
+        if record is None or record.bucket != bucket or record.key != key:
+            self.buckets.head(bucket)
             raise NoSuchUpload(f"upload {upload_id} does not exist for {bucket}/{key}")
         return record
 
     async def upload_part(
-        self: ObjectStore,
+        self,
         bucket: str,
         key: str,
         upload_id: str,
@@ -95,20 +145,16 @@ class MultipartMixin:
         expected_size: int | None = None,
         expected_md5: bytes | None = None,
     ) -> PartInfo:
-        from s3free.engine.store import now_ms
-
         if not 1 <= part_number <= MAX_PART_NUMBER:
             raise InvalidArgument(f"part number must be 1..{MAX_PART_NUMBER}, got {part_number}")
         record = await self._upload(bucket, key, upload_id)
-        placement = [self.diskset.slot_for(d) for d in record["placement"]]
-        if any(s is None for s in placement):
-            raise NoSuchUpload(f"upload {upload_id} names disks that are not in this set")
-        vid = uuid.UUID(record["version_id"])
+        placement = self._placement(record)
+        vid = uuid.UUID(record.version_id)
         writer = PartWriter(
             placement=placement,
             codec=self.codec,
             identity=ShardIdentity(
-                bytes.fromhex(record["object_id"]), bucket_hash(bucket), vid.bytes, part_number
+                bytes.fromhex(record.object_id), bucket_hash(bucket), vid.bytes, part_number
             ),
             block_size=self.diskset.block_size,
             write_quorum=self.diskset.write_quorum,
@@ -117,41 +163,42 @@ class MultipartMixin:
         result = await writer.write(stream, expected_size=expected_size, expected_md5=expected_md5)
 
         async def finish() -> PartInfo:
-            async with self._key_locks.hold(("upload", upload_id)):
+            async with self.key_locks.hold(("upload", upload_id)):
                 if await self.run_io(self.index.get_upload, upload_id) is None:
                     await asyncio.wrap_future(writer.abandon())
                     raise NoSuchUpload(f"upload {upload_id} was completed or aborted meanwhile")
                 rel = upload_part_path(upload_id, part_number)
-                failed = await writer.commit(lambda j: rel, self._syncer)
+                failed = await writer.commit(lambda j: rel, self.syncer)
                 # A shard that failed now must not leave an earlier attempt's file behind.
-                await self._on_disks(
+                await on_disks(
+                    self.run_io,
                     [placement[j] for j in failed if placement[j].online],
                     lambda s: s.disk.remove(rel),
                 )
-                part = {
-                    "blocks": len(result.block_hashes),
-                    "etag": result.etag,
-                    "failed": sorted(failed),
-                    "md5": result.md5.hex(),
-                    "merkle_root": result.merkle_root,
-                    "mtime": now_ms(),
-                    "number": part_number,
-                    "size": result.size,
-                }
-                await self.run_io(self.index.put_part, upload_id, part_number, part)
-                return PartInfo(part_number, result.size, result.etag, part["mtime"])
+                part = PartRecord(
+                    number=part_number,
+                    size=result.size,
+                    etag=result.etag,
+                    md5=result.md5.hex(),
+                    blocks=len(result.block_hashes),
+                    merkle_root=result.merkle_root,
+                    mtime=now_ms(),
+                    failed=sorted(failed),
+                )
+                await self.run_io(self.index.put_part, upload_id, part)
+                return PartInfo(part_number, result.size, result.etag, part.mtime)
 
         return await asyncio.shield(finish())
 
-    async def complete_multipart_upload(
-        self: ObjectStore,
+    async def complete(
+        self,
         bucket: str,
         key: str,
         upload_id: str,
         parts: Sequence[tuple[int, str]],
         *,
         precondition: Precondition | None = None,
-        verify: Callable[[AsyncIterator[bytes]], Awaitable[None]] | None = None,
+        verify: Callable[[AsyncIterable[bytes | memoryview]], Awaitable[None]] | None = None,
     ) -> ObjectInfo:
         """Assemble the listed (part number, ETag) pairs into the object, ETag
         "<md5 of the parts' md5s>-<count>" as S3 computes it.
@@ -164,69 +211,60 @@ class MultipartMixin:
         )
 
     async def _complete(
-        self: ObjectStore,
+        self,
         bucket: str,
         key: str,
         upload_id: str,
         parts: Sequence[tuple[int, str]],
         precondition: Precondition | None,
-        verify: Callable[[AsyncIterator[bytes]], Awaitable[None]] | None = None,
+        verify: Callable[[AsyncIterable[bytes | memoryview]], Awaitable[None]] | None = None,
     ) -> ObjectInfo:
-        async with self._key_locks.hold(("upload", upload_id)):
+        async with self.key_locks.hold(("upload", upload_id)):
             record = await self._upload(bucket, key, upload_id)
             if not parts:
                 raise InvalidPart("CompleteMultipartUpload needs at least one part")
             numbers = [n for n, _ in parts]
             if any(b <= a for a, b in itertools.pairwise(numbers)):
                 raise InvalidPartOrder("parts must be listed in ascending part-number order")
-            stored = []
+            stored: list[PartRecord] = []
             for number, etag in parts:
                 part = await self.run_io(self.index.get_part, upload_id, number)
-                if part is None or part["etag"] != etag.strip('"'):
+                if part is None or part.etag != etag.strip('"'):
                     raise InvalidPart(f"part {number} was not uploaded or its ETag differs")
                 stored.append(part)
             for part in stored[:-1]:
-                if part["size"] < self.min_part_size:
+                if part.size < self.min_part_size:
                     raise EntityTooSmall(
-                        f"part {part['number']} is {part['size']} bytes; every part but the "
+                        f"part {part.number} is {part.size} bytes; every part but the "
                         f"last must be at least {self.min_part_size}"
                     )
-            placement = [self.diskset.slot_for(d) for d in record["placement"]]
-            oid, vid = record["object_id"], record["version_id"]
-            vhex = vid.replace("-", "")
+            placement = self._placement(record)
+            oid, vid = record.object_id, record.version_id
+            vhex = version_hex(vid)
             failed: dict[int, str] = {}
             for j, slot in enumerate(placement):
                 if not slot.online:
                     failed[j] = WriteMiss(
                         FaultKind.NOT_WRITTEN_OFFLINE, f"disk offline: {slot.problem}"
                     )
-                elif any(j in p["failed"] for p in stored):
+                elif any(j in p.failed for p in stored):
                     failed[j] = "a part's shard was not written"
 
             def move(j: int) -> None:
                 pairs = [
-                    (upload_part_path(upload_id, p["number"]), part_path(oid, vhex, p["number"]))
+                    (upload_part_path(upload_id, p.number), part_path(oid, vhex, p.number))
                     for p in stored
                 ]
                 placement[j].disk.move_files(pairs)
 
             live = [j for j in range(len(placement)) if j not in failed]
-            results = await asyncio.gather(
-                *(self._loop.run_in_executor(self.executor, move, j) for j in live),
-                return_exceptions=True,
-            )
-            for j, outcome in zip(live, results, strict=True):
-                if isinstance(outcome, BaseException):
-                    if not isinstance(outcome, OSError):
-                        raise outcome
-                    failed[j] = f"moving parts: {outcome}"
-            md5s = b"".join(bytes.fromhex(p["md5"]) for p in stored)
+            not_moved = await gather_disk_failures(live, (self.run_io(move, j) for j in live))
+            for j, error in not_moved.items():
+                failed[j] = f"moving parts: {error}"
+            md5s = b"".join(bytes.fromhex(p.md5) for p in stored)
             etag = f"{hashlib.md5(md5s).hexdigest()}-{len(stored)}"
-            entries = [
-                PartEntry(p["number"], p["size"], p["etag"], p["blocks"], p["merkle_root"])
-                for p in stored
-            ]
-            manifest = self._manifest(
+            entries = [PartEntry(p.number, p.size, p.etag, p.blocks, p.merkle_root) for p in stored]
+            manifest = self.publisher.new_manifest(
                 bucket,
                 key,
                 oid,
@@ -234,24 +272,23 @@ class MultipartMixin:
                 entries,
                 etag,
                 placement,
-                content_type=record["content_type"],
-                user_metadata=record["user_metadata"],
-                http_headers=record["http_headers"],
-                checksums=record["checksums"],
+                content_type=record.content_type,
+                user_metadata=record.user_metadata,
+                http_headers=record.http_headers,
+                checksums=record.checksums,
             )
             moved = [j for j in live if j not in failed]
 
             def move_back(j: int) -> None:
                 pairs = [
-                    (part_path(oid, vhex, p["number"]), upload_part_path(upload_id, p["number"]))
+                    (part_path(oid, vhex, p.number), upload_part_path(upload_id, p.number))
                     for p in stored
                 ]
                 placement[j].disk.move_files(pairs)
 
             async def undo() -> None:
                 results = await asyncio.gather(
-                    *(self._loop.run_in_executor(self.executor, move_back, j) for j in moved),
-                    return_exceptions=True,
+                    *(self.run_io(move_back, j) for j in moved), return_exceptions=True
                 )
                 for j, outcome in zip(moved, results, strict=True):
                     if isinstance(outcome, BaseException):
@@ -265,69 +302,65 @@ class MultipartMixin:
                 except BaseException:
                     await undo()
                     raise
-            info = await self._publish(
+            info = await self.publisher.publish(
                 manifest, placement, failed, precondition, undo=undo, upload_id=upload_id
             )
-            await self._forget_completed_upload(upload_id, bucket, key, vid)
+            await self.forget_completed(upload_id, bucket, key, vid)
             return info
 
-    def _draft_reader(self: ObjectStore, manifest) -> ObjectReader:
+    def _draft_reader(self, manifest: Manifest) -> ObjectReader:
         """A reader over a version that is not visible yet (its files are already in place)."""
-        from s3free.engine.reader import BlockReader
-
         return ObjectReader(
             info=ObjectInfo.from_manifest(manifest),
             manifest=manifest,
             start=0,
             end=manifest.size - 1,
-            blocks=BlockReader(manifest, self.diskset, self.codec, self._report),
+            blocks=BlockReader(manifest, self.diskset, self.codec, self.report),
             executor=self.executor,
             release=lambda: None,
             faults=[],
         )
 
-    async def abort_multipart_upload(
-        self: ObjectStore, bucket: str, key: str, upload_id: str
-    ) -> None:
-        async with self._key_locks.hold(("upload", upload_id)):
+    async def abort(self, bucket: str, key: str, upload_id: str) -> None:
+        async with self.key_locks.hold(("upload", upload_id)):
             await self._upload(bucket, key, upload_id)
-            await self._drop_upload(upload_id)
+            await self.drop(upload_id)
 
-    async def _drop_upload(self: ObjectStore, upload_id: str) -> None:
+    async def drop(self, upload_id: str) -> None:
         """Forget the upload in the index, then remove its staging directory everywhere."""
         await self.run_io(self.index.delete_upload, upload_id)
         await self._remove_upload_dir(upload_id)
 
-    async def _forget_completed_upload(
-        self: ObjectStore, upload_id: str, bucket: str, key: str, version_id: str
+    async def forget_completed(
+        self, upload_id: str, bucket: str, key: str, version_id: str
     ) -> None:
         """After a complete's switch: forget the upload, then drop the version's journal entry
         (kept past the switch so a crash before this is finished at start-up), unless a later
         write or delete of the key has taken that entry over for its own cleanup."""
-        await self._forget_upload_files_and_record(upload_id)
-        async with self._key_locks.hold((bucket, key)):
-            current = await self.run_io(self._load_manifest, bucket, key)
+        await self.forget(upload_id)
+        async with self.key_locks.hold((bucket, key)):
+            current = await self.run_io(self.manifests.load, bucket, key)
             if current is not None and current.version_id == version_id:
                 await self.run_io(self.index.drop_journal, version_id)
 
-    async def _forget_upload_files_and_record(self: ObjectStore, upload_id: str) -> None:
+    async def forget(self, upload_id: str) -> None:
         """A completed upload: its staging files (their upload record included, which a
         rebuild from the disks would read) first, then its index record. Idempotent, so
         start-up can redo it after a crash anywhere in between."""
         await self._remove_upload_dir(upload_id)
         await self.run_io(self.index.delete_upload, upload_id)
 
-    async def _remove_upload_dir(self: ObjectStore, upload_id: str) -> None:
+    async def _remove_upload_dir(self, upload_id: str) -> None:
         rel = upload_dir(upload_id)
-        results = await self._on_disks(
-            self.diskset.online_slots(), lambda s: s.disk.remove_tree(rel)
+        results = await on_disks(
+            self.run_io, self.diskset.online_slots(), lambda s: s.disk.remove_tree(rel)
         )
         for outcome in results:
             if isinstance(outcome, BaseException):
                 log.warning("could not remove %s: %s", rel, outcome)
 
     async def list_parts(
-        self: ObjectStore,
+        self,
         bucket: str,
         key: str,
         upload_id: str,
@@ -343,14 +376,14 @@ class MultipartMixin:
             for p in self.index.list_parts(upload_id, part_number_marker):
                 if len(out) >= max_parts:
                     return out, True
-                out.append(PartInfo(p["number"], p["size"], p["etag"], p["mtime"]))
+                out.append(PartInfo(p.number, p.size, p.etag, p.mtime))
             return out, False
 
         parts, truncated = await self.run_io(page)
         return parts, truncated, parts[-1].number if parts else 0
 
-    async def list_multipart_uploads(
-        self: ObjectStore,
+    async def list_uploads(
+        self,
         bucket: str,
         *,
         prefix: str = "",
@@ -358,7 +391,7 @@ class MultipartMixin:
         upload_id_marker: str = "",
         max_uploads: int = 1000,
     ) -> tuple[list[UploadInfo], bool]:
-        await self.head_bucket(bucket)
+        self.buckets.head(bucket)
 
         def page() -> tuple[list[UploadInfo], bool]:
             out: list[UploadInfo] = []
@@ -369,7 +402,7 @@ class MultipartMixin:
                     return out, True
                 record = self.index.get_upload(upload_id)
                 if record is not None:
-                    out.append(UploadInfo(bucket, key, upload_id, record["initiated_ms"]))
+                    out.append(UploadInfo(bucket, key, upload_id, record.initiated_ms))
             return out, False
 
         return await self.run_io(page)

@@ -104,9 +104,9 @@ class BlockReader:
         self._codec = codec
         self._on_fault = on_fault
         self._oid = bytes.fromhex(manifest.object_id)
-        self._vid = bytes.fromhex(manifest.version_id.replace("-", ""))
+        self._vid = bytes.fromhex(manifest.version_hex)
         self._bhash = bucket_hash(manifest.bucket)
-        self._vhex = manifest.version_id.replace("-", "")
+        self._vhex = manifest.version_hex
         self._handles: dict[tuple[int, int], ReadHandle] = {}
         # (part, shard) whose file is unusable -> whether only because its disk is offline
         self._dead: dict[tuple[int, int], bool] = {}

@@ -25,22 +25,28 @@ The rules (specs/beexl-v1.md, "Recovery rules"):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Any
 
+from s3free.engine.buckets import Buckets, parse_bucket_record
+from s3free.engine.fanout import RunIO
+from s3free.engine.manifestcache import Manifests
+from s3free.engine.reaper import VersionReaper
 from s3free.errors import DataUnavailable
 from s3free.format import records
 from s3free.format.errors import FormatError
 from s3free.format.header import HEADER_SIZE, ShardHeader
-from s3free.format.ids import bucket_hash
+from s3free.format.ids import bucket_hash, version_hex, version_id_from_hex
 from s3free.format.manifest import Manifest, PartEntry, blocks_for
 from s3free.format.merkle import merkle_root
 from s3free.format.record import RECORD_OVERHEAD, decode_record
+from s3free.meta.index import Index, ListingEntry, PartRecord, UploadRecord
 from s3free.storage.diskset import DiskSet, DiskSlot
 from s3free.storage.layout import (
     BUCKETS_DIR,
@@ -48,15 +54,13 @@ from s3free.storage.layout import (
     MULTIPART_DIR,
     OBJECTS_DIR,
     UPLOAD_RECORD,
+    manifest_path,
     parse_inline_name,
     parse_part_name,
     part_path,
     upload_part_path,
     version_dir,
 )
-
-if TYPE_CHECKING:
-    from s3free.engine.store import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +79,70 @@ class RebuildReport:
 
 
 @dataclass
-class _Version:
+class ScannedVersion:
+    """What the online disks hold of one version: its manifest copies and shard files."""
+
     manifests: list[Manifest] = field(default_factory=list)
     shard_files: dict[str, list[tuple[DiskSlot, int]]] = field(default_factory=dict)
     # disk id -> [(slot, part number)]
 
 
-class RecoveryMixin:
-    async def rebuild_index(self: ObjectStore) -> RebuildReport:
+class Recovery:
+    """Rebuilding the index from the disks (rules 1-4 and 6), and rule 5 on request."""
+
+    def __init__(
+        self,
+        diskset: DiskSet,
+        index: Index,
+        run_io: RunIO,
+        *,
+        buckets: Buckets,
+        manifests: Manifests,
+        reaper: VersionReaper,
+        forget_upload: Callable[[str], Awaitable[None]],
+        delete_current: Callable[[Manifest], Awaitable[None]],
+    ) -> None:
+        self.diskset = diskset
+        self.index = index
+        self.run_io = run_io
+        self.buckets = buckets
+        self.manifests = manifests
+        self.reaper = reaper
+        self.forget_upload = forget_upload
+        self.delete_current = delete_current
+
+    async def replay_journal(self) -> None:
+        """Finish what a crash interrupted: remove every journalled version the index does not
+        point at (a write that never switched, a replaced version not yet removed), complete
+        a delete that was in flight, and forget the upload of a CompleteMultipartUpload that
+        switched but was killed before it dropped its upload (else the upload stays listed
+        beside the object it became)."""
+        for version_id, entry in await self.run_io(self.index.journal):
+            current = await self.run_io(self.manifests.load, entry.bucket, entry.key)
+            if current is not None and current.version_id == version_id:
+                if not entry.deleting:
+                    if entry.upload_id:
+                        await self.forget_upload(entry.upload_id)
+                    await self.run_io(self.index.drop_journal, version_id)
+                    continue
+                await self.delete_current(current)
+            elif entry.upload_id and await self.run_io(self.index.get_upload, entry.upload_id):
+                # A complete that crashed before its switch: drop only the manifests, so the
+                # moved parts stay where a retry of the complete finds them.
+                mpath = manifest_path(entry.object_id, version_hex(version_id))
+                slots = [self.diskset.slot_for(d) for d in entry.placement]
+                online = [s for s in slots if s is not None and s.online]
+                await asyncio.gather(
+                    *(self.run_io(s.disk.remove, mpath) for s in online), return_exceptions=True
+                )
+                await self.run_io(self.index.drop_journal, version_id)
+                continue
+            await self.reaper.remove_files(entry.object_id, version_id, entry.placement)
+
+    async def rebuild_index(self) -> RebuildReport:
         """Restore buckets, listing and object metadata from the disks (the truth)."""
         report = await self.run_io(self._rebuild_sync)
-        await self.reload_buckets()
+        await self.buckets.reload()
         log.info(
             "index rebuilt: %d buckets, %d objects, %d orphan versions, %d without any manifest",
             report.buckets,
@@ -95,15 +152,15 @@ class RecoveryMixin:
         )
         return report
 
-    async def recover_headerless(self: ObjectStore) -> RebuildReport:
+    async def recover_headerless(self) -> RebuildReport:
         """Restore every version that has shards but no manifest anywhere into lost+found
         (rule 5). Explicit: only an operator knows those were not crashed, unacknowledged
         writes."""
         return await self.run_io(self._recover_headerless_sync)
 
-    def _recover_headerless_sync(self: ObjectStore) -> RebuildReport:
+    def _recover_headerless_sync(self) -> RebuildReport:
         report = RebuildReport()
-        versions = _scan_versions(self.diskset, report)
+        versions = scan_versions(self.diskset, report)
         by_hash = {bucket_hash(b["name"]): b["name"] for b in self.index.list_buckets()}
         for (oid, vhex), version in sorted(versions.items()):
             if version.manifests or not version.shard_files:
@@ -126,15 +183,16 @@ class RecoveryMixin:
                     slot.disk.write_file(mpath, blob)
                 except OSError as exc:
                     report.unreadable.append(f"{slot.disk.root}/{mpath}: not written: {exc}")
-            self.index.put_object(manifest.bucket, manifest.key, _listing_entry(manifest), blob)
+            entry = ListingEntry.from_manifest(manifest)
+            self.index.put_object(manifest.bucket, manifest.key, entry, blob)
             report.from_headers += 1
         return report
 
-    def _rebuild_sync(self: ObjectStore) -> RebuildReport:
+    def _rebuild_sync(self) -> RebuildReport:
         report = RebuildReport()
         tombstones: dict[str, dict] = {}
-        buckets = _scan_buckets(self.diskset, report, tombstones)
-        versions = _scan_versions(self.diskset, report)
+        buckets = scan_buckets(self.diskset, report, tombstones)
+        versions = scan_versions(self.diskset, report)
         picked = pick_current(versions, buckets, tombstones)
         report.headerless.extend(picked.headerless)
         report.orphan_versions += picked.older + picked.deleted
@@ -143,26 +201,26 @@ class RecoveryMixin:
         self.index.load(
             buckets,
             (
-                (bucket, key, _listing_entry(manifest), manifest.encode())
+                (bucket, key, ListingEntry.from_manifest(manifest), manifest.encode())
                 for (bucket, key), manifest in chosen.items()
             ),
         )
-        for record, files in _scan_uploads(self.diskset, report):
-            current = chosen.get((record["bucket"], record["key"]))
-            if current is not None and current.version_id == record["version_id"]:
-                _remove_completed_upload(self.diskset, record["upload_id"], report)
+        for record, files in scan_uploads(self.diskset, report):
+            current = chosen.get((record.bucket, record.key))
+            if current is not None and current.version_id == record.version_id:
+                _remove_completed_upload(self.diskset, record.upload_id, report)
                 continue
-            if record["bucket"] not in buckets:
-                report.unreadable.append(f"upload {record['upload_id']}: bucket is gone")
+            if record.bucket not in buckets:
+                report.unreadable.append(f"upload {record.upload_id}: bucket is gone")
                 continue
             try:
                 parts = restore_upload_parts(self.diskset, record, files) if files else []
             except (FormatError, OSError, ValueError, DataUnavailable) as exc:
-                report.unreadable.append(f"upload {record['upload_id']}: {exc}")
+                report.unreadable.append(f"upload {record.upload_id}: {exc}")
                 parts = []
-            self.index.put_upload(record["upload_id"], record)
+            self.index.put_upload(record.upload_id, record)
             for part in parts:
-                self.index.put_part(record["upload_id"], part["number"], part)
+                self.index.put_part(record.upload_id, part)
             report.uploads += 1
         self.index.set_meta({"complete": True, "set_id": self.diskset.set_id})
         report.buckets = len(buckets)
@@ -170,17 +228,7 @@ class RecoveryMixin:
         return report
 
 
-def _listing_entry(manifest: Manifest) -> dict:
-    """What a listing shows of an object, kept beside its manifest in the index."""
-    return {
-        "etag": manifest.etag,
-        "mtime": manifest.last_modified_ms,
-        "size": manifest.size,
-        "version": manifest.version_id,
-    }
-
-
-def _scan_buckets(
+def scan_buckets(
     diskset: DiskSet, report: RebuildReport, tombstones: dict[str, dict] | None = None
 ) -> dict[str, dict]:
     """Per bucket name the newest record copy on the online disks (rule 1): live ones are
@@ -215,37 +263,7 @@ def _scan_buckets(
     return buckets
 
 
-def parse_bucket_record(name: str, blob: bytes) -> dict:
-    """A bucket record copy, checked: a JSON object naming its bucket, with a generation if
-    any (format/records.py) and, unless a tombstone, a creation time."""
-    record = json.loads(blob)
-    if not isinstance(record, dict) or record.get("name") != name:
-        raise ValueError("record does not name its bucket")
-    records.generation_of(record)
-    if records.is_tombstone(record):
-        if not isinstance(record.get("deleted_ms"), int):
-            raise ValueError("tombstone has no deletion time")
-    elif not isinstance(record.get("created_ms"), int):
-        raise ValueError("record has no creation time")
-    return record
-
-
-_UPLOAD_FIELDS = {
-    "bucket": str,
-    "checksums": dict,
-    "content_type": str,
-    "http_headers": dict,
-    "initiated_ms": int,
-    "key": str,
-    "object_id": str,
-    "placement": list,
-    "upload_id": str,
-    "user_metadata": dict,
-    "version_id": str,
-}
-
-
-def _remove_completed_upload(diskset, upload_id: str, report: RebuildReport) -> None:
+def _remove_completed_upload(diskset: DiskSet, upload_id: str, report: RebuildReport) -> None:
     """A completed upload's leftover directory (rule 6): removed, so it is not restored."""
     rel = f"{MULTIPART_DIR}/{upload_id}"
     for slot in diskset.online_slots():
@@ -255,11 +273,11 @@ def _remove_completed_upload(diskset, upload_id: str, report: RebuildReport) -> 
             report.unreadable.append(f"{slot.disk.root}/{rel}: not removed: {exc}")
 
 
-def _scan_uploads(
+def scan_uploads(
     diskset: DiskSet, report: RebuildReport
-) -> list[tuple[dict, list[tuple[DiskSlot, int]]]]:
+) -> list[tuple[UploadRecord, list[tuple[DiskSlot, int]]]]:
     """(upload record, staged part files) for every upload directory on the online disks."""
-    records: dict[str, dict] = {}
+    found: dict[str, UploadRecord] = {}
     files: dict[str, list[tuple[DiskSlot, int]]] = defaultdict(list)
     for slot in diskset.online_slots():
         for upload_id in slot.disk.list_dir(MULTIPART_DIR):
@@ -268,12 +286,12 @@ def _scan_uploads(
                 number = parse_part_name(entry)
                 if number is not None:
                     files[upload_id].append((slot, number))
-                elif entry == UPLOAD_RECORD and upload_id not in records:
+                elif entry == UPLOAD_RECORD and upload_id not in found:
                     try:
                         record = json.loads(slot.disk.read_file(f"{udir}/{UPLOAD_RECORD}"))
-                        if not isinstance(record, dict) or set(record) != set(_UPLOAD_FIELDS):
+                        if not isinstance(record, dict) or set(record) != set(UploadRecord.FIELDS):
                             raise ValueError("unexpected fields")
-                        for name, kind in _UPLOAD_FIELDS.items():
+                        for name, kind in UploadRecord.FIELDS.items():
                             if not isinstance(record[name], kind):
                                 raise ValueError(f"{name} is not a {kind.__name__}")
                         if record["upload_id"] != upload_id:
@@ -283,8 +301,8 @@ def _scan_uploads(
                     except (OSError, ValueError) as exc:
                         report.unreadable.append(f"{slot.disk.root}/{udir}/{UPLOAD_RECORD}: {exc}")
                         continue
-                    records[upload_id] = record
-    return [(record, files.get(upload_id, [])) for upload_id, record in sorted(records.items())]
+                    found[upload_id] = UploadRecord.from_json(record)
+    return [(record, files.get(upload_id, [])) for upload_id, record in sorted(found.items())]
 
 
 @dataclass
@@ -299,7 +317,7 @@ class Picked:
 
 
 def pick_current(
-    versions: dict[tuple[str, str], _Version],
+    versions: dict[tuple[str, str], ScannedVersion],
     buckets: dict[str, dict],
     tombstones: dict[str, dict] | None = None,
 ) -> Picked:
@@ -340,8 +358,8 @@ def pick_current(
     return picked
 
 
-def _scan_versions(diskset: DiskSet, report: RebuildReport) -> dict[tuple[str, str], _Version]:
-    versions: dict[tuple[str, str], _Version] = {}
+def scan_versions(diskset: DiskSet, report: RebuildReport) -> dict[tuple[str, str], ScannedVersion]:
+    versions: dict[tuple[str, str], ScannedVersion] = {}
     for slot in diskset.online_slots():
         disk = slot.disk
         for a in disk.list_dir(OBJECTS_DIR):
@@ -351,7 +369,10 @@ def _scan_versions(diskset: DiskSet, report: RebuildReport) -> dict[tuple[str, s
 
 
 def scan_object_dir(
-    slot: DiskSlot, rel: str, versions: dict[tuple[str, str], _Version], report: RebuildReport
+    slot: DiskSlot,
+    rel: str,
+    versions: dict[tuple[str, str], ScannedVersion],
+    report: RebuildReport,
 ) -> None:
     """Add what one disk holds under one objects/<aa>/<bb> directory to `versions`: each
     version's decodable manifest copies and its shard files (rules 2 and 4)."""
@@ -360,18 +381,19 @@ def scan_object_dir(
         odir = f"{rel}/{oid}"
         inline = parse_inline_name(oid)
         if inline is not None:
-            _scan_inline(disk, odir, *inline, versions.setdefault(inline, _Version()), report)
+            version = versions.setdefault(inline, ScannedVersion())
+            _scan_inline(disk, odir, inline[0], inline[1], version, report)
             continue
         for vhex in disk.list_dir(odir):
             vdir = f"{odir}/{vhex}"
             entries = disk.list_dir(vdir)
-            version = versions.setdefault((oid, vhex), _Version())
+            version = versions.setdefault((oid, vhex), ScannedVersion())
             if MANIFEST_NAME in entries:
                 try:
                     manifest, _records = Manifest.decode_file(
                         disk.read_file(f"{vdir}/{MANIFEST_NAME}")
                     )
-                    if (manifest.object_id, manifest.version_id.replace("-", "")) != (oid, vhex):
+                    if (manifest.object_id, manifest.version_hex) != (oid, vhex):
                         raise FormatError("manifest sits in another object's directory")
                     version.manifests.append(manifest)
                 except (OSError, FormatError) as exc:
@@ -383,16 +405,13 @@ def scan_object_dir(
 
 
 def _scan_inline(
-    disk, path: str, oid: str, vhex: str, version: _Version, report: RebuildReport
+    disk: Any, path: str, oid: str, vhex: str, version: ScannedVersion, report: RebuildReport
 ) -> None:
     """An inline version file: its manifest counts like a version directory's manifest (its
     records are checked by reads and the scrubber, not here)."""
     try:
         manifest, _records = Manifest.decode_file(disk.read_file(path))
-        if not manifest.inline or (manifest.object_id, manifest.version_id.replace("-", "")) != (
-            oid,
-            vhex,
-        ):
+        if not manifest.inline or (manifest.object_id, manifest.version_hex) != (oid, vhex):
             raise FormatError("inline manifest does not belong at this path")
         version.manifests.append(manifest)
     except (OSError, FormatError) as exc:
@@ -475,7 +494,7 @@ def _draft_manifest(
         bucket=bucket,
         key=key,
         object_id=oid,
-        version_id=f"{vhex[:8]}-{vhex[8:12]}-{vhex[12:16]}-{vhex[16:20]}-{vhex[20:]}",
+        version_id=version_id_from_hex(vhex),
         size=sum(p.size for p in entries),
         etag="",
         last_modified_ms=int.from_bytes(bytes.fromhex(vhex)[:6], "big"),
@@ -514,7 +533,7 @@ def manifest_from_headers(
     diskset: DiskSet,
     oid: str,
     vhex: str,
-    version: _Version,
+    version: ScannedVersion,
     buckets_by_hash: dict[bytes, str],
 ) -> Manifest | None:
     """Rebuild a manifest from the shard files of one version (rule 5 above)."""
@@ -524,7 +543,7 @@ def manifest_from_headers(
     bucket = buckets_by_hash.get(scan.first.bucket_hash)
     if bucket is None:
         return None
-    vid = f"{vhex[:8]}-{vhex[8:12]}-{vhex[12:16]}-{vhex[16:20]}-{vhex[20:]}"
+    vid = version_id_from_hex(vhex)
     draft = _draft_manifest(diskset, scan, oid, vhex, bucket, f"{LOST_AND_FOUND}/{oid}/{vid}")
     md5s = _part_md5s(diskset, draft)
     if len(md5s) == 1:
@@ -538,30 +557,30 @@ def manifest_from_headers(
 
 
 def restore_upload_parts(
-    diskset: DiskSet, record: dict, files: list[tuple[DiskSlot, int]]
-) -> list[dict]:
+    diskset: DiskSet, record: UploadRecord, files: list[tuple[DiskSlot, int]]
+) -> list[PartRecord]:
     """Part records of an upload in progress, from its staged shard files (rule 6)."""
-    upload_id = record["upload_id"]
-    oid = record["object_id"]
-    vhex = record["version_id"].replace("-", "")
+    upload_id = record.upload_id
+    oid = record.object_id
+    vhex = version_hex(record.version_id)
     scan = _scan_headers(files, lambda n: upload_part_path(upload_id, n), oid, vhex)
-    draft = _draft_manifest(diskset, scan, oid, vhex, record["bucket"], record["key"])
-    draft = replace(draft, placement=tuple(record["placement"]))
+    draft = _draft_manifest(diskset, scan, oid, vhex, record.bucket, record.key)
+    draft = replace(draft, placement=tuple(record.placement))
     md5s = _part_md5s(diskset, draft, lambda n: upload_part_path(upload_id, n))
     present = {number: {slot.disk_id for slot, n in files if n == number} for number in scan.blocks}
     out = []
     for part, digest in zip(draft.parts, md5s, strict=True):
-        failed = [j for j, d in enumerate(record["placement"]) if d not in present[part.number]]
+        failed = [j for j, d in enumerate(record.placement) if d not in present[part.number]]
         out.append(
-            {
-                "blocks": part.blocks,
-                "etag": digest.hex(),
-                "failed": failed,
-                "md5": digest.hex(),
-                "merkle_root": part.merkle_root,
-                "mtime": record["initiated_ms"],
-                "number": part.number,
-                "size": part.size,
-            }
+            PartRecord(
+                number=part.number,
+                size=part.size,
+                etag=digest.hex(),
+                md5=digest.hex(),
+                blocks=part.blocks,
+                merkle_root=part.merkle_root,
+                mtime=record.initiated_ms,
+                failed=failed,
+            )
         )
     return out

@@ -17,7 +17,7 @@ INLINE_READ = 256 * 1024
 def shard_file_path(manifest: Manifest, part_number: int) -> str:
     """Where a version's shard file for a part is on a disk (spec 3): its part file, or for an
     inline version the version's one file, whose records follow the manifest envelope."""
-    vhex = manifest.version_id.replace("-", "")
+    vhex = manifest.version_hex
     return shard_file(manifest.object_id, vhex, part_number, manifest.inline)
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from s3free.format.manifest import Manifest
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds, as records and manifests store it."""
+    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import blake3
 
+from s3free.engine.fanout import disk_failures, gather_disk_failures
 from s3free.engine.groupsync import Syncer
 from s3free.engine.types import FaultKind, WriteMiss
 from s3free.erasure import ReedSolomon
@@ -294,15 +295,11 @@ class PartWriter:
                 raise
 
         live = [j for j, t in enumerate(self._temps) if t is not None]
-        results = await asyncio.gather(
-            *(loop.run_in_executor(self._executor, commit_one, j) for j in live),
-            return_exceptions=True,
+        not_committed = await gather_disk_failures(
+            live, (loop.run_in_executor(self._executor, commit_one, j) for j in live)
         )
-        for j, outcome in zip(live, results, strict=True):
-            if isinstance(outcome, BaseException):
-                if not isinstance(outcome, OSError):
-                    raise outcome
-                self._fail(j, f"commit: {outcome}", outcome)
+        for j, error in not_committed.items():
+            self._fail(j, f"commit: {error}", error)
         renamed = [j for j in live if j not in self._failed]
 
         async def remove(shards: list[int]) -> None:
@@ -318,15 +315,11 @@ class PartWriter:
 
         if syncer is not None:
             errors = await syncer.sync([self._placement[j] for j in renamed])
-            unsynced = []
-            for j, error in zip(renamed, errors, strict=True):
-                if error is not None:
-                    if not isinstance(error, OSError):
-                        raise error
-                    self._fail(j, f"sync: {error}", error)
-                    unsynced.append(j)
+            unsynced = disk_failures(renamed, errors)
+            for j, error in unsynced.items():
+                self._fail(j, f"sync: {error}", error)
             # A file its disk could not make durable is not kept: it would pass for a shard.
-            await remove(unsynced)
+            await remove(list(unsynced))
         try:
             self._check_quorum()
         except InsufficientWriteQuorum:

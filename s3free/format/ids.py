@@ -47,3 +47,13 @@ def uuid7() -> uuid.UUID:
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return uuid.UUID(int=value)
+
+
+def version_hex(version_id: str) -> str:
+    """A version id ("0192...-7abc-...") as the 32 hex digits that name its files on disk."""
+    return version_id.replace("-", "")
+
+
+def version_id_from_hex(vhex: str) -> str:
+    """The inverse of version_hex: 32 hex digits as the dashed version id."""
+    return f"{vhex[:8]}-{vhex[8:12]}-{vhex[12:16]}-{vhex[16:20]}-{vhex[20:]}"

@@ -30,6 +30,7 @@ import crc32c
 
 from s3free.format.errors import FormatError
 from s3free.format.header import CODEC_ZFEC_RS, MAX_BLOCK_LENGTH, MAX_PART_NUMBER
+from s3free.format.ids import version_hex
 
 MANIFEST_MAGIC = b"BeeXLmf\x00"
 MANIFEST_VERSION = 1
@@ -90,6 +91,11 @@ class Manifest:
     checksums: dict[str, str] = field(default_factory=dict)
     codec_id: int = CODEC_ZFEC_RS
     inline: bool = False
+
+    @property
+    def version_hex(self) -> str:
+        """The version id as the 32 hex digits that name the version's files on disk."""
+        return version_hex(self.version_id)
 
     # -- encoding --------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ class VersionChecker:
     @property
     def busy(self) -> bool:
         """Whether some version is being checked now."""
-        return bool(self._locks._locks)
+        return len(self._locks) > 0
 
     async def verify(self, manifest: Manifest, pacer: Pacer | None) -> tuple[ObjectHealth, int]:
         return await verify_manifest(
@@ -59,7 +59,7 @@ class VersionChecker:
         ledger = self.ledger
         ident = (manifest.bucket, manifest.key, manifest.version_id)
         async with self._locks.hold(ident):
-            current = await self.store.current_manifest(manifest.bucket, manifest.key)
+            current = await self.store.healing.current_manifest(manifest.bucket, manifest.key)
             if current is None or current.version_id != manifest.version_id:
                 await ledger.forget(ident)
                 return None, RepairOutcome(RepairStatus.SUPERSEDED)

@@ -26,7 +26,7 @@ from s3free.storage.quarantine import QUARANTINE_DIR
 
 
 def vhex_of(manifest: Manifest) -> str:
-    return manifest.version_id.replace("-", "")
+    return manifest.version_hex
 
 
 def shard_file_path(manifest: Manifest, part_number: int) -> str:

@@ -39,7 +39,6 @@ Nothing is written for a version with fewer than k good shards in some block (un
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -48,6 +47,7 @@ from typing import TYPE_CHECKING
 
 import blake3
 
+from s3free.engine.fanout import gather_disk_failures
 from s3free.engine.reader import BlockReader
 from s3free.engine.store import rewrite_manifest_copy
 from s3free.erasure import ReedSolomon
@@ -134,7 +134,7 @@ class PartRebuilder:
         self._temps: dict[int, TempFile] = {}
         self._hashes: list[bytes] = []
         self._oid = bytes.fromhex(manifest.object_id)
-        self._vid = bytes.fromhex(manifest.version_id.replace("-", ""))
+        self._vid = bytes.fromhex(manifest.version_hex)
         from s3free.format.ids import bucket_hash
 
         self._bhash = bucket_hash(manifest.bucket)
@@ -295,7 +295,7 @@ async def _restore(
     outdated) with the index's current manifest, unchanged: see the module docstring."""
     diskset = store.diskset
     rebuilt_on = {manifest.placement[j] for _, j in rebuilt}
-    async with store.key_locked(manifest.bucket, manifest.key):
+    async with store.healing.key_locked(manifest.bucket, manifest.key):
         current = await _still_current(store, manifest, rebuilt)
         if current is None:
             return _superseded()
@@ -336,23 +336,12 @@ async def _write_copies(
 ) -> int:
     """Write a manifest copy durably on each disk (keeping an inline file's records); returns
     how many were written, recording the others in failures."""
-    loop = asyncio.get_running_loop()
-    results = await asyncio.gather(
-        *(
-            loop.run_in_executor(store.executor, rewrite_manifest_copy, s.disk, rel, blob)
-            for s in slots
-        ),
-        return_exceptions=True,
+    failed = await gather_disk_failures(
+        range(len(slots)), (store.run_io(rewrite_manifest_copy, s.disk, rel, blob) for s in slots)
     )
-    written = 0
-    for slot, outcome in zip(slots, results, strict=True):
-        if isinstance(outcome, BaseException):
-            if not isinstance(outcome, OSError):
-                raise outcome
-            failures.append(f"manifest on {slot.disk_id}: {outcome}")
-        else:
-            written += 1
-    return written
+    for j, error in failed.items():
+        failures.append(f"manifest on {slots[j].disk_id}: {error}")
+    return len(slots) - len(failed)
 
 
 async def _still_current(
@@ -361,7 +350,7 @@ async def _still_current(
     """Under the key's lock: the index's manifest if it is still the repaired version's;
     else None, once the shard files the repair wrote are removed (an overwrite or delete
     meanwhile wins)."""
-    current = await store.current_manifest(manifest.bucket, manifest.key)
+    current = await store.healing.current_manifest(manifest.bucket, manifest.key)
     if current is not None and current.version_id == manifest.version_id:
         return current
     for number, j in rebuilt:
@@ -380,7 +369,7 @@ async def _publish(
     failures: list[str],
 ) -> RepairOutcome:
     diskset = store.diskset
-    async with store.key_locked(manifest.bucket, manifest.key):
+    async with store.healing.key_locked(manifest.bucket, manifest.key):
         current = await _still_current(store, manifest, rebuilt)
         if current is None:
             return _superseded()
@@ -390,7 +379,7 @@ async def _publish(
         written = await _write_copies(store, holders, manifest_file_path(final), blob, failures)
         if written == 0:
             raise OSError(f"{manifest.bucket}/{manifest.key}: no manifest copy could be written")
-        await store.index_repaired(final)
+        await store.healing.index_repaired(final)
     return RepairOutcome(
         RepairStatus.PARTIAL if failures else RepairStatus.REPAIRED,
         shards_rebuilt=len(rebuilt),

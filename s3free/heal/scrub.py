@@ -48,7 +48,8 @@ async def walk(
     after: tuple[str, str] | None = None
     record: dict = {}
     if checkpoint:
-        record = await store.run_io(state.checkpoint) or {}
+        saved = await store.run_io(state.checkpoint)
+        record = saved or {}
         if resume and record.get("in_progress") and record.get("after"):
             after = (record["after"][0], record["after"][1])
             previous = record.get("job") or {}
@@ -139,7 +140,7 @@ async def collect_orphans(service: HealService, job: Job, pacer: Pacer) -> None:
         for vd in unknown:
             if (
                 vd.version_id not in referenced
-                and not store.version_in_use(vd.version_id)
+                and not store.healing.version_in_use(vd.version_id)
                 and await store.run_io(old_enough, vd.slot, vd.rel, grace)
             ):
                 await _remove(service, job, vd.slot, vd.rel)
@@ -150,7 +151,7 @@ async def _settle(service: HealService, job: Job, vd: VersionDir, grace: float) 
     store = service.store
     assert vd.manifest is not None
     try:
-        current = await store.current_manifest(vd.manifest.bucket, vd.manifest.key)
+        current = await store.healing.current_manifest(vd.manifest.bucket, vd.manifest.key)
     except StorageError:
         current = None
     if current is not None and current.version_id == vd.version_id:
@@ -165,7 +166,7 @@ async def _settle(service: HealService, job: Job, vd: VersionDir, grace: float) 
                 if await store.run_io(old_enough, vd.slot, rel, grace):
                     await _remove(service, job, vd.slot, rel)
         return
-    if store.version_in_use(vd.version_id):
+    if store.healing.version_in_use(vd.version_id):
         return
     if await store.run_io(old_enough, vd.slot, vd.rel, grace):
         await _remove(service, job, vd.slot, vd.rel)

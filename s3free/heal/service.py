@@ -68,7 +68,9 @@ class HealService:
         self._background: set[asyncio.Task] = set()
         # Records kept on every disk (buckets, users: what a lost index is rebuilt from),
         # checked and rewritten by whole-store passes; each returns the copies rewritten.
-        self.record_keepers: list[Callable[[], Awaitable[int]]] = [store.restore_bucket_records]
+        self.record_keepers: list[Callable[[], Awaitable[int]]] = [
+            store.healing.restore_bucket_records
+        ]
 
     # -- what others read (the admin API, metrics, the CLI, tests) -----------------------------
 
@@ -212,7 +214,7 @@ class HealService:
         """At start: drop records of versions deleted or replaced while the server was down
         or before records were cleared on delete (they would never clear otherwise)."""
         for ident in list(self.unrepairable):
-            current = await self.store.current_manifest(ident[0], ident[1])
+            current = await self.store.healing.current_manifest(ident[0], ident[1])
             if current is None or current.version_id != ident[2]:
                 await self.ledger.clear_unrepairable(ident)
 
@@ -220,7 +222,7 @@ class HealService:
 
     async def verify(self, bucket: str, key: str) -> ObjectHealth:
         """The full health of the object's current version (NoSuchKey if absent)."""
-        async with self.store.leased_manifest(bucket, key) as manifest:
+        async with self.store.healing.leased_manifest(bucket, key) as manifest:
             if manifest is None:
                 await self.store.get_manifest(bucket, key)  # raises NoSuchBucket/NoSuchKey
                 raise NoSuchKey(f"{bucket}/{key} does not exist")
@@ -229,7 +231,7 @@ class HealService:
 
     async def repair_object(self, bucket: str, key: str) -> ObjectHealth:
         """Verify, repair what needs it, and return the health after the repair."""
-        async with self.store.leased_manifest(bucket, key) as manifest:
+        async with self.store.healing.leased_manifest(bucket, key) as manifest:
             if manifest is None:
                 await self.store.get_manifest(bucket, key)
                 raise NoSuchKey(f"{bucket}/{key} does not exist")
@@ -241,7 +243,7 @@ class HealService:
     async def check_key(self, bucket: str, key: str, pacer: Pacer, job: Job | None) -> bool:
         """Verify and repair one key as a pass does: errors are counted, never raised.
         False when the key does not exist (any more)."""
-        async with self.store.leased_manifest(bucket, key) as manifest:
+        async with self.store.healing.leased_manifest(bucket, key) as manifest:
             if manifest is None:
                 return False
             ident = (bucket, key, manifest.version_id)

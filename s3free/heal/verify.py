@@ -57,7 +57,7 @@ class VersionVerifier:
         self._set = diskset
         self._codec = codec
         self._oid = bytes.fromhex(manifest.object_id)
-        self._vid = bytes.fromhex(manifest.version_id.replace("-", ""))
+        self._vid = bytes.fromhex(manifest.version_hex)
         self._bhash = bucket_hash(manifest.bucket)
         self.n = manifest.k + manifest.m
         self.full_payload = -(-manifest.block_size // manifest.k)

@@ -116,7 +116,7 @@ class RepairWorker:
         ledger = self.ledger
         bucket, key, version_id = ident
         try:
-            async with self.store.leased_manifest(bucket, key) as manifest:
+            async with self.store.healing.leased_manifest(bucket, key) as manifest:
                 if manifest is None or manifest.version_id != version_id:
                     await ledger.forget(ident)  # gone or replaced: nothing to repair
                 else:
@@ -155,7 +155,7 @@ class RepairWorker:
         """The offline or full disks among the version's placement (none if it is not
         current): a repair that failed while one is away or has no room waits for it."""
         try:
-            manifest = await self.store.current_manifest(ident[0], ident[1])
+            manifest = await self.store.healing.current_manifest(ident[0], ident[1])
         except Exception:
             return set()
         if manifest is None or manifest.version_id != ident[2]:

@@ -23,14 +23,21 @@ metrics and tracing; the generators (iterations over many records) are not.
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import plyvel
 
+from s3free.errors import StoreInUse
+from s3free.format.manifest import Manifest
 from s3free.obs.stage import INDEX_GET, INDEX_PUT, staged
+
+log = logging.getLogger(__name__)
 
 _META = b"!meta"
 _STOP = b"\xff"  # greater than any UTF-8 byte
@@ -40,9 +47,187 @@ def _j(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
+# -- records ---------------------------------------------------------------------------------
+# Each record's to_json is what is stored (as canonical JSON, keys sorted: _j here, and
+# format/records.encode for the upload record on the disks); from_json reads it back. The field
+# names are the stored ones, so the bytes are those of the plain dicts they replace.
+
+
+@dataclass(frozen=True, slots=True)
+class ListingEntry:
+    """What a listing shows of an object (O <bucket> NUL <key>), kept beside its manifest."""
+
+    etag: str
+    mtime: int
+    size: int
+    version: str
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> ListingEntry:
+        return cls(manifest.etag, manifest.last_modified_ms, manifest.size, manifest.version_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"etag": self.etag, "mtime": self.mtime, "size": self.size, "version": self.version}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> ListingEntry:
+        return cls(obj["etag"], obj["mtime"], obj["size"], obj["version"])
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """A version whose files must not outlive a crash unless the index points at it (J
+    <version id>): a write before its switch, a replaced version before its files are
+    removed; with `deleting`, a delete to finish; with `upload_id`, a multipart complete
+    whose upload is still to be forgotten."""
+
+    bucket: str
+    key: str
+    object_id: str
+    placement: list[str]
+    deleting: bool = False
+    upload_id: str | None = None
+
+    @classmethod
+    def of(
+        cls, manifest: Manifest, *, deleting: bool = False, upload_id: str | None = None
+    ) -> JournalEntry:
+        return cls(
+            manifest.bucket,
+            manifest.key,
+            manifest.object_id,
+            list(manifest.placement),
+            deleting,
+            upload_id,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "deleting": self.deleting,
+            "key": self.key,
+            "object_id": self.object_id,
+            "placement": list(self.placement),
+            "upload_id": self.upload_id,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> JournalEntry:
+        return cls(
+            obj["bucket"],
+            obj["key"],
+            obj["object_id"],
+            list(obj["placement"]),
+            bool(obj.get("deleting")),
+            obj.get("upload_id"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    """A multipart upload in progress (U <upload id>, and upload.json on its disks)."""
+
+    bucket: str
+    key: str
+    upload_id: str
+    object_id: str  # hex
+    version_id: str  # the version the complete will publish
+    placement: list[str]
+    initiated_ms: int
+    content_type: str = ""
+    user_metadata: dict[str, str] = field(default_factory=dict)
+    http_headers: dict[str, str] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    # The stored fields and their JSON types (recovery checks a record read from a disk).
+    FIELDS: ClassVar[dict[str, type]] = {
+        "bucket": str,
+        "checksums": dict,
+        "content_type": str,
+        "http_headers": dict,
+        "initiated_ms": int,
+        "key": str,
+        "object_id": str,
+        "placement": list,
+        "upload_id": str,
+        "user_metadata": dict,
+        "version_id": str,
+    }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "checksums": dict(self.checksums),
+            "content_type": self.content_type,
+            "http_headers": dict(self.http_headers),
+            "initiated_ms": self.initiated_ms,
+            "key": self.key,
+            "object_id": self.object_id,
+            "placement": list(self.placement),
+            "upload_id": self.upload_id,
+            "user_metadata": dict(self.user_metadata),
+            "version_id": self.version_id,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> UploadRecord:
+        return cls(
+            bucket=obj["bucket"],
+            key=obj["key"],
+            upload_id=obj["upload_id"],
+            object_id=obj["object_id"],
+            version_id=obj["version_id"],
+            placement=list(obj["placement"]),
+            initiated_ms=obj["initiated_ms"],
+            content_type=obj["content_type"],
+            user_metadata=dict(obj["user_metadata"]),
+            http_headers=dict(obj["http_headers"]),
+            checksums=dict(obj["checksums"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PartRecord:
+    """One uploaded part (P <upload id> NUL <number>); `failed`: shards not written."""
+
+    number: int
+    size: int
+    etag: str
+    md5: str
+    blocks: int
+    merkle_root: str
+    mtime: int
+    failed: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "blocks": self.blocks,
+            "etag": self.etag,
+            "failed": list(self.failed),
+            "md5": self.md5,
+            "merkle_root": self.merkle_root,
+            "mtime": self.mtime,
+            "number": self.number,
+            "size": self.size,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> PartRecord:
+        return cls(
+            number=obj["number"],
+            size=obj["size"],
+            etag=obj["etag"],
+            md5=obj["md5"],
+            blocks=obj["blocks"],
+            merkle_root=obj["merkle_root"],
+            mtime=obj["mtime"],
+            failed=list(obj["failed"]),
+        )
+
+
 @dataclass(frozen=True)
 class ListPage:
-    entries: list[tuple[str, dict]]
+    entries: list[tuple[str, ListingEntry]]
     common_prefixes: list[str]
     is_truncated: bool
     next_marker: str
@@ -125,43 +310,45 @@ class Index:
         self,
         bucket: str,
         key: str,
-        entry: dict,
+        entry: ListingEntry,
         manifest: bytes,
-        journal: dict[str, dict | None] | None = None,
+        journal: dict[str, JournalEntry | None] | None = None,
     ) -> None:
         with self.db.write_batch(sync=True) as batch:
-            batch.put(self._okey(b"O", bucket, key), _j(entry))
+            batch.put(self._okey(b"O", bucket, key), _j(entry.to_json()))
             batch.put(self._okey(b"M", bucket, key), manifest)
             for version_id, record in (journal or {}).items():
                 if record is None:
                     batch.delete(b"J" + version_id.encode())
                 else:
-                    batch.put(b"J" + version_id.encode(), _j(record))
+                    batch.put(b"J" + version_id.encode(), _j(record.to_json()))
 
     # -- the crash journal -------------------------------------------------------------------
-    # J <version id> -> {"bucket", "deleting", "key", "object_id", "placement"}: a version whose
-    # files must not outlive a crash unless the index points at it (a write before its switch,
-    # a replaced version before its files are removed) or, with "deleting", whose delete must
-    # be finished after a crash.
+    # J <version id> -> a JournalEntry (above).
 
     @staged(INDEX_PUT)
-    def put_journal(self, version_id: str, record: dict) -> None:
+    def put_journal(self, version_id: str, record: JournalEntry) -> None:
         """Not synced: the entry survives a process crash (it is in LevelDB's log, in the page
         cache) and is made durable by the synced index switch that follows; only a power
         loss in between can drop it, leaving a stray version for the scrubber, as before."""
-        self.db.put(b"J" + version_id.encode(), _j(record))
+        self.db.put(b"J" + version_id.encode(), _j(record.to_json()))
 
     @staged(INDEX_PUT)
     def drop_journal(self, version_id: str) -> None:
         self.db.delete(b"J" + version_id.encode())
 
     @staged(INDEX_GET)
-    def journal(self) -> list[tuple[str, dict]]:
-        return [(k[1:].decode(), json.loads(v)) for k, v in self.db.iterator(prefix=b"J")]
+    def journal(self) -> list[tuple[str, JournalEntry]]:
+        return [
+            (k[1:].decode(), JournalEntry.from_json(json.loads(v)))
+            for k, v in self.db.iterator(prefix=b"J")
+        ]
 
     @staged(INDEX_PUT)
     def load(
-        self, buckets: dict[str, dict], objects: Iterator[tuple[str, str, dict, bytes]]
+        self,
+        buckets: dict[str, dict],
+        objects: Iterator[tuple[str, str, ListingEntry, bytes]],
     ) -> None:
         """Bulk-fill an empty index (a rebuild) in unsynced batches of 10,000 objects. The
         caller's following set_meta is a sync write, which makes all of it durable (one log)."""
@@ -169,7 +356,7 @@ class Index:
         for name, record in buckets.items():
             batch.put(b"B" + name.encode(), _j(record))
         for count, (bucket, key, entry, manifest) in enumerate(objects, 1):
-            batch.put(self._okey(b"O", bucket, key), _j(entry))
+            batch.put(self._okey(b"O", bucket, key), _j(entry.to_json()))
             batch.put(self._okey(b"M", bucket, key), manifest)
             if count % 10_000 == 0:
                 batch.write()
@@ -210,7 +397,7 @@ class Index:
         lo = base + prefix.encode()
         if start_after and base + start_after.encode() >= lo:
             lo = base + start_after.encode() + b"\x00"
-        entries: list[tuple[str, dict]] = []
+        entries: list[tuple[str, ListingEntry]] = []
         prefixes: list[str] = []
         last = ""
         truncated = False
@@ -238,26 +425,26 @@ class Index:
                 if len(entries) + len(prefixes) >= max_keys:
                     truncated = True
                     break
-                entries.append((key, json.loads(raw_value)))
+                entries.append((key, ListingEntry.from_json(json.loads(raw_value))))
                 last = key
         return ListPage(entries, prefixes, truncated, last if truncated else "")
 
     # -- multipart -------------------------------------------------------------------------
 
     @staged(INDEX_PUT)
-    def put_upload(self, upload_id: str, record: dict) -> None:
+    def put_upload(self, upload_id: str, record: UploadRecord) -> None:
         with self.db.write_batch(sync=True) as batch:
-            batch.put(b"U" + upload_id.encode(), _j(record))
-            batch.put(self._ukey(record["bucket"], record["key"], upload_id), b"")
+            batch.put(b"U" + upload_id.encode(), _j(record.to_json()))
+            batch.put(self._ukey(record.bucket, record.key, upload_id), b"")
 
     @staticmethod
     def _ukey(bucket: str, key: str, upload_id: str) -> bytes:
         return b"u" + bucket.encode() + b"\x00" + key.encode() + b"\x00" + upload_id.encode()
 
     @staged(INDEX_GET)
-    def get_upload(self, upload_id: str) -> dict | None:
+    def get_upload(self, upload_id: str) -> UploadRecord | None:
         raw = self.db.get(b"U" + upload_id.encode())
-        return json.loads(raw) if raw else None
+        return UploadRecord.from_json(json.loads(raw)) if raw else None
 
     @staged(INDEX_PUT)
     def delete_upload(self, upload_id: str) -> None:
@@ -265,26 +452,29 @@ class Index:
         with self.db.write_batch(sync=True) as batch:
             batch.delete(b"U" + upload_id.encode())
             if record is not None:
-                batch.delete(self._ukey(record["bucket"], record["key"], upload_id))
+                batch.delete(self._ukey(record.bucket, record.key, upload_id))
             for k in self.db.iterator(
                 prefix=b"P" + upload_id.encode() + b"\x00", include_value=False
             ):
                 batch.delete(k)
 
     @staged(INDEX_PUT)
-    def put_part(self, upload_id: str, number: int, record: dict) -> None:
-        self.db.put(b"P" + upload_id.encode() + b"\x00" + b"%05d" % number, _j(record), sync=True)
+    def put_part(self, upload_id: str, record: PartRecord) -> None:
+        number = record.number
+        self.db.put(
+            b"P" + upload_id.encode() + b"\x00" + b"%05d" % number, _j(record.to_json()), sync=True
+        )
 
     @staged(INDEX_GET)
-    def get_part(self, upload_id: str, number: int) -> dict | None:
+    def get_part(self, upload_id: str, number: int) -> PartRecord | None:
         raw = self.db.get(b"P" + upload_id.encode() + b"\x00" + b"%05d" % number)
-        return json.loads(raw) if raw else None
+        return PartRecord.from_json(json.loads(raw)) if raw else None
 
-    def list_parts(self, upload_id: str, after: int = 0) -> Iterator[dict]:
+    def list_parts(self, upload_id: str, after: int = 0) -> Iterator[PartRecord]:
         prefix = b"P" + upload_id.encode() + b"\x00"
         start = prefix + b"%05d" % (after + 1)
         for _, v in self.db.iterator(start=start, stop=prefix + _STOP):
-            yield json.loads(v)
+            yield PartRecord.from_json(json.loads(v))
 
     def list_uploads(
         self, bucket: str, *, prefix: str = "", key_marker: str = "", upload_id_marker: str = ""
@@ -304,3 +494,16 @@ class Index:
 
     def uploads_in_bucket(self, bucket: str) -> list[str]:
         return [u for _, u in self.list_uploads(bucket)]
+
+
+def open_index(path: Path) -> Index:
+    """Open the index; a corrupt one is moved aside (kept for inspection) and rebuilt."""
+    try:
+        return Index(path)
+    except plyvel.Error as exc:
+        if "lock" in str(exc).lower():  # held by another process: in use, not corrupt
+            raise StoreInUse(f"the index at {path} is in use by another process: {exc}") from None
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        log.error("index at %s is unusable (%s): moved to %s, rebuilding", path, exc, aside)
+        path.rename(aside)
+        return Index(path)
