@@ -23,12 +23,12 @@ from typing import Any
 from aiohttp import web
 
 from s3free import config as configuration
+from s3free.appkeys import LIMITER
 from s3free.config import KEYS, LIVE_KEYS, SECRETS, Config, ConfigError
 from s3free.heal import HealService
 from s3free.obs import logs
 from s3free.obs.live import LIVE, LiveSettings
 from s3free.s3 import limits
-from s3free.s3.limits import LIMITER
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,15 @@ import logging
 import os
 import signal
 import ssl
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
-from s3free.admin.disks import DISKS, HEAL
+from s3free.admin.api import handle_admin
 from s3free.admin.info import IndexRebuilder, attach_admin_ops
+from s3free.appkeys import DISKS, HEAL, INFLIGHT, STORE, USERS, Settings
 from s3free.config import Config
 from s3free.engine import ObjectStore
 from s3free.engine.diskmonitor import DiskMonitor, MonitorConfig
@@ -32,7 +34,7 @@ from s3free.obs.endpoints import install as install_metrics
 from s3free.obs.metrics import Sources
 from s3free.reload import Reloader
 from s3free.reload import install as install_live
-from s3free.s3.app import INFLIGHT, Settings, make_app
+from s3free.s3.app import make_app
 from s3free.s3.connguard import (
     ConnectionGuard,
     ConnLimits,
@@ -56,10 +58,11 @@ class RootCredentials:
     old_path: Path | None = None  # found in the old place, <data dir>/credentials.json
 
 
-def root_credentials(config: Config, env: dict[str, str] | None = None) -> RootCredentials:
+def root_credentials(config: Config, env: Mapping[str, str] | None = None) -> RootCredentials:
     """The root pair: from the settings, else the store's file (or the old one), else a new
     pair. Nothing is written here; `keep_credentials` does that once the server is up."""
-    env = os.environ if env is None else env
+    if env is None:
+        env = os.environ
     access = config.access_key or env.get("S3FREE_ACCESS_KEY")
     secret = config.secret_key or env.get("S3FREE_SECRET_KEY")
     if access and secret:
@@ -117,21 +120,15 @@ class Running:
     fd_limit: int = 0
 
     async def close(self, drain_timeout: float = 60.0) -> None:
-        """Stop accepting, let requests in flight finish, then close connections and the
-        store. (Connections are closed only after the drain: aiohttp stops reading request
-        bodies from a connection it is closing.)"""
+        """Stop accepting, let requests in flight finish, then close connections and what
+        start-up opened, in reverse order (the app's cleanup contexts: connection guard, heal
+        service, disk monitor, store). Connections are closed only after the drain: aiohttp
+        stops reading request bodies from a connection it is closing."""
         for site in list(self.runner.sites):
             await site.stop()
         if not await self.runner.app[INFLIGHT].drain(drain_timeout):
             log.warning("requests still in flight after %.0f s; closing anyway", drain_timeout)
         await self.runner.cleanup()
-        if self.guard is not None:
-            await self.guard.stop()
-        if self.heal is not None:
-            await self.heal.stop()
-        if self.monitor is not None:
-            await self.monitor.stop()
-        await self.store.close()
 
 
 def _warn_shared_devices(store: ObjectStore) -> None:
@@ -161,55 +158,19 @@ def _connection_guard(config: Config) -> tuple[ConnectionGuard, int]:
 
 
 async def start(config: Config, creds: RootCredentials) -> Running:
+    """Open the store and everything on it, serve; on any failure close what was opened."""
     guard, fd_limit = _connection_guard(config)
     limit_accept_errors(asyncio.get_running_loop())
-    k_m = config.k_m
-    store = await ObjectStore.open(
-        config.disk_paths,
-        meta_dir=config.meta_path,
-        k=k_m[0] if k_m else None,
-        m=k_m[1] if k_m else None,
-        block_size=config.block_size,
-        io_threads=config.io_threads,
+    app = build_app(config, creds, guard)
+    runner = GuardedRunner(
+        app,
+        guard,
+        access_log_class=logs.AccessLogger,
+        access_log=logs.ACCESS,
+        shutdown_timeout=60.0,
     )
-    _warn_shared_devices(store)
-    monitor: DiskMonitor | None = None
-    heal = None
-    rebuilder = IndexRebuilder(store)  # before the heal service copies the index handle
     try:
-        probe_s = config.disk_probe_s
-        monitor = DiskMonitor(
-            store, MonitorConfig(probe_s=probe_s, cooldown_s=min(30.0, max(1.0, 6 * probe_s)))
-        )
-        await monitor.start()
-        heal = await _start_heal(store, config)
-        monitor.attach_healer(heal)
-        users = UserStore(
-            User(ROOT_USER, creds.access_key, creds.secret_key), store.diskset, store.executor
-        )
-        await users.load()
-        app = make_app(store, users, Settings(region=config.region, domain=config.domain))
-        app.middlewares.insert(0, guard.middleware)  # outermost: sees every request
-        app[DISKS] = monitor
-        attach_admin_ops(app, rebuilder)
-        if heal is not None:
-            app[HEAL] = heal
-            heal.record_keepers.append(users.restore_records)
-        install_metrics(
-            app,
-            Sources(store.diskset, store, monitor, heal, app[INFLIGHT]),
-            token=config.metrics_token,
-            bucket_of_host=lambda host: split_host_bucket(host, config.domain),
-        )
-        install_live(app, config)  # live settings, request limit (s3free/reload.py)
-        runner = GuardedRunner(
-            app,
-            guard,
-            access_log_class=logs.AccessLogger,
-            access_log=logs.ACCESS,
-            shutdown_timeout=60.0,
-        )
-        await runner.setup()
+        await runner.setup()  # the start-up steps of build_app, in order
         context = None
         if config.tls_cert:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -217,19 +178,97 @@ async def start(config: Config, creds: RootCredentials) -> Running:
         host, port = config.host_port
         site = web.TCPSite(runner, host, port, ssl_context=context, reuse_address=True)
         await site.start()
-        guard.start()
     except BaseException:
-        if heal is not None:
-            await heal.stop()
-        if monitor is not None:
-            await monitor.stop()
-        await store.close()
+        await runner.cleanup()  # closes what the steps opened, in reverse order
         raise
     scheme = "https" if context else "http"
     bound_host, bound_port = runner.addresses[0][:2]  # the real port when 0 was asked for
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     url = f"{scheme}://{shown}:{bound_port}"
-    return Running(runner, store, url, monitor, heal, guard, fd_limit)
+    return Running(runner, app[STORE], url, app[DISKS], app.get(HEAL), guard, fd_limit)
+
+
+def build_app(config: Config, creds: RootCredentials, guard: ConnectionGuard) -> web.Application:
+    """The server's application: S3 with the admin API beside it, and the start-up steps
+    (aiohttp cleanup contexts, entered in this order when the runner is set up and left in
+    the reverse order at cleanup): store, disk monitor, heal service, users, metrics and
+    live settings, connection guard."""
+    settings = Settings(region=config.region, domain=config.domain)
+    app = make_app(None, None, settings, admin=handle_admin)
+    app.middlewares.append(guard.middleware)  # outermost: sees every request
+
+    async def store_step(app: web.Application) -> AsyncIterator[None]:
+        k_m = config.k_m
+        store = await ObjectStore.open(
+            config.disk_paths,
+            meta_dir=config.meta_path,
+            k=k_m[0] if k_m else None,
+            m=k_m[1] if k_m else None,
+            block_size=config.block_size,
+            io_threads=config.io_threads,
+        )
+        try:
+            _warn_shared_devices(store)
+            app[STORE] = store
+            # before the heal service copies the index handle
+            attach_admin_ops(app, IndexRebuilder(store))
+            yield
+        finally:
+            await store.close()
+
+    async def monitor_step(app: web.Application) -> AsyncIterator[None]:
+        probe_s = config.disk_probe_s
+        monitor = DiskMonitor(
+            app[STORE], MonitorConfig(probe_s=probe_s, cooldown_s=min(30.0, max(1.0, 6 * probe_s)))
+        )
+        try:
+            await monitor.start()
+            app[DISKS] = monitor
+            yield
+        finally:
+            await monitor.stop()
+
+    async def heal_step(app: web.Application) -> AsyncIterator[None]:
+        heal = await _start_heal(app[STORE], config)
+        try:
+            app[DISKS].attach_healer(heal)
+            app[HEAL] = heal
+            yield
+        finally:
+            await heal.stop()
+
+    async def users_step(app: web.Application) -> AsyncIterator[None]:
+        store = app[STORE]
+        users = UserStore(
+            User(ROOT_USER, creds.access_key, creds.secret_key), store.diskset, store.executor
+        )
+        await users.load()
+        app[USERS] = users
+        app[HEAL].record_keepers.append(users.restore_records)
+        yield
+
+    async def observe_step(app: web.Application) -> AsyncIterator[None]:
+        store = app[STORE]
+        install_metrics(
+            app,
+            Sources(store.diskset, store, app[DISKS], app[HEAL], app[INFLIGHT]),
+            token=config.metrics_token,
+            bucket_of_host=lambda host: split_host_bucket(host, config.domain),
+        )
+        install_live(app, config)  # live settings, request limit (s3free/reload.py)
+        yield
+
+    async def guard_step(app: web.Application) -> AsyncIterator[None]:
+        guard.start()
+        try:
+            yield
+        finally:
+            await guard.stop()
+
+    app.cleanup_ctx.extend(
+        [store_step, monitor_step, heal_step, users_step, observe_step, guard_step]
+    )
+    return app
 
 
 async def _start_heal(store: ObjectStore, config: Config) -> HealService:

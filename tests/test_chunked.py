@@ -22,6 +22,15 @@ from botocore.config import Config
 from botocore.httpchecksum import AwsChunkedWrapper, CrtCrc32cChecksum, Sha256Checksum
 from multidict import CIMultiDict
 
+from s3free.s3.auth.sigv4 import (
+    STREAMING_SIGNED,
+    STREAMING_SIGNED_TRAILER,
+    STREAMING_UNSIGNED_TRAILER,
+    AuthResult,
+    Credentials,
+    authenticate,
+    parse_query,
+)
 from s3free.s3.checksums import ChecksumStream
 from s3free.s3.chunked import (
     AWS_CHUNKED,
@@ -31,15 +40,6 @@ from s3free.s3.chunked import (
     strip_aws_chunked,
 )
 from s3free.s3.errors import S3Error
-from s3free.s3.sigv4 import (
-    STREAMING_SIGNED,
-    STREAMING_SIGNED_TRAILER,
-    STREAMING_UNSIGNED_TRAILER,
-    AuthResult,
-    Credentials,
-    authenticate,
-    parse_query,
-)
 from tests.helpers import run
 
 DOC_AK, DOC_SK = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

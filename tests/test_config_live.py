@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from s3free.admin.client import AdminClient
 from s3free.bench.spawn import spawn_server
 from s3free.config import MASK
-from s3free.s3.sigv4 import sign_headers
+from s3free.s3.auth.sigv4 import sign_headers
 from tests.s3.cli_support import admin, base_env
 from tests.s3.conftest import make_client
 from tests.s3.server import ACCESS_KEY, SECRET_KEY, Server

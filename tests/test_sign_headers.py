@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from multidict import CIMultiDict
 
+from s3free.s3.auth.sigv4 import Credentials, authenticate, sign_headers
 from s3free.s3.errors import S3Error
-from s3free.s3.sigv4 import Credentials, authenticate, sign_headers
 
 AK, SK = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 NOW = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""SigV2 (HMAC-SHA1) verification: s3free.s3.sigv2.authenticate_v2.
+"""SigV2 (HMAC-SHA1) verification: s3free.s3.auth.sigv2.authenticate_v2.
 
 The oracle is independent of the code under test: botocore's own V2 signers (HmacV1Auth for the
 Authorization header, HmacV1QueryAuth for presigned URLs) sign many requests, and the published
@@ -26,9 +26,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 from multidict import CIMultiDict
 
+from s3free.s3.auth.sigv2 import authenticate_v2
+from s3free.s3.auth.sigv4 import Credentials, parse_query
 from s3free.s3.errors import S3Error
-from s3free.s3.sigv2 import authenticate_v2
-from s3free.s3.sigv4 import Credentials, parse_query
 
 AK = "AKIAV2TESTKEY0001"
 SK = "v2-secret/with+odd=chars-0123456789"

@@ -2,7 +2,8 @@
 
 Requests are signed by botocore (S3SigV4Auth / S3SigV4QueryAuth, and a real boto3 S3 client
 whose requests are captured just before they would be sent), then checked by
-s3free.s3.sigv4.authenticate as a server sees them: the raw path, the decoded query, the headers.
+s3free.s3.auth.sigv4.authenticate as a server sees them: the raw path, the decoded query, the
+headers.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from botocore.credentials import Credentials as BotoCredentials
 from multidict import CIMultiDict
 from yarl import URL
 
-from s3free.s3.errors import S3Error
-from s3free.s3.sigv4 import (
+from s3free.s3.auth.sigv4 import (
     EMPTY_SHA256,
     UNSIGNED_PAYLOAD,
     AuthResult,
@@ -35,6 +35,7 @@ from s3free.s3.sigv4 import (
     uri_encode_path,
     verify_payload_sha256,
 )
+from s3free.s3.errors import S3Error
 from tests.helpers import run
 
 REGION = "eu-test-1"

@@ -18,13 +18,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from urllib.parse import unquote
 
 from aiohttp import web
 
+from s3free.admin.disks import handle_disks
+from s3free.admin.info import handle_info
+from s3free.appkeys import HEAL, LIMITER, SETTINGS, STORE, USERS
 from s3free.errors import InvalidArgument, StorageError
 from s3free.meta.users import NoSuchUser, UserExists
+from s3free.obs.live import LIVE
+from s3free.obs.logs import access_log_enabled
 from s3free.obs.requestkeys import USER
+from s3free.s3.auth import authenticate_request
+from s3free.s3.auth.sigv4 import is_sha256_hex
 from s3free.s3.errors import S3Error
 
 API = "/_s3free/admin/v1/"
@@ -36,19 +44,9 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 
 async def handle_admin(request: web.Request) -> web.Response:
-    from s3free.s3.app import SETTINGS, USERS, lookup_credentials
-    from s3free.s3.sigv4 import authenticate, is_sha256_hex
-
     users = request.app[USERS]
     try:
-        auth = authenticate(
-            method=request.method,
-            path=request.raw_path.split("?", 1)[0],
-            query=list(request.query.items()),
-            headers=request.headers,
-            lookup=lookup_credentials(users),
-            region=request.app[SETTINGS].region,
-        )
+        auth = authenticate_request(request, users, region=request.app[SETTINGS].region, v2=False)
     except S3Error as exc:
         return _error(exc.status, exc.code, exc.message)
     if auth.credentials is None or auth.credentials.access_key != users.root.access_key:
@@ -74,12 +72,8 @@ async def handle_admin(request: web.Request) -> web.Response:
         return _error(404, "NotFound", f"no admin endpoint at {path}")
     parts = [unquote(p) for p in raw[len(API) :].split("/")]
     if parts[0] in ("disks", "jobs", "objects"):
-        from s3free.admin.disks import handle_disks
-
         return await handle_disks(request, parts, body)
     if parts[0] in ("info", "buckets", "index"):
-        from s3free.admin.info import handle_info
-
         return await handle_info(request, parts, body)
     if parts == ["config"] and request.method == "GET":
         return _config(request)
@@ -121,13 +115,6 @@ async def handle_admin(request: web.Request) -> web.Response:
 
 def _config(request: web.Request) -> web.Response:
     """The running configuration, secrets masked (s3free/config.py `describe`)."""
-    import logging
-
-    from s3free.admin.disks import HEAL
-    from s3free.obs.live import LIVE
-    from s3free.obs.logs import access_log_enabled
-    from s3free.s3.limits import LIMITER
-
     live = request.app.get(LIVE)
     if live is None:
         return _error(501, "NotBuilt", "this server was started without a configuration")
@@ -161,8 +148,6 @@ def _config(request: web.Request) -> web.Response:
 def _ec_in_force(request: web.Request, asked: str | None) -> dict:
     """The erasure code the set really uses (its format), and why, for `config show`: the
     `ec` setting alone says "-" when it was left to the default."""
-    from s3free.s3.app import STORE
-
     diskset = request.app[STORE].diskset
     note = f"default for {len(diskset.slots)} disks" if asked is None else ""
     return {"value": f"{diskset.k}+{diskset.m}", "note": note}

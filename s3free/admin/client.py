@@ -1,8 +1,9 @@
 """A small synchronous client for the admin API (`s3free/admin/api.py`), for `s3free admin`.
 
-Standard library only (urllib + ssl): requests are SigV4-signed by `s3free.s3.sigv4.sign_headers`
-(host, x-amz-date, x-amz-content-sha256 and content-type signed; the body's SHA-256 is the
-payload hash). Environment proxies are not used: the admin API is spoken to directly.
+Standard library only (urllib + ssl): requests are SigV4-signed by
+`s3free.s3.auth.sigv4.sign_headers` (host, x-amz-date, x-amz-content-sha256 and content-type
+signed; the body's SHA-256 is the payload hash). Environment proxies are not used: the admin
+API is spoken to directly.
 
 Every failure is an `AdminError` whose message is fit to show a person: `ConfigError` when the
 call cannot be made as asked (bad endpoint, unusable CA bundle, no credentials), `Unreachable`
@@ -22,7 +23,7 @@ from http.client import HTTPException
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from s3free.s3.sigv4 import sign_headers
+from s3free.s3.auth.sigv4 import sign_headers
 
 API = "/_s3free/admin/v1/"
 DEFAULT_ENDPOINT = "http://127.0.0.1:9000"

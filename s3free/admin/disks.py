@@ -28,14 +28,13 @@ from typing import Any
 
 from aiohttp import web
 
+from s3free.appkeys import DISKS, HEAL, STORE
+from s3free.engine import ObjectStore
 from s3free.engine.diskmonitor import DiskMonitor
 from s3free.errors import InvalidObjectKey, NoSuchBucket, NoSuchKey
-from s3free.heal import quarantine
+from s3free.heal import HealService, quarantine
 
 log = logging.getLogger(__name__)
-
-DISKS = web.AppKey("disks", DiskMonitor)
-HEAL = web.AppKey("heal", object)  # an s3free.heal.HealService (the heal contract)
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -76,7 +75,7 @@ def _rate(doc: dict) -> float | None:
     return float(rate)
 
 
-def pace_heal(heal: Any, disk: dict, rate_mb_s: float) -> float | None:
+def pace_heal(heal: HealService | None, disk: dict, rate_mb_s: float) -> float | None:
     """Pace the heal pass a replaced disk is in at rate_mb_s; the rate applied, or None when
     no pass is running for it (nothing to pace: the disk is online, offline or waiting)."""
     job_id = (disk.get("heal") or {}).get("job_id")
@@ -103,7 +102,7 @@ async def handle_disks(request: web.Request, parts: list[str], body: bytes) -> w
     """Routes under disks/, jobs/ and objects/; `parts` is the decoded path after the API."""
     method = request.method
     monitor = request.app.get(DISKS)
-    heal: Any = request.app.get(HEAL)
+    heal = request.app.get(HEAL)
     try:
         if parts == ["disks"] and method == "GET":
             if monitor is None:
@@ -129,7 +128,7 @@ async def handle_disks(request: web.Request, parts: list[str], body: bytes) -> w
             rate = _rate(doc)
             before = monitor.state(monitor.diskset.slots[position])
             disk = await monitor.check(position)
-            answer = {"disk": disk, "action": _action(before, disk)}
+            answer: dict[str, Any] = {"disk": disk, "action": _action(before, disk)}
             if rate is not None:
                 answer["rate_mb_s"] = pace_heal(heal, disk, rate)
             return web.json_response(answer)
@@ -163,10 +162,11 @@ async def handle_disks(request: web.Request, parts: list[str], body: bytes) -> w
         if key is not None and bucket is None:
             raise _BadRequest('"key" needs "bucket"')
         if parts[1] == "repair":
-            if key is not None:  # a key that is not there is an error, not an empty pass
+            if key is not None and bucket is not None:  # a missing key: an error, not a no-op
                 await _store(request).get_manifest(bucket, key)  # NoSuchKey
             job = heal.start_repair(bucket, key, _rate(doc))
             return web.json_response({"job": job.to_json()}, status=202)
+        assert bucket is not None and key is not None  # both required for verify (above)
         health = await heal.verify(bucket, key)
         return web.json_response({"health": health.to_json()})
     except _BadRequest as exc:
@@ -183,8 +183,6 @@ async def _quarantine(
     request: web.Request, rest: list[str], method: str, body: bytes
 ) -> web.Response:
     """List (GET) or purge (POST .../purge) the disks' quarantines."""
-    from s3free.s3.app import STORE
-
     store = request.app[STORE]
     if not rest and method == "GET":
         return web.json_response(await store.run_io(quarantine.report, store.diskset))
@@ -210,9 +208,7 @@ async def _quarantine(
     return web.json_response(result)
 
 
-def _store(request: web.Request) -> Any:
-    from s3free.s3.app import STORE
-
+def _store(request: web.Request) -> ObjectStore:
     return request.app[STORE]
 
 

@@ -31,9 +31,10 @@ from aiohttp import web
 from s3free import __version__
 from s3free.admin.rebuild import IndexRebuilder, RebuildRefused
 from s3free.admin.usage import Usage, walk_usage
+from s3free.appkeys import DISKS, HEAL, SETTINGS, STARTED_AT, STORE
+from s3free.engine import ObjectStore
 from s3free.storage.devices import shared_devices
 
-STARTED_AT = web.AppKey("started_at", float)  # time.time() when the server started
 REBUILDER = web.AppKey("rebuilder", IndexRebuilder)
 
 
@@ -49,8 +50,6 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 async def handle_info(request: web.Request, parts: list[str], body: bytes) -> web.Response:
     """Routes info, buckets/.../usage and index/rebuild; `parts` is the decoded path."""
-    from s3free.s3.app import STORE
-
     store = request.app[STORE]
     method = request.method
     if parts == ["info"] and method == "GET":
@@ -82,7 +81,7 @@ async def handle_info(request: web.Request, parts: list[str], body: bytes) -> we
     return _error(404, "NotFound", f"no admin endpoint {method} {'/'.join(parts)}")
 
 
-async def usage(store, bucket: str | None) -> tuple[list[dict], Usage]:
+async def usage(store: ObjectStore, bucket: str | None) -> tuple[list[dict], Usage]:
     """Per-bucket rows (every bucket, or the one named, with zeros when empty) and the
     total, from one paged walk of the index in the store's thread pool."""
     ds = store.diskset
@@ -104,15 +103,12 @@ async def usage(store, bucket: str | None) -> tuple[list[dict], Usage]:
 
 
 async def server_info(request: web.Request) -> dict[str, Any]:
-    from s3free.admin.disks import DISKS, HEAL
-    from s3free.s3.app import SETTINGS, STORE
-
     app = request.app
     store = app[STORE]
     ds = store.diskset
     started = app.get(STARTED_AT)
     monitor = app.get(DISKS)
-    heal: Any = app.get(HEAL)
+    heal = app.get(HEAL)
     if monitor is not None:
         disks = (await monitor.status())["disks"]
     else:

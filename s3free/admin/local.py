@@ -109,7 +109,7 @@ class LocalDisks:
         if status["state"] == "healing":
             await self.heal()
             status = await self.monitor.check(position)  # starts the repair pass
-        answer = {"disk": status, "action": _action(before, status)}
+        answer: dict[str, Any] = {"disk": status, "action": _action(before, status)}
         if rate_mb_s is not None:
             answer["rate_mb_s"] = pace_heal(self._heal, status, rate_mb_s)
         return answer

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from yarl import URL
 
-from s3free.s3.sigv4 import canonical_query, sign_headers
+from s3free.s3.auth.sigv4 import canonical_query, sign_headers
 
 PATTERN = random.Random(20261125).randbytes(1 << 20)
 PIECE = 1 << 20

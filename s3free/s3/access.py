@@ -9,13 +9,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from s3free.appkeys import Ctx
 from s3free.engine.types import BucketInfo, ObjectInfo
 from s3free.s3.errors import S3Error
-
-if TYPE_CHECKING:
-    from s3free.s3.app import Ctx
 
 PUBLIC_READ = "public-read"
 ACL_HEADER = "x-amz-acl"
@@ -42,7 +38,7 @@ def may_use(ctx: Ctx, bucket: BucketInfo) -> bool:
 
 async def check(ctx: Ctx) -> None:
     """Raise AccessDenied unless the request may proceed. Object reads that only a public-read
-    object ACL would allow are marked (ctx.extra["needs_public_object"]) for the handler, which
+    object ACL would allow are marked (ctx.public_object_only) for the handler, which
     has the object in hand and must call check_object_read before it looks at anything else
     about the object (version, conditions, range), so none of them tells a caller without
     rights whether the object exists, how large it is or what its ETag is."""
@@ -52,7 +48,7 @@ async def check(ctx: Ctx) -> None:
             raise denied("Anonymous requests are not allowed; sign the request")
         return
     bucket = await ctx.store.head_bucket(ctx.s3.bucket)
-    ctx.extra["bucket"] = bucket
+    ctx.bucket_info = bucket
     if may_use(ctx, bucket):
         return
     if op in _OBJECT_READS:
@@ -60,7 +56,7 @@ async def check(ctx: Ctx) -> None:
             # Without list rights a missing key must look like a private one (403, not 404),
             # or anyone could probe the bucket for key names.
             raise denied()
-        ctx.extra["needs_public_object"] = True
+        ctx.public_object_only = True
         return
     if op in _BUCKET_READS and bucket.acl == PUBLIC_READ:
         return
@@ -75,7 +71,7 @@ async def _exists(ctx: Ctx, bucket: str, key: str) -> bool:
 
 def check_object_read(ctx: Ctx, info: ObjectInfo) -> None:
     """For a read the bucket rights did not cover: only a public-read object may be read."""
-    if ctx.extra.get("needs_public_object") and info.http_headers.get(ACL_HEADER) != PUBLIC_READ:
+    if ctx.public_object_only and info.http_headers.get(ACL_HEADER) != PUBLIC_READ:
         raise denied()
 
 

@@ -20,11 +20,11 @@ from aiohttp import ClientPayloadError
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from s3free.s3.auth.sigv4 import is_sha256_hex, verify_payload_sha256
 from s3free.s3.checksums import HEADER_PREFIX, HEADERS, ChecksumStream, checksum_request
 from s3free.s3.chunked import AwsChunkedDecoder, chunked_variant, declared_trailers
 from s3free.s3.errors import S3Error
 from s3free.s3.numbers import parse_uint
-from s3free.s3.sigv4 import is_sha256_hex, verify_payload_sha256
 from s3free.s3.xmlio import body_limit
 
 READ_SIZE = 256 * 1024

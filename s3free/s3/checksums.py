@@ -20,6 +20,7 @@ import hmac
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import crc32c as _crc32c
 from awscrt import checksums as _crt
@@ -73,7 +74,8 @@ class Checksum:
         self.name = normalize_algorithm(algorithm)
         self.header = HEADERS[self.name]
         self._crc = 0
-        self._hash = None
+        self._hash: Any = None  # a hashlib object, for the algorithms that are not CRCs
+        self._fn: Callable[[Any, int], int] | None
         if self.name == "CRC32":
             self._fn, self._width = zlib.crc32, 4
         elif self.name == "CRC32C":

@@ -33,8 +33,7 @@ import hashlib
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from s3free.s3.errors import S3Error
-from s3free.s3.sigv4 import (
+from s3free.s3.auth.sigv4 import (
     STREAMING_SIGNED,
     STREAMING_SIGNED_TRAILER,
     STREAMING_UNSIGNED_TRAILER,
@@ -44,6 +43,7 @@ from s3free.s3.sigv4 import (
     signatures_equal,
     trailer_string_to_sign,
 )
+from s3free.s3.errors import S3Error
 
 AWS_CHUNKED = "aws-chunked"
 """Variant name for a body that is only Content-Encoding: aws-chunked (no chunk signatures)."""
@@ -119,7 +119,7 @@ class _Source:
     def __init__(self, source: Any):
         read = getattr(source, "read", None)
         self._read = read if callable(read) else None
-        self._iter = None if self._read is not None else source.__aiter__()
+        self._iter: Any = None if self._read is not None else source.__aiter__()
         self._buf = b""
         self._pos = 0
         self.eof = False

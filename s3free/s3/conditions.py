@@ -63,7 +63,7 @@ def _not_modified(info: ObjectInfo, prefix: str) -> None:
     raise S3Error(
         "NotModified",
         "Not Modified",
-        **{
+        fields={
             "header:ETag": quote_etag(info.etag),
             "header:Last-Modified": http_date(info.last_modified_ms),
         },

@@ -33,6 +33,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -153,7 +154,9 @@ class GuardedProtocol(asyncio.Protocol):
             self.head_since = None
 
     def eof_received(self) -> bool | None:
-        return None if self.refused else self.handler.eof_received()
+        if not self.refused:
+            self.handler.eof_received()  # returns None: the transport closes itself
+        return None
 
     def pause_writing(self) -> None:
         self.paused_since = time.monotonic()
@@ -262,7 +265,7 @@ class ConnectionGuard:
         """Outermost: marks the connection busy while its request is in the app (never
         evicted, never timed out for its header), and turns a client that went away into
         one INFO line and a 499 in the access log, instead of aiohttp's ERROR traceback."""
-        conn = self._of.get(request.protocol)  # type: ignore[arg-type]
+        conn = self._of.get(request.protocol)
         if conn is not None:
             conn.busy, conn.head_since = True, None
         try:
@@ -402,6 +405,6 @@ class GuardedRunner(web.AppRunner):
         self.guard = guard
 
     @property
-    def server(self):  # type: ignore[override]
+    def server(self) -> Any:  # TCPSite's protocol factory: the guard's, around aiohttp's Server
         inner = super().server
         return None if inner is None else self.guard.factory(inner)

@@ -7,6 +7,8 @@ Every error response is the XML body S3 sends (`<Error><Code>…<Message>…<Res
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from s3free import errors as storage
 
 _STATUS: dict[str, int] = {
@@ -66,14 +68,24 @@ _STATUS: dict[str, int] = {
 class S3Error(Exception):
     """An error answered to the client as S3 XML."""
 
-    def __init__(self, code: str, message: str = "", *, status: int | None = None, **extra: str):
+    def __init__(
+        self,
+        code: str,
+        message: str = "",
+        *,
+        status: int | None = None,
+        fields: Mapping[str, str] | None = None,
+        **extra: str,
+    ):
+        """`extra` (and `fields`, for names that are not identifiers, such as
+        "header:Retry-After"): further elements of the <Error> body, or response headers."""
         super().__init__(message or code)
         if code not in _STATUS and status is None:
             raise ValueError(f"unknown S3 error code {code}")
         self.code = code
         self.message = message or code
         self.status = status if status is not None else _STATUS[code]
-        self.extra = extra  # further elements of the <Error> body (e.g. BucketName)
+        self.extra = {**(fields or {}), **extra}  # e.g. BucketName
 
 
 _FROM_STORAGE: list[tuple[type[storage.StorageError], str]] = [
@@ -113,9 +125,9 @@ def data_unavailable(exc: storage.DataUnavailable) -> S3Error:
     no-store keeps caches from holding on to it after an operator restores the shards."""
     if exc.may_come_back:
         return S3Error(
-            "XS3freeDataUnavailable", str(exc), **{"header:Retry-After": str(RETRY_AFTER_S)}
+            "XS3freeDataUnavailable", str(exc), fields={"header:Retry-After": str(RETRY_AFTER_S)}
         )
-    return S3Error("XS3freeDataLost", str(exc), **{"header:Cache-Control": "no-store"})
+    return S3Error("XS3freeDataLost", str(exc), fields={"header:Cache-Control": "no-store"})
 
 
 def from_storage(exc: storage.StorageError) -> S3Error:

@@ -8,11 +8,11 @@ Subresources we do not implement map to NotImplemented, never to a guess.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import unquote
 
-from multidict import MultiDict, MultiDictProxy
+from multidict import MultiDict, MultiDictProxy, MultiMapping
 
+from s3free.appkeys import S3Request
 from s3free.s3.errors import S3Error
 
 ADMIN_PREFIX = "/_s3free/"
@@ -59,23 +59,6 @@ _OBJECT_OPS = {
 }
 
 
-@dataclass(frozen=True)
-class S3Request:
-    method: str
-    op: str
-    bucket: str
-    key: str
-    query: MultiDictProxy[str]
-    raw_path: str  # path as sent, percent-encoded, without the query string
-
-    @property
-    def resource(self) -> str:
-        """The <Resource> of an error: /bucket/key as S3 reports it."""
-        if not self.bucket:
-            return "/"
-        return f"/{self.bucket}/{self.key}" if self.key else f"/{self.bucket}"
-
-
 def split_host_bucket(host: str, domain: str | None) -> str | None:
     """The bucket named by a virtual-hosted-style Host header, if any."""
     if not domain or not host:
@@ -98,7 +81,7 @@ def is_admin_path(path: str, host: str, domain: str | None) -> bool:
 def parse(
     method: str,
     raw_path: str,
-    query: MultiDict[str] | MultiDictProxy[str],
+    query: MultiMapping[str],
     host: str,
     *,
     domain: str | None,
@@ -115,7 +98,7 @@ def parse(
     else:
         trimmed = path[1:] if path.startswith("/") else path
         bucket, _, key = trimmed.partition("/")
-    proxy = query if isinstance(query, MultiDictProxy) else MultiDictProxy(query)
+    proxy = query if isinstance(query, MultiDictProxy) else MultiDictProxy(MultiDict(query))
     subs = [name for name in proxy if name in SUBRESOURCES]
     sub = _pick_subresource(subs)
     if not bucket:

@@ -119,13 +119,13 @@ class _DepthLimitedBuilder(ET.TreeBuilder):
         super().__init__()
         self.depth = 0
 
-    def start(self, tag, attrs):  # type: ignore[override]
+    def start(self, tag, attrs):
         self.depth += 1
         if self.depth > MAX_XML_DEPTH:
             raise _TooDeep
         return super().start(tag, attrs)
 
-    def end(self, tag):  # type: ignore[override]
+    def end(self, tag):
         self.depth -= 1
         return super().end(tag)
 

@@ -20,7 +20,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from s3free.s3.sigv4 import STREAMING_SIGNED
+from s3free.s3.auth.sigv4 import STREAMING_SIGNED
 from tests.s3.raw import (
     REGION,
     UNSIGNED,
@@ -423,7 +423,7 @@ def _streaming_put(
 ) -> Reply:
     """PUT with a signed aws-chunked body, built by tests/test_chunked.py's encoder from the
     seed signature botocore computed for the request."""
-    from s3free.s3.sigv4 import AuthResult
+    from s3free.s3.auth.sigv4 import AuthResult
 
     path = object_path(bucket, key)
     if decoded is None:

@@ -23,7 +23,7 @@ from botocore.httpchecksum import (
     Sha256Checksum,
 )
 
-from s3free.s3.sigv4 import STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER, AuthResult
+from s3free.s3.auth.sigv4 import STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER, AuthResult
 from tests.s3.conftest import make_client
 from tests.s3.raw import (
     REGION,

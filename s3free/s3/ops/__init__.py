@@ -1,8 +1,9 @@
 """Operation handlers, one module per resource, and the table the dispatcher uses."""
 
+from s3free.appkeys import OpHandler
 from s3free.s3.ops import acl, buckets, listing, multipart, objects
 
-HANDLERS = {
+HANDLERS: dict[str, OpHandler] = {
     "ListBuckets": buckets.list_buckets,
     "CreateBucket": buckets.create_bucket,
     "HeadBucket": buckets.head_bucket,

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 
 from aiohttp import web
 
+from s3free.appkeys import Ctx
 from s3free.s3.body import read_small_body
 from s3free.s3.errors import S3Error
 from s3free.s3.ops.common import bucket_owner, owner_element, owner_id, xml_reply
@@ -39,7 +40,7 @@ def policy(owner: tuple[str, str], canned: str) -> ET.Element:
     )
 
 
-async def requested_canned(ctx) -> str:
+async def requested_canned(ctx: Ctx) -> str:
     """The canned ACL a Put*Acl asks for; anything richer is NotImplemented."""
     headers = ctx.request.headers
     if any(name.lower().startswith("x-amz-grant-") for name in headers):
@@ -64,12 +65,12 @@ async def requested_canned(ctx) -> str:
     return value
 
 
-async def get_bucket_acl(ctx) -> web.StreamResponse:
-    bucket = ctx.extra["bucket"]
+async def get_bucket_acl(ctx: Ctx) -> web.StreamResponse:
+    bucket = ctx.bucket
     return xml_reply(policy(bucket_owner(ctx, bucket), bucket.acl))
 
 
-async def put_bucket_acl(ctx) -> web.StreamResponse:
+async def put_bucket_acl(ctx: Ctx) -> web.StreamResponse:
     value = await requested_canned(ctx)
     await ctx.store.set_bucket_acl(ctx.s3.bucket, value)
     return web.Response(status=200)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from s3free.appkeys import Ctx
 from s3free.errors import BucketAlreadyExists
 from s3free.s3.body import read_small_body
 from s3free.s3.errors import S3Error
@@ -14,8 +15,8 @@ from s3free.s3.xmlio import add, child_text, element, iso8601, parse_body
 MAX_BUCKETS_PAGE = 10000  # S3's default and largest page of ListBuckets
 
 
-async def list_buckets(ctx) -> web.StreamResponse:
-    user = ctx.user
+async def list_buckets(ctx: Ctx) -> web.StreamResponse:
+    user = ctx.signer
     q = ctx.s3.query
     # The optional filters and pages of ListBuckets: prefix, bucket-region, max-buckets and
     # continuation-token (here the last name of the previous page).
@@ -52,7 +53,7 @@ async def list_buckets(ctx) -> web.StreamResponse:
     return xml_reply(root)
 
 
-async def create_bucket(ctx) -> web.StreamResponse:
+async def create_bucket(ctx: Ctx) -> web.StreamResponse:
     headers = ctx.request.headers
     if any(name.lower().startswith("x-amz-grant-") for name in headers):
         raise S3Error("NotImplemented", "ACL grants are not supported; use x-amz-acl")
@@ -73,9 +74,9 @@ async def create_bucket(ctx) -> web.StreamResponse:
                 status=400,
             )
     try:
-        await ctx.store.create_bucket(ctx.s3.bucket, owner=ctx.user.id, acl=acl_value)
+        await ctx.store.create_bucket(ctx.s3.bucket, owner=ctx.signer.id, acl=acl_value)
     except BucketAlreadyExists as exc:
-        if (getattr(exc, "owner", None) or ctx.users.root.id) == ctx.user.id:
+        if (getattr(exc, "owner", None) or ctx.users.root.id) == ctx.signer.id:
             raise S3Error(
                 "BucketAlreadyOwnedByYou",
                 "Your previous request to create the named bucket succeeded "
@@ -91,22 +92,22 @@ async def create_bucket(ctx) -> web.StreamResponse:
     return web.Response(status=200, headers={"Location": f"/{ctx.s3.bucket}"})
 
 
-async def head_bucket(ctx) -> web.StreamResponse:
+async def head_bucket(ctx: Ctx) -> web.StreamResponse:
     return web.Response(status=200, headers={"x-amz-bucket-region": ctx.settings.region})
 
 
-async def delete_bucket(ctx) -> web.StreamResponse:
+async def delete_bucket(ctx: Ctx) -> web.StreamResponse:
     await ctx.store.delete_bucket(ctx.s3.bucket)
     return web.Response(status=204)
 
 
-async def get_bucket_location(ctx) -> web.StreamResponse:
+async def get_bucket_location(ctx: Ctx) -> web.StreamResponse:
     # us-east-1 is reported as an empty LocationConstraint, as S3 does.
     region = ctx.settings.region
     return xml_reply(element("LocationConstraint", text=None if region == "us-east-1" else region))
 
 
-async def get_bucket_versioning(ctx) -> web.StreamResponse:
+async def get_bucket_versioning(ctx: Ctx) -> web.StreamResponse:
     # Versioning has never been enabled on any s3free bucket: S3 answers that with an empty
     # configuration (no Status), which is what clients check before they use version ids.
     return xml_reply(element("VersioningConfiguration"))

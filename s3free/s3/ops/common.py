@@ -9,6 +9,7 @@ from email.utils import parsedate_to_datetime
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+from s3free.appkeys import Ctx
 from s3free.s3.errors import S3Error
 from s3free.s3.numbers import parse_uint
 from s3free.s3.xmlio import add, element, render
@@ -41,7 +42,7 @@ def owner_element(user_id: str, name: str, tag: str = "Owner") -> ET.Element:
     return add(element(tag), ("ID", owner_id(user_id)), ("DisplayName", name))
 
 
-def bucket_owner(ctx, bucket) -> tuple[str, str]:
+def bucket_owner(ctx: Ctx, bucket) -> tuple[str, str]:
     """(user id, display name) of a bucket's owner ("" in old records: root)."""
     user_id = bucket.owner or ctx.users.root.id
     return user_id, ctx.users.display_name(user_id)

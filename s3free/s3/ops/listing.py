@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from s3free.appkeys import Ctx
 from s3free.s3.errors import S3Error
 from s3free.s3.ops.common import bucket_owner, int_param, owner_element, quote_etag, xml_reply
 from s3free.s3.xmlio import add, element, iso8601
@@ -25,7 +26,7 @@ def _encoder(query):
     return lambda s: quote(s, safe="") if s is not None else None
 
 
-def _page_args(ctx, marker: str):
+def _page_args(ctx: Ctx, marker: str):
     q = ctx.s3.query
     return {
         "prefix": q.get("prefix", ""),
@@ -57,12 +58,12 @@ def _prefixes(page, enc):
     return [add(element("CommonPrefixes"), ("Prefix", enc(p))) for p in page.common_prefixes]
 
 
-async def list_objects(ctx) -> web.StreamResponse:
+async def list_objects(ctx: Ctx) -> web.StreamResponse:
     q = ctx.s3.query
     enc = _encoder(q)
     args = _page_args(ctx, q.get("marker", ""))
     page = await ctx.store.list_objects(ctx.s3.bucket, **args)
-    owner = bucket_owner(ctx, ctx.extra["bucket"])
+    owner = bucket_owner(ctx, ctx.bucket)
     root = add(
         element("ListBucketResult"),
         ("Name", ctx.s3.bucket),
@@ -93,7 +94,7 @@ def _untoken(token: str) -> str:
         raise S3Error("InvalidArgument", "The continuation token provided is incorrect") from None
 
 
-async def list_objects_v2(ctx) -> web.StreamResponse:
+async def list_objects_v2(ctx: Ctx) -> web.StreamResponse:
     q = ctx.s3.query
     enc = _encoder(q)
     token = q.get("continuation-token")
@@ -102,7 +103,7 @@ async def list_objects_v2(ctx) -> web.StreamResponse:
     args = _page_args(ctx, marker)
     page = await ctx.store.list_objects(ctx.s3.bucket, **args)
     fetch_owner = q.get("fetch-owner", "false").lower() == "true"
-    owner = bucket_owner(ctx, ctx.extra["bucket"]) if fetch_owner else None
+    owner = bucket_owner(ctx, ctx.bucket) if fetch_owner else None
     root = add(
         element("ListBucketResult"),
         ("Name", ctx.s3.bucket),
@@ -121,7 +122,7 @@ async def list_objects_v2(ctx) -> web.StreamResponse:
     return xml_reply(root)
 
 
-async def list_object_versions(ctx) -> web.StreamResponse:
+async def list_object_versions(ctx: Ctx) -> web.StreamResponse:
     q = ctx.s3.query
     enc = _encoder(q)
     key_marker = q.get("key-marker", "")
@@ -134,7 +135,7 @@ async def list_object_versions(ctx) -> web.StreamResponse:
     # or not version-id-marker is given (S3's key-marker is exclusive).
     args = _page_args(ctx, key_marker)
     page = await ctx.store.list_objects(ctx.s3.bucket, **args)
-    owner = bucket_owner(ctx, ctx.extra["bucket"])
+    owner = bucket_owner(ctx, ctx.bucket)
     root = add(
         element("ListVersionsResult"),
         ("Name", ctx.s3.bucket),
@@ -153,7 +154,7 @@ async def list_object_versions(ctx) -> web.StreamResponse:
     return xml_reply(root)
 
 
-async def _upload_page(ctx, prefix, delimiter, key_marker, upload_marker, max_uploads):
+async def _upload_page(ctx: Ctx, prefix, delimiter, key_marker, upload_marker, max_uploads):
     """One page of ListMultipartUploads: up to max_uploads entries (uploads and common
     prefixes together, each prefix once), whether more follow, and the markers to go on from
     (a common prefix as the key marker skips every upload under it)."""
@@ -190,7 +191,7 @@ async def _upload_page(ctx, prefix, delimiter, key_marker, upload_marker, max_up
         after_key, after_id = batch[-1].key, batch[-1].upload_id
 
 
-async def list_multipart_uploads(ctx) -> web.StreamResponse:
+async def list_multipart_uploads(ctx: Ctx) -> web.StreamResponse:
     q = ctx.s3.query
     enc = _encoder(q)
     prefix = q.get("prefix", "")
@@ -201,7 +202,7 @@ async def list_multipart_uploads(ctx) -> web.StreamResponse:
     shown, prefixes, truncated, last = await _upload_page(
         ctx, prefix, delimiter, key_marker, upload_marker, max_uploads
     )
-    owner = bucket_owner(ctx, ctx.extra["bucket"])
+    owner = bucket_owner(ctx, ctx.bucket)
     root = add(
         element("ListMultipartUploadsResult"),
         ("Bucket", ctx.s3.bucket),

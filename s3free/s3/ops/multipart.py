@@ -7,6 +7,7 @@ import re
 
 from aiohttp import web
 
+from s3free.appkeys import Ctx
 from s3free.s3 import conditions
 from s3free.s3.body import open_body, read_small_body
 from s3free.s3.checksums import HEADERS, ChecksumStream, checksum_request
@@ -19,14 +20,14 @@ from s3free.s3.xmlio import add, child_text, children, element, iso8601, parse_b
 MAX_PART_SIZE = 5 * 1024**3
 
 
-def _upload_id(ctx) -> str:
+def _upload_id(ctx: Ctx) -> str:
     upload_id = ctx.s3.query.get("uploadId", "")
     if not upload_id:
         raise S3Error("NoSuchUpload", "The specified upload does not exist.")
     return upload_id
 
 
-def _part_number(ctx) -> int:
+def _part_number(ctx: Ctx) -> int:
     number = parse_uint(ctx.s3.query.get("partNumber"), max_digits=5)
     if number is None or not 1 <= number <= 10000:
         raise S3Error(
@@ -35,7 +36,7 @@ def _part_number(ctx) -> int:
     return number
 
 
-async def create_multipart_upload(ctx) -> web.StreamResponse:
+async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     _refuse_unsupported(ctx)
     fields = new_object_fields(ctx)
     # Each part's checksum is verified as it arrives (UploadPart); the whole object's
@@ -52,7 +53,7 @@ async def create_multipart_upload(ctx) -> web.StreamResponse:
     return xml_reply(root, headers=headers)
 
 
-async def upload_part(ctx) -> web.StreamResponse:
+async def upload_part(ctx: Ctx) -> web.StreamResponse:
     upload_id = _upload_id(ctx)
     number = _part_number(ctx)
     body = await open_body(ctx)
@@ -73,7 +74,7 @@ async def upload_part(ctx) -> web.StreamResponse:
     return web.Response(status=200, headers=headers)
 
 
-async def upload_part_copy(ctx) -> web.StreamResponse:
+async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
     upload_id = _upload_id(ctx)
     number = _part_number(ctx)
     _, _, reader = await open_copy_source(
@@ -119,18 +120,19 @@ def _full_object_check(headers):
             "composite multipart checksums are not supported; send a full-object checksum",
         )
     wanted = checksum_request(headers)
+    # `given` holds an x-amz-checksum-* header, so a value was asked for
+    assert wanted is not None and wanted.expected is not None
+    algorithm, expected = wanted.algorithm, wanted.expected
 
     async def verify(stream) -> None:
-        checked = ChecksumStream(
-            stream, [wanted.algorithm], expected={wanted.algorithm: wanted.expected}
-        )
+        checked = ChecksumStream(stream, [algorithm], expected={algorithm: expected})
         async for _ in checked:
             pass
 
     return verify
 
 
-async def complete_multipart_upload(ctx) -> web.StreamResponse:
+async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     upload_id = _upload_id(ctx)
     root = await parse_body_async(await read_small_body(ctx), "CompleteMultipartUpload")
     parts = []
@@ -164,12 +166,12 @@ async def complete_multipart_upload(ctx) -> web.StreamResponse:
     return xml_reply(result)
 
 
-async def abort_multipart_upload(ctx) -> web.StreamResponse:
+async def abort_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     await ctx.store.abort_multipart_upload(ctx.s3.bucket, ctx.s3.key, _upload_id(ctx))
     return web.Response(status=204)
 
 
-async def list_parts(ctx) -> web.StreamResponse:
+async def list_parts(ctx: Ctx) -> web.StreamResponse:
     upload_id = _upload_id(ctx)
     q = ctx.s3.query
     marker = int_param(q, "part-number-marker", 0, low=0, high=10000)
@@ -177,7 +179,7 @@ async def list_parts(ctx) -> web.StreamResponse:
     parts, truncated, next_marker = await ctx.store.list_parts(
         ctx.s3.bucket, ctx.s3.key, upload_id, part_number_marker=marker, max_parts=max_parts
     )
-    owner = bucket_owner(ctx, ctx.extra["bucket"])
+    owner = bucket_owner(ctx, ctx.bucket)
     root = add(
         element("ListPartsResult"),
         ("Bucket", ctx.s3.bucket),

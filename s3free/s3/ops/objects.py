@@ -10,13 +10,14 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from s3free.appkeys import Ctx
 from s3free.engine.types import ObjectInfo
 from s3free.errors import NoSuchKey, StorageError
 from s3free.s3 import access, conditions
 from s3free.s3.body import open_body, read_small_body
 from s3free.s3.errors import S3Error, from_storage
 from s3free.s3.numbers import parse_uint
-from s3free.s3.ops import acl
+from s3free.s3.ops.acl import policy, requested_canned
 from s3free.s3.ops.common import (
     bucket_owner,
     check_version_id,
@@ -79,8 +80,8 @@ def _unsatisfiable(size: int) -> S3Error:
     return S3Error(
         "InvalidRange",
         "The requested range is not satisfiable",
+        fields={"header:Content-Range": f"bytes */{size}"},
         ActualObjectSize=str(size),
-        **{"header:Content-Range": f"bytes */{size}"},
     )
 
 
@@ -103,10 +104,10 @@ def object_headers(info: ObjectInfo, checksums: bool) -> dict[str, str]:
     return headers
 
 
-async def _open(ctx, *, head: bool):
+async def _open(ctx: Ctx, *, head: bool):
     """Look the object up and decide the range on the version that will be read."""
     # A caller who may read only public-read objects learns nothing before the ACL check.
-    public_only = bool(ctx.extra.get("needs_public_object"))
+    public_only = ctx.public_object_only
     if not public_only:
         check_version_id(ctx.s3.query)
     q = ctx.s3.query
@@ -135,7 +136,7 @@ async def _open(ctx, *, head: bool):
     return reader, decided.get("range"), part_number
 
 
-def _response_headers(ctx, reader, rng, part_number) -> tuple[int, dict[str, str]]:
+def _response_headers(ctx: Ctx, reader, rng, part_number) -> tuple[int, dict[str, str]]:
     info = reader.info
     full = rng is None and part_number is None
     checksum_mode = ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
@@ -155,7 +156,7 @@ def _response_headers(ctx, reader, rng, part_number) -> tuple[int, dict[str, str
 SMALL_BODY = 256 * 1024  # sent in one write, headers and body together
 
 
-async def get_object(ctx) -> web.StreamResponse:
+async def get_object(ctx: Ctx) -> web.StreamResponse:
     reader, rng, part_number = await _open(ctx, head=False)
     chunks = None
     try:
@@ -198,7 +199,7 @@ async def _close(reader, chunks) -> None:
     await reader.aclose()
 
 
-def _cut(ctx, exc: Exception) -> None:
+def _cut(ctx: Ctx, exc: Exception) -> None:
     """A read failed after the status and part of the body went out: no error response can
     follow, so the connection is aborted (the client sees fewer bytes than Content-Length,
     never wrong ones, and retries)."""
@@ -211,7 +212,7 @@ def _cut(ctx, exc: Exception) -> None:
         transport.abort()
 
 
-async def head_object(ctx) -> web.StreamResponse:
+async def head_object(ctx: Ctx) -> web.StreamResponse:
     reader, rng, part_number = await _open(ctx, head=True)
     await reader.aclose()
     status, headers = _response_headers(ctx, reader, rng, part_number)
@@ -219,7 +220,7 @@ async def head_object(ctx) -> web.StreamResponse:
     return web.Response(status=status, headers=headers)
 
 
-def _canned_acl(ctx) -> str:
+def _canned_acl(ctx: Ctx) -> str:
     """The x-amz-acl of a write; grants and ACLs other than private/public-read are refused."""
     headers = ctx.request.headers
     for name in headers:
@@ -235,7 +236,7 @@ def _canned_acl(ctx) -> str:
     return value
 
 
-def _refuse_unsupported(ctx) -> None:
+def _refuse_unsupported(ctx: Ctx) -> None:
     headers = ctx.request.headers
     storage_class = headers.get("x-amz-storage-class", "STANDARD")
     if storage_class != "STANDARD":
@@ -252,7 +253,7 @@ def _refuse_unsupported(ctx) -> None:
             raise S3Error("NotImplemented", f"{name} is not supported by s3free")
 
 
-def new_object_fields(ctx) -> dict:
+def new_object_fields(ctx: Ctx) -> dict:
     """content_type, user_metadata and http_headers of a new object from the request."""
     headers = ctx.request.headers
     stored = stored_headers(headers)
@@ -266,7 +267,7 @@ def new_object_fields(ctx) -> dict:
     }
 
 
-async def put_object(ctx) -> web.StreamResponse:
+async def put_object(ctx: Ctx) -> web.StreamResponse:
     _refuse_unsupported(ctx)
     fields = new_object_fields(ctx)
     precondition = conditions.write_precondition(ctx.request.headers)
@@ -287,13 +288,13 @@ async def put_object(ctx) -> web.StreamResponse:
     return web.Response(status=200, headers=headers)
 
 
-async def delete_object(ctx) -> web.StreamResponse:
+async def delete_object(ctx: Ctx) -> web.StreamResponse:
     check_version_id(ctx.s3.query)
     await ctx.store.delete_object(ctx.s3.bucket, ctx.s3.key)
     return web.Response(status=204)
 
 
-async def delete_objects(ctx) -> web.StreamResponse:
+async def delete_objects(ctx: Ctx) -> web.StreamResponse:
     root = await parse_body_async(await read_small_body(ctx), "Delete")
     quiet = (child_text(root, "Quiet", "false") or "").strip().lower() == "true"
     objects = children(root, "Object")
@@ -348,7 +349,7 @@ def _no_such_source_version() -> S3Error:
     return S3Error("NoSuchVersion", "the specified version does not exist", status=404)
 
 
-async def open_copy_source(ctx, start=None, end=None, *, range_header: str | None = None):
+async def open_copy_source(ctx: Ctx, start=None, end=None, *, range_header: str | None = None):
     """A reader for the copy source. The requester's right to read it is decided first;
     only then its version, x-amz-copy-source-if-* conditions and range, so a requester
     without that right learns nothing from them (existence, ETag, date or size)."""
@@ -388,7 +389,7 @@ async def open_copy_source(ctx, start=None, end=None, *, range_header: str | Non
     return bucket, key, reader
 
 
-async def copy_object(ctx) -> web.StreamResponse:
+async def copy_object(ctx: Ctx) -> web.StreamResponse:
     _refuse_unsupported(ctx)
     headers = ctx.request.headers
     directive = headers.get("x-amz-metadata-directive", "COPY").upper()
@@ -441,18 +442,18 @@ async def copy_object(ctx) -> web.StreamResponse:
     return xml_reply(body)
 
 
-async def get_object_acl(ctx) -> web.StreamResponse:
+async def get_object_acl(ctx: Ctx) -> web.StreamResponse:
     check_version_id(ctx.s3.query)
     info = await ctx.store.head_object(ctx.s3.bucket, ctx.s3.key)
-    bucket = ctx.extra["bucket"]
+    bucket = ctx.bucket
     return xml_reply(
-        acl.policy(bucket_owner(ctx, bucket), info.http_headers.get(access.ACL_HEADER, "private"))
+        policy(bucket_owner(ctx, bucket), info.http_headers.get(access.ACL_HEADER, "private"))
     )
 
 
-async def put_object_acl(ctx) -> web.StreamResponse:
+async def put_object_acl(ctx: Ctx) -> web.StreamResponse:
     check_version_id(ctx.s3.query)
-    value = await acl.requested_canned(ctx)
+    value = await requested_canned(ctx)
     info = await ctx.store.head_object(ctx.s3.bucket, ctx.s3.key)
     stored = {k: v for k, v in info.http_headers.items() if k != access.ACL_HEADER}
     if value != "private":

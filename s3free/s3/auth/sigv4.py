@@ -21,16 +21,33 @@ Every signature comparison is constant-time; derived signing keys are cached per
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import hmac
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 from urllib.parse import quote, quote_from_bytes, unquote_plus, unquote_to_bytes
 
+from s3free.appkeys import AuthResult
+from s3free.appkeys import Credentials as Credentials  # re-exported: callers sign with it
+from s3free.s3.auth.common import (
+    ISO,
+    MAX_PRESIGN_EXPIRES,
+    MAX_SKEW,
+    SIGNATURE_MISMATCH,
+    UNSIGNED_PAYLOAD,
+    V4_QUERY,
+    Lookup,
+    check_skew,
+    lookup_key,
+    mechanism,
+    no_valid_date,
+    parse_amz_date,
+    parse_http_date,
+    utc,
+)
 from s3free.s3.errors import S3Error
 from s3free.s3.numbers import parse_uint
 
@@ -39,7 +56,6 @@ SERVICE = "s3"
 TERMINATOR = "aws4_request"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
 STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
@@ -51,9 +67,6 @@ PAYLOAD_LITERALS = frozenset(
     (UNSIGNED_PAYLOAD, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER)
 )
 
-MAX_SKEW = timedelta(minutes=15)
-MAX_PRESIGN_EXPIRES = 7 * 24 * 3600  # 604800 s: one week
-
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _DATE8 = re.compile(r"[0-9]{8}")
@@ -63,10 +76,6 @@ _SAFE_PATH = "-_.~/"
 _CREDENTIAL_FORM = 'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
 _HEADER_MALFORMED = "The authorization header is malformed; "
 _QUERY_MALFORMED = "Error parsing the X-Amz-Credential parameter; "
-_SIGNATURE_MISMATCH = (
-    "The request signature we calculated does not match the signature you provided. "
-    "Check your key and signing method."
-)
 _SIGV4_ONLY = (
     "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
 )
@@ -78,41 +87,6 @@ _QUERY_AUTH_PARAMS = (
     "X-Amz-SignedHeaders",
     "X-Amz-Expires",
 )
-
-
-@dataclass(frozen=True)
-class Credentials:
-    access_key: str
-    secret_key: str = field(repr=False)
-    user: str
-
-
-Lookup = Callable[[str], Credentials | None]
-"""Access key id -> its credentials, or None when the key is unknown."""
-
-
-@dataclass(frozen=True)
-class AuthResult:
-    """Who signed the request, and what a chunked body needs to verify its chunk signatures.
-
-    `credentials` is None for an anonymous request (no Authorization header and no presigned
-    query). `payload` is the `x-amz-content-sha256` value (a lowercase hex SHA-256, or one of
-    `PAYLOAD_LITERALS`); for presigned URLs it is "UNSIGNED-PAYLOAD" unless the URL signed an
-    `X-Amz-Content-Sha256` parameter. `seed_signature` is the verified request signature that
-    chunk signatures chain from; `scope` is "YYYYMMDD/region/s3/aws4_request".
-    """
-
-    credentials: Credentials | None
-    payload: str
-    presigned: bool
-    signing_key: bytes = field(default=b"", repr=False)
-    seed_signature: str = ""
-    amz_date: str = ""
-    scope: str = ""
-
-    @property
-    def anonymous(self) -> bool:
-        return self.credentials is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,37 +280,11 @@ def _check_signed_headers(headers: Mapping[str, str], signed: list[str]) -> None
         )
 
 
-_AMZ_DATE_RE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
-
-
-def _parse_amz_date(value: str) -> datetime | None:
-    """An ISO 8601 basic timestamp (yyyyMMdd'T'HHmmss'Z'), exactly as AWS requires it; parsed
-    by hand because strptime costs a small GET several percent of its time."""
-    match = _AMZ_DATE_RE.fullmatch(value)
-    if match is None:
-        return None
-    try:
-        return datetime(*map(int, match.groups()), tzinfo=UTC)  # type: ignore[misc]
-    except ValueError:  # a month 13, say
-        return None
-
-
-def _lookup(lookup: Lookup, access_key: str) -> Credentials:
-    creds = lookup(access_key)
-    if creds is None:
-        raise S3Error(
-            "InvalidAccessKeyId",
-            "The AWS Access Key Id you provided does not exist in our records.",
-            AWSAccessKeyId=access_key,
-        )
-    return creds
-
-
 def _verify(expected: str, provided: str, access_key: str, sts: str, creq: str) -> None:
     if not signatures_equal(expected, provided):
         raise S3Error(
             "SignatureDoesNotMatch",
-            _SIGNATURE_MISMATCH,
+            SIGNATURE_MISMATCH,
             AWSAccessKeyId=access_key,
             StringToSign=sts,
             SignatureProvided=provided,
@@ -363,21 +311,12 @@ def authenticate(
     Returns who signed; anonymous requests (neither header nor presigned query) come back with
     `credentials=None` for the caller's policy to judge. Raises S3Error otherwise.
     """
-    now = _utc(now)
-    authorization = headers.get("authorization")
-    names = {k for k, _ in query}
-    query_auth = any(p in names for p in ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature"))
-    if authorization is not None:
-        if query_auth:
-            raise S3Error(
-                "InvalidArgument",
-                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
-                "Signature query string parameter or the Authorization header should be specified",
-                ArgumentName="Authorization",
-                ArgumentValue=authorization,
-            )
+    now = utc(now)
+    how, names = mechanism(headers, query, V4_QUERY)
+    if how == "header":
+        authorization = headers["authorization"]
         return _header_auth(method, path, query, headers, authorization, lookup, region, now)
-    if query_auth:
+    if how == "query":
         return _query_auth(method, path, query, headers, lookup, region, now)
     if "Signature" in names and "AWSAccessKeyId" in names:
         raise S3Error("InvalidRequest", _SIGV4_ONLY)  # SigV2 presigned URL
@@ -386,14 +325,6 @@ def authenticate(
         payload=headers.get("x-amz-content-sha256") or UNSIGNED_PAYLOAD,
         presigned=False,
     )
-
-
-def _utc(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None:
-        return now.replace(tzinfo=UTC)
-    return now.astimezone(UTC)
 
 
 def _parse_authorization(value: str) -> dict[str, str]:
@@ -469,31 +400,22 @@ def _header_auth(
     raw_payload = headers.get("x-amz-content-sha256")
     payload = _validate_payload(raw_payload)
 
-    creds = _lookup(lookup, scope.access_key)
+    creds = lookup_key(lookup, scope.access_key)
 
     amz_date_header = headers.get("x-amz-date")
     if amz_date_header is not None:
         amz_date = amz_date_header.strip()
-        when = _parse_amz_date(amz_date)
+        when = parse_amz_date(amz_date)
     else:
-        when = _parse_http_date(headers.get("date"))
+        when = parse_http_date(headers.get("date"))
         amz_date = when.strftime(_AMZ_DATE) if when is not None else ""
     if when is None:
-        raise S3Error(
-            "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
-        )
+        raise no_valid_date()
     if amz_date[:8] != scope.date:
         raise S3Error(
             code, f"{_HEADER_MALFORMED}Invalid credential date. Date is not the same as X-Amz-Date."
         )
-    if abs(now - when) > MAX_SKEW:
-        raise S3Error(
-            "RequestTimeTooSkewed",
-            "The difference between the request time and the current time is too large.",
-            RequestTime=amz_date,
-            ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            MaxAllowedSkewMilliseconds=str(int(MAX_SKEW.total_seconds() * 1000)),
-        )
+    check_skew(now, when, amz_date)
     _check_signed_headers(headers, signed)
 
     # The canonical request's last line is the header as sent (a hex hash in any case).
@@ -511,18 +433,6 @@ def _header_auth(
         amz_date=amz_date,
         scope=scope.scope,
     )
-
-
-def _parse_http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return _utc(when)
 
 
 def _query_auth(
@@ -553,7 +463,7 @@ def _query_auth(
     scope = _parse_credential(
         params["X-Amz-Credential"], region, code=code, prefix=_QUERY_MALFORMED
     )
-    when = _parse_amz_date(params["X-Amz-Date"])
+    when = parse_amz_date(params["X-Amz-Date"])
     if when is None:
         raise S3Error(
             code, "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""
@@ -576,7 +486,7 @@ def _query_auth(
             code, f"{_QUERY_MALFORMED}Invalid credential date. Date is not the same as X-Amz-Date."
         )
 
-    creds = _lookup(lookup, scope.access_key)
+    creds = lookup_key(lookup, scope.access_key)
 
     if when - now > MAX_SKEW:
         raise S3Error("AccessDenied", "Request is not valid yet")
@@ -584,9 +494,9 @@ def _query_auth(
         raise S3Error(
             "AccessDenied",
             "Request has expired",
-            **{"X-Amz-Expires": expires_s},
-            Expires=(when + timedelta(seconds=expires)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            fields={"X-Amz-Expires": expires_s},
+            Expires=(when + timedelta(seconds=expires)).strftime(ISO),
+            ServerTime=now.strftime(ISO),
         )
     _check_signed_headers(headers, signed)
 
@@ -652,7 +562,7 @@ def sign_headers(
 ) -> dict[str, str]:
     """The headers (Host, x-amz-date, x-amz-content-sha256, Authorization, and `extra`, all
     signed) that make a SigV4 header-authenticated request; `path` is percent-encoded as sent."""
-    moment = _utc(now)
+    moment = utc(now)
     amz_date = moment.strftime("%Y%m%dT%H%M%SZ")
     headers = {k.lower(): v for k, v in (extra or {}).items()}
     headers.update({"host": host, "x-amz-content-sha256": payload, "x-amz-date": amz_date})

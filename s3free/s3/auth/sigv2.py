@@ -1,4 +1,5 @@
-"""AWS Signature Version 2 verification for S3 (HMAC-SHA1), beside `sigv4.py`.
+"""AWS Signature Version 2 verification for S3 (HMAC-SHA1), beside `sigv4.py` (what both
+share: `common.py`).
 
 Two forms, as in AWS's "Signing and Authenticating REST Requests":
 
@@ -31,19 +32,26 @@ import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from s3free.s3.errors import S3Error
-from s3free.s3.numbers import parse_uint
-from s3free.s3.sigv4 import (
+from s3free.appkeys import AuthResult
+from s3free.s3.auth.common import (
+    ISO,
     MAX_PRESIGN_EXPIRES,
     MAX_SKEW,
+    ONE_MECHANISM,
+    SIGNATURE_MISMATCH,
     UNSIGNED_PAYLOAD,
-    AuthResult,
+    V4_QUERY,
     Lookup,
-    _lookup,
-    _parse_amz_date,
-    _parse_http_date,
-    _utc,
+    check_skew,
+    lookup_key,
+    mechanism,
+    no_valid_date,
+    parse_amz_date,
+    parse_http_date,
+    utc,
 )
+from s3free.s3.errors import S3Error
+from s3free.s3.numbers import parse_uint
 
 ALGORITHM_V2 = "AWS"
 
@@ -63,19 +71,9 @@ SUBRESOURCES = frozenset(
 )  # fmt: skip
 
 _QUERY_PARAMS = ("AWSAccessKeyId", "Signature", "Expires")
-_V4_QUERY = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
-_SIGNATURE_MISMATCH = (
-    "The request signature we calculated does not match the signature you provided. "
-    "Check your key and signing method."
-)
-_ONE_MECHANISM = (
-    "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
-    "Signature query string parameter or the Authorization header should be specified"
-)
 _QUERY_REQUIRED = (
     "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters"
 )
-_ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def is_v2(headers: Mapping[str, str], query: list[tuple[str, str]]) -> bool:
@@ -158,20 +156,13 @@ def authenticate_v2(
     """
     if not is_v2(headers, query):
         return None
-    now = _utc(now)
-    authorization = headers.get("authorization")
-    names = {k for k, _ in query}
-    if authorization is not None:
-        if any(p in names for p in (*_V4_QUERY, "Signature", "AWSAccessKeyId")):
-            raise S3Error(
-                "InvalidArgument",
-                _ONE_MECHANISM,
-                ArgumentName="Authorization",
-                ArgumentValue=authorization,
-            )
+    now = utc(now)
+    how, names = mechanism(headers, query, (*V4_QUERY, "Signature", "AWSAccessKeyId"))
+    if how == "header":
+        authorization = headers["authorization"]
         return _header_auth(method, path, query, headers, authorization, lookup, now, bucket)
-    if any(p in names for p in _V4_QUERY):
-        raise S3Error("InvalidArgument", _ONE_MECHANISM, ArgumentName="Signature", ArgumentValue="")
+    if any(p in names for p in V4_QUERY):
+        raise S3Error("InvalidArgument", ONE_MECHANISM, ArgumentName="Signature", ArgumentValue="")
     return _query_auth(method, path, query, headers, lookup, now, bucket)
 
 
@@ -193,26 +184,17 @@ def _header_auth(
             ArgumentName="Authorization",
             ArgumentValue=authorization,
         )
-    creds = _lookup(lookup, access_key)
+    creds = lookup_key(lookup, access_key)
 
     amz_date = headers.get("x-amz-date")
     date_header = headers.get("date")
     if amz_date is not None:
-        when = _parse_http_date(amz_date.strip()) or _parse_amz_date(amz_date.strip())
+        when = parse_http_date(amz_date.strip()) or parse_amz_date(amz_date.strip())
     else:
-        when = _parse_http_date(date_header)
+        when = parse_http_date(date_header)
     if when is None:
-        raise S3Error(
-            "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
-        )
-    if abs(now - when) > MAX_SKEW:
-        raise S3Error(
-            "RequestTimeTooSkewed",
-            "The difference between the request time and the current time is too large.",
-            RequestTime=amz_date if amz_date is not None else (date_header or ""),
-            ServerTime=now.strftime(_ISO),
-            MaxAllowedSkewMilliseconds=str(int(MAX_SKEW.total_seconds() * 1000)),
-        )
+        raise no_valid_date()
+    check_skew(now, when, amz_date if amz_date is not None else (date_header or ""))
 
     # With x-amz-date the Date position is empty (AWS); botocore and MinIO put the Date
     # header's value there. Either way x-amz-date, the time we checked, is signed.
@@ -254,7 +236,7 @@ def _query_auth(
         raise S3Error(
             "AccessDenied", f"Invalid date (should be seconds since epoch): {expires_s[:40]}"
         )
-    creds = _lookup(lookup, params["AWSAccessKeyId"])
+    creds = lookup_key(lookup, params["AWSAccessKeyId"])
     try:
         expires = datetime.fromtimestamp(expires_epoch, UTC)
     except (OverflowError, OSError, ValueError):
@@ -263,8 +245,8 @@ def _query_auth(
         raise S3Error(
             "AccessDenied",
             "Request has expired",
-            Expires=expires.strftime(_ISO),
-            ServerTime=now.strftime(_ISO),
+            Expires=expires.strftime(ISO),
+            ServerTime=now.strftime(ISO),
         )
     # SigV2 names no signing time, so the SigV4 cap (a week) is measured from now, with the
     # clock skew allowed: a URL good until year 9999 is a credential that never expires.
@@ -274,7 +256,7 @@ def _query_auth(
             f"Expires must be at most {MAX_PRESIGN_EXPIRES} seconds (a week) from now, as for "
             "SigV4 presigned URLs; presign the URL again with a shorter expiry",
             Expires=expires_s[:40],
-            ServerTime=now.strftime(_ISO),
+            ServerTime=now.strftime(ISO),
         )
     # botocore's presigner moves x-amz-*, Content-MD5 and Content-Type headers into the query.
     from_query = {k.lower(): v for k, v in query if k.lower() in ("content-md5", "content-type")}
@@ -301,7 +283,7 @@ def _verify(secret_key: str, candidates: list[str], provided: str, access_key: s
     if not ok:
         raise S3Error(
             "SignatureDoesNotMatch",
-            _SIGNATURE_MISMATCH,
+            SIGNATURE_MISMATCH,
             AWSAccessKeyId=access_key,
             StringToSign=candidates[0],
             SignatureProvided=provided,
