@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from tests.s3.cli_support import admin, base_env, root_env
 from tests.s3.conftest import make_client
-from tests.s3.server import start_server
+from tests.support.server import start_server
 
 
 @pytest.fixture

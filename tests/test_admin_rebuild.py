@@ -23,7 +23,7 @@ from s3free.admin.usage import manifest_raw_bytes, part_raw_bytes
 from s3free.errors import NoSuchKey
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk
-from tests.helpers import disk_paths, open_store, run, stream_of
+from tests.support.engine import disk_paths, open_store, run, stream_of
 
 
 class HoldingDisk(FaultyDisk):

@@ -14,7 +14,7 @@ from chaos.data import FAST, dataset
 from chaos.rig import BUCKET, Rig
 from s3free.format.ids import bucket_hash
 from s3free.format.record import decode_record
-from tests.helpers import run
+from tests.support.engine import run
 
 # index-tables-bitrot found that LevelDB opened without paranoid_checks silently dropped
 # corrupt log records (acknowledged objects vanished, no rebuild); it now guards that fix.

@@ -29,7 +29,7 @@ from s3free.s3.checksums import (
     normalize_algorithm,
 )
 from s3free.s3.errors import S3Error
-from tests.helpers import run
+from tests.support.engine import run
 
 # Check values of "123456789": CRC catalogue (CRC-32/ISO-HDLC, CRC-32/ISCSI, CRC-64/NVME) and
 # the well-known SHA-1 / SHA-256 digests of that string.

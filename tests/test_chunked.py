@@ -40,7 +40,7 @@ from s3free.s3.sigv4 import (
     authenticate,
     parse_query,
 )
-from tests.helpers import run
+from tests.support.engine import run
 
 DOC_AK, DOC_SK = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 DOC_DATE, DOC_SCOPE = "20130524T000000Z", "20130524/us-east-1/s3/aws4_request"

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from s3free.config import KEYS, MASK, SECRETS, ConfigError, load, reload
-from tests.helpers import run
+from tests.support.engine import run
 
 SAMPLE = Path(__file__).parent.parent / "configs" / "s3free.yaml"
 

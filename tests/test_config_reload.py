@@ -8,8 +8,8 @@ import threading
 import time
 
 from s3free.heal import HealService
-from tests.heal_support import config, new_store, put
-from tests.helpers import run
+from tests.support.engine import run
+from tests.support.heal import config, new_store, put
 
 
 def test_a_new_scrub_interval_is_applied_at_once(tmp_path):
@@ -46,7 +46,7 @@ def test_closing_the_store_waits_for_index_writes_whose_awaiter_was_cancelled(tm
     cancelled by stop(), left its checkpoint write running in the pool, and store.close()
     closed LevelDB under it: a segfault. Now the pool finishes before the index closes."""
     from s3free.meta.index import Index
-    from tests.helpers import open_store
+    from tests.support.engine import open_store
 
     async def go() -> None:
         store = await open_store(tmp_path, 3)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.s3.cli_support import root_env, s3free_cli
 from tests.s3.conftest import make_client
-from tests.s3.server import start_server
+from tests.support.server import start_server
 
 FAST = {"S3FREE_DISK_PROBE_S": "0.1"}
 BUCKET = "healme"

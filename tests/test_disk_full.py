@@ -21,8 +21,8 @@ from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk
 from s3free.storage.health import Probe
 from s3free.storage.layout import version_dir
-from tests.heal_support import config
-from tests.helpers import SMALL_BLOCK, disk_paths, open_store, run, stream_of
+from tests.support.engine import SMALL_BLOCK, disk_paths, open_store, run, stream_of
+from tests.support.heal import config
 
 BUCKET = "full"
 FAST = MonitorConfig(probe_s=0.05, error_limit=3, error_window_s=10, cooldown_s=0.3)

@@ -25,7 +25,7 @@ from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk
 from s3free.storage.health import HealingTracker, count_shards
 from s3free.storage.layout import FORMAT_FILE, HEALING_FILE, inline_path, version_dir
-from tests.helpers import disk_paths, open_store, run, stream_of
+from tests.support.engine import disk_paths, open_store, run, stream_of
 
 N = 6  # RS(4,2)
 BUCKET = "life"

@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 from s3free.engine import ObjectStore
-from tests.helpers import run, stream_of
 from tests.s3.cli_support import base_env, disk
+from tests.support.engine import run, stream_of
 
 
 def test_recover_restores_a_version_with_no_manifest_left(tmp_path):

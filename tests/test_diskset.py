@@ -18,7 +18,7 @@ from s3free.format.ids import object_id
 from s3free.storage.disk import LocalDisk
 from s3free.storage.diskset import DiskSet, default_ec, parse_ec
 from s3free.storage.layout import FORMAT_FILE
-from tests.helpers import SMALL_BLOCK, disk_paths, open_store, run, stream_of
+from tests.support.engine import SMALL_BLOCK, disk_paths, open_store, run, stream_of
 
 BUCKET = "setbucket"
 

@@ -19,7 +19,7 @@ from s3free.errors import (
     NoSuchKey,
     NoSuchUpload,
 )
-from tests.helpers import open_store, run, stream_of
+from tests.support.engine import open_store, run, stream_of
 
 GOOD_NAMES = [
     "abc",

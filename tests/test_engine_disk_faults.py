@@ -22,7 +22,7 @@ from s3free.errors import DataUnavailable, InsufficientWriteQuorum, NoSuchKey
 from s3free.format.ids import object_id
 from s3free.storage.disk import TMP_DIR, LocalDisk
 from s3free.storage.faulty import FaultyDisk
-from tests.helpers import SMALL_BLOCK, disk_paths, open_store, run, shard_files, stream_of
+from tests.support.engine import SMALL_BLOCK, disk_paths, open_store, run, shard_files, stream_of
 
 BUCKET = "diskfaults"
 K, M = 6, 3
@@ -552,7 +552,7 @@ def test_disks_turning_read_only_during_a_sequence_of_puts(tmp_path):
 
 def test_shard_files_helper_sees_only_committed_objects(tmp_path):
     """Sanity for the helpers above: after a clean put, each of the nine disks has the part
-    and the manifest, and shard_files (tests.helpers) lists the nine part files."""
+    and the manifest, and shard_files (tests.support.engine) lists the nine part files."""
 
     async def main():
         store, _ = await faulty_store(tmp_path)

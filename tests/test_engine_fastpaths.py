@@ -20,7 +20,7 @@ from s3free.errors import DataUnavailable
 from s3free.format.errors import FormatError
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk, flip_bit
-from tests.helpers import disk_paths, inline_file, open_store, run, stream_of
+from tests.support.engine import disk_paths, inline_file, open_store, run, stream_of
 
 BUCKET = "fast"
 

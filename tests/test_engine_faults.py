@@ -32,7 +32,7 @@ from s3free.format.manifest import Manifest
 from s3free.format.record import leaf_hash
 from s3free.storage.faulty import flip_bit
 from s3free.storage.layout import part_path
-from tests.helpers import SMALL_BLOCK, open_store, run, shard_files, stream_of
+from tests.support.engine import SMALL_BLOCK, open_store, run, shard_files, stream_of
 
 BUCKET = "faults"
 K, M = 6, 3

@@ -11,7 +11,7 @@ import pytest
 from s3free.errors import InsufficientWriteQuorum, NoSuchKey
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk
-from tests.helpers import disk_paths, open_store, run, stream_of
+from tests.support.engine import disk_paths, open_store, run, stream_of
 
 
 class CountingDisk(FaultyDisk):

@@ -23,7 +23,7 @@ from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk, flip_bit
 from s3free.storage.layout import parse_inline_name, version_dir
-from tests.helpers import disk_paths, inline_file, open_store, run, shard_files, stream_of
+from tests.support.engine import disk_paths, inline_file, open_store, run, shard_files, stream_of
 
 BUCKET = "inline"
 K, M = 6, 3

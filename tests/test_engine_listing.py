@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from s3free.errors import InvalidArgument
-from tests.helpers import open_store, run, stream_of
+from tests.support.engine import open_store, run, stream_of
 
 BUCKET = "lists"
 

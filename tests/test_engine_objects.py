@@ -22,7 +22,7 @@ from s3free.errors import (
     PreconditionFailed,
 )
 from s3free.format.ids import object_id
-from tests.helpers import SMALL_BLOCK, open_store, run, shard_files, stream_of
+from tests.support.engine import SMALL_BLOCK, open_store, run, shard_files, stream_of
 
 B = SMALL_BLOCK
 BUCKET = "objs"

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from s3free.errors import NoSuchUpload
-from tests.helpers import open_store, run, shard_files, stream_of
+from tests.support.engine import open_store, run, shard_files, stream_of
 
 
 def test_uploads_in_progress_survive_an_index_rebuild(tmp_path):

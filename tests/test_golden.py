@@ -34,7 +34,7 @@ from s3free.format.footer import ShardFooter
 from s3free.format.record import encode_record
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk
-from tests.helpers import run
+from tests.support.engine import run
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"

@@ -12,7 +12,8 @@ from pathlib import Path
 from s3free.engine.diskmonitor import DiskMonitor, MonitorConfig
 from s3free.format.manifest import Manifest
 from s3free.heal import HealService
-from tests.heal_support import (
+from tests.support.engine import run
+from tests.support.heal import (
     BS,
     BUCKET,
     K,
@@ -25,7 +26,6 @@ from tests.heal_support import (
     quarantined,
     shard_path,
 )
-from tests.helpers import run
 
 FAST = MonitorConfig(probe_s=0.05, error_limit=3, error_window_s=10, cooldown_s=0.3)
 

@@ -14,8 +14,8 @@ from s3free.format.ids import uuid7
 from s3free.format.manifest import Manifest, envelope_length
 from s3free.heal import HealService
 from s3free.storage.faulty import flip_bit
-from tests.heal_support import BUCKET, K, M, N, config, data_for, new_store, quarantined
-from tests.helpers import inline_file, run, stream_of
+from tests.support.engine import inline_file, run, stream_of
+from tests.support.heal import BUCKET, K, M, N, config, data_for, new_store, quarantined
 
 OLD = time.time() - 10 * 86400
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from s3free.heal.pacer import MAX_CREDIT_S, Pacer
-from tests.helpers import run
+from tests.support.engine import run
 
 
 async def _paced(pacer: Pacer, steps: list[tuple[int, int]]) -> float:
@@ -57,7 +57,7 @@ def test_no_caps_never_sleep_and_a_new_rate_applies_at_once():
 
 def test_asking_for_a_scrub_again_changes_the_rate_of_the_one_under_way(tmp_path):
     from s3free.heal import HealService
-    from tests.heal_support import config, new_store, put
+    from tests.support.heal import config, new_store, put
 
     async def main():
         store = await new_store(tmp_path)

@@ -6,7 +6,8 @@ import asyncio
 
 from s3free.heal import HealService
 from s3free.heal.queue import RepairQueue
-from tests.heal_support import (
+from tests.support.engine import run
+from tests.support.heal import (
     BS,
     BUCKET,
     K,
@@ -17,7 +18,6 @@ from tests.heal_support import (
     put,
     shard_path,
 )
-from tests.helpers import run
 
 
 def test_queue_orders_by_redundancy_left_and_dedups():
@@ -148,7 +148,7 @@ def test_degraded_write_is_queued_and_completed(tmp_path):
         from s3free.engine import ObjectStore
         from s3free.storage.disk import LocalDisk
         from s3free.storage.faulty import FaultyDisk
-        from tests.helpers import disk_paths
+        from tests.support.engine import disk_paths
 
         disks = [FaultyDisk(LocalDisk(p)) for p in disk_paths(tmp_path, N)]
         store = await ObjectStore.open(disks, meta_dir=tmp_path / "meta", k=K, m=2, block_size=BS)

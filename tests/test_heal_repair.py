@@ -8,7 +8,8 @@ import pytest
 from s3free.errors import NoSuchKey
 from s3free.format import decode_record
 from s3free.heal import HealService
-from tests.heal_support import (
+from tests.support.engine import run
+from tests.support.heal import (
     BS,
     BUCKET,
     FULL_RECORD,
@@ -25,7 +26,6 @@ from tests.heal_support import (
     shard_path,
     version_files,
 )
-from tests.helpers import run
 
 
 def generations(path) -> set[int]:

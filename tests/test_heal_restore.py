@@ -10,7 +10,8 @@ from pathlib import Path
 from s3free.format import decode_record
 from s3free.heal import HealService
 from s3free.storage.layout import FORMAT_FILE, inline_path
-from tests.heal_support import (
+from tests.support.engine import run, stream_of
+from tests.support.heal import (
     BS,
     BUCKET,
     FULL_RECORD,
@@ -22,7 +23,6 @@ from tests.heal_support import (
     put_multipart,
     shard_path,
 )
-from tests.helpers import run, stream_of
 
 
 def snapshot(root: Path) -> dict[Path, tuple[int, int]]:

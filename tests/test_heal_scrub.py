@@ -16,7 +16,8 @@ from s3free.errors import NoSuchKey
 from s3free.format.ids import uuid7
 from s3free.heal import HealService
 from s3free.meta.healstate import HealState
-from tests.heal_support import (
+from tests.support.engine import run, stream_of
+from tests.support.heal import (
     BS,
     BUCKET,
     M,
@@ -28,7 +29,6 @@ from tests.heal_support import (
     put,
     shard_path,
 )
-from tests.helpers import run, stream_of
 
 OLD = time.time() - 10 * 86400
 

@@ -23,7 +23,7 @@ from s3free.obs.context import REQUEST_ID, ContextExecutor
 from s3free.s3.app import Settings, make_app
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk
-from tests.helpers import disk_paths, open_store, run
+from tests.support.engine import disk_paths, open_store, run
 
 AK, SK = "LOGTESTACCESSKEY0001", "log-test-secret-key-0123456789"
 

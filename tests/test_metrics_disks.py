@@ -18,8 +18,8 @@ from s3free.obs.health import readiness
 from s3free.obs.metrics import Sources
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk
-from tests.helpers import disk_paths, open_store, run, stream_of
-from tests.obs_support import value
+from tests.support.engine import disk_paths, open_store, run, stream_of
+from tests.support.obs import value
 
 
 def _samples(metrics) -> dict:

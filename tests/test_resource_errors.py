@@ -19,7 +19,7 @@ from s3free.engine.diskmonitor import DiskMonitor, MonitorConfig
 from s3free.errors import StorageError
 from s3free.storage.health import probe
 from s3free.storage.monitored import classify, unwrap
-from tests.helpers import open_store, run, stream_of
+from tests.support.engine import open_store, run, stream_of
 
 N = 4
 FAST = MonitorConfig(probe_s=0.05, error_limit=2, error_window_s=30, cooldown_s=0.3)

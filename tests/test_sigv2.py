@@ -505,7 +505,7 @@ def test_aws_published_query_string_example():
 
 @pytest.fixture(scope="module")
 def v2_server(tmp_path_factory):
-    from tests.s3.server import start_server
+    from tests.support.server import start_server
 
     srv = start_server(tmp_path_factory.mktemp("s3free-sigv2"))
     yield srv

@@ -35,7 +35,7 @@ from s3free.s3.sigv4 import (
     uri_encode_path,
     verify_payload_sha256,
 )
-from tests.helpers import run
+from tests.support.engine import run
 
 REGION = "eu-test-1"
 AK, SK = "AKIDS3FREETEST", "s3cr3t/Key+With=Odd~Chars"

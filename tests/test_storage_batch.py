@@ -21,7 +21,7 @@ from s3free.storage.faulty import FaultyDisk, flip_bit
 from s3free.storage.health import make_data_dirs, unformatted_entries
 from s3free.storage.layout import FORMAT_FILE, HEALING_FILE
 from s3free.storage.monitored import MonitoredDisk
-from tests.helpers import inline_file, open_store, run, stream_of
+from tests.support.engine import inline_file, open_store, run, stream_of
 
 LIMIT = 4096
 

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from s3free.obs.tracing import traces_url
 from tests.s3.conftest import make_client
-from tests.s3.server import Server, start_server
+from tests.support.server import Server, start_server
 
 SERVER_KIND = 2  # opentelemetry.proto.trace.v1.Span.SPAN_KIND_SERVER
 

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from tests.s3.server import start_server
 from tests.s3.users_support import admin, new_user
+from tests.support.server import start_server
 
 _names = itertools.count()
 

@@ -34,8 +34,8 @@ from tests.s3.raw import (
     version_dirs,
     wait_until,
 )
-from tests.s3.server import start_server
 from tests.s3.test_interop_awscli import AWS, Aws
+from tests.support.server import start_server
 
 FAST = {"S3FREE_DISK_PROBE_S": "0.1", "S3FREE_ACCESS_LOG": "true"}
 BUCKET = "bkt"

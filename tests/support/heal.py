@@ -12,7 +12,7 @@ from s3free.format.manifest import Manifest
 from s3free.heal import HealConfig
 from s3free.storage.faulty import flip_bit
 from s3free.storage.layout import manifest_path, part_path
-from tests.helpers import SMALL_BLOCK, open_store, stream_of
+from tests.support.engine import SMALL_BLOCK, open_store, stream_of
 
 BUCKET = "heal"
 K, M = 3, 2
