@@ -180,7 +180,7 @@ def test_stream_mismatch_is_bad_digest_at_the_end(alg):
     assert cs.values == {} and not cs.done
 
 
-def test_stream_reads_trailer_values_at_the_end():
+async def test_stream_reads_trailer_values_at_the_end():
     data = random.Random(1).randbytes(100_000)
     trailers: dict[str, str] = {}
     cs = ChecksumStream(
@@ -196,7 +196,7 @@ def test_stream_reads_trailer_values_at_the_end():
                 trailers["x-amz-meta-other"] = "ignored"
         return bytes(out)
 
-    assert run(main()) == data and cs.values == {"CRC64NVME": checksum_of("CRC64NVME", data)}
+    assert await main() == data and cs.values == {"CRC64NVME": checksum_of("CRC64NVME", data)}
     # A wrong trailer value, and a trailer for an algorithm nobody asked to compute.
     for trailer, code in (
         ({"x-amz-checksum-crc64nvme": checksum_of("CRC64NVME", data + b"!")}, "BadDigest"),
@@ -204,7 +204,7 @@ def test_stream_reads_trailer_values_at_the_end():
         ({"x-amz-checksum-crc64nvme": "short"}, "InvalidRequest"),
     ):
         cs = ChecksumStream(pieces(data, 5000), ["CRC64NVME"], expected_at_end=lambda t=trailer: t)
-        _, err = run(consume(cs))
+        _, err = await consume(cs)
         assert err is not None and err.code == code, trailer
 
 

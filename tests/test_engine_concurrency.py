@@ -196,7 +196,7 @@ def test_get_that_starts_at_the_switch_reads_a_whole_version(tmp_path):
     with_store(tmp_path, body, n=3)
 
 
-def test_delete_racing_put_ends_consistent(tmp_path):
+async def test_delete_racing_put_ends_consistent(tmp_path):
     bodies = [payload(B + 10 * i, 300 + i) for i in range(3)]
     by_etag = {md5(d): d for d in bodies}
     rounds = 10
@@ -231,23 +231,20 @@ def test_delete_racing_put_ends_consistent(tmp_path):
         assert temp_files(tmp_path) == []
         return seen
 
-    async def main():
-        store = await open_store(tmp_path)
-        try:
-            await store.create_bucket(BUCKET)
-            seen = await asyncio.wait_for(body(store), TIMEOUT * 3)
-        finally:
-            await store.close()
-        # the disks say the same as the index did: rebuild it from them and compare
-        shutil.rmtree(tmp_path / "meta")
-        store = await open_store(tmp_path)
-        try:
-            for key, state in seen.items():
-                assert await state_of(store, key) == state, key
-        finally:
-            await store.close()
-
-    run(main())
+    store = await open_store(tmp_path)
+    try:
+        await store.create_bucket(BUCKET)
+        seen = await asyncio.wait_for(body(store), TIMEOUT * 3)
+    finally:
+        await store.close()
+    # the disks say the same as the index did: rebuild it from them and compare
+    shutil.rmtree(tmp_path / "meta")
+    store = await open_store(tmp_path)
+    try:
+        for key, state in seen.items():
+            assert await state_of(store, key) == state, key
+    finally:
+        await store.close()
 
 
 def test_put_into_bucket_deleted_meanwhile(tmp_path):
