@@ -15,6 +15,7 @@ from s3free.heal import HealService
 from tests.support.heal import (
     BS,
     BUCKET,
+    HEAL_STORE,
     K,
     N,
     config,
@@ -25,6 +26,8 @@ from tests.support.heal import (
     quarantined,
     shard_path,
 )
+
+pytestmark = HEAL_STORE
 
 FAST = MonitorConfig(probe_s=0.05, error_limit=3, error_window_s=10, cooldown_s=0.3)
 
@@ -51,12 +54,11 @@ async def until(predicate, seconds: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_checks_that_queue_up_on_one_version_repair_it_once(tmp_path):
+async def test_checks_that_queue_up_on_one_version_repair_it_once(tmp_path, store):
     """A second check that waited behind a repair must see that repair's generation: with the
     manifest it started from, the rebuilt shards looked "newer than the manifest", and it
     rebuilt them again (generation 3) and quarantined the good ones (issue 11, failure 4)."""
 
-    store = await new_store(tmp_path)
     heal = HealService(store, config())
     await heal.start()
     heal._worker.cancel()  # only the checks below repair
@@ -75,7 +77,6 @@ async def test_checks_that_queue_up_on_one_version_repair_it_once(tmp_path):
         assert await healthy(heal, "k")
     finally:
         await heal.stop()
-        await store.close()
 
 
 async def test_writes_that_missed_an_offline_disk_are_repaired_when_it_returns(tmp_path):
@@ -130,12 +131,11 @@ async def _all_healthy(heal: HealService, objects: dict) -> bool:
     return True
 
 
-async def test_a_pass_is_done_only_when_what_it_found_is_back_at_k_plus_m(tmp_path):
+async def test_a_pass_is_done_only_when_what_it_found_is_back_at_k_plus_m(tmp_path, store):
     """Issue 11, failure 1: `scrub --wait` returned while a wiped disk was still being
     healed and repairs were still queued; damage elsewhere then cost an object. A whole pass
     now waits for the disk heal it overlaps, and answers what a read queued meanwhile."""
 
-    store = await new_store(tmp_path)
     # A slow queue worker: reads queue repairs that the scrub must not leave behind.
     monitor, heal = await attach(store, scrub_rate_mb_s=0.0)
     heal._repair_pacer.set_rate(rate_mb_s=0.2)
@@ -171,11 +171,9 @@ async def test_a_pass_is_done_only_when_what_it_found_is_back_at_k_plus_m(tmp_pa
     finally:
         await heal.stop()
         await monitor.stop()
-        await store.close()
 
 
-async def test_a_pass_names_what_waits_for_an_offline_disk(tmp_path):
-    store = await new_store(tmp_path)
+async def test_a_pass_names_what_waits_for_an_offline_disk(tmp_path, store):
     monitor, heal = await attach(store)
     try:
         (tmp_path / "disk2").rename(tmp_path / "disk2.away")
@@ -188,7 +186,6 @@ async def test_a_pass_names_what_waits_for_an_offline_disk(tmp_path):
     finally:
         await heal.stop()
         await monitor.stop()
-        await store.close()
 
 
 async def test_unrepairable_records_clear_when_the_version_goes(tmp_path):
@@ -233,12 +230,11 @@ def _paths(root: Path) -> list[Path]:
     return sorted(root.rglob("*"))
 
 
-async def test_short_of_shards_only_for_a_disk_that_is_away_is_not_unrepairable(tmp_path):
+async def test_short_of_shards_only_for_a_disk_that_is_away_is_not_unrepairable(tmp_path, store):
     """Two shards lost and a third on a disk that is away: k=3 cannot be met now, but the
     data is not lost. It waits for the disk (not an unrepairable record, the false alarm an
     outage once raised for 47 intact objects) and is repaired when the disk is back."""
 
-    store = await new_store(tmp_path)
     monitor, heal = await attach(store)
     try:
         data = await put(store, "k", 2 * BS)
@@ -260,4 +256,3 @@ async def test_short_of_shards_only_for_a_disk_that_is_away_is_not_unrepairable(
     finally:
         await heal.stop()
         await monitor.stop()
-        await store.close()

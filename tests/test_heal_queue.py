@@ -9,6 +9,7 @@ from s3free.heal.queue import RepairQueue
 from tests.support.heal import (
     BS,
     BUCKET,
+    HEAL_STORE,
     K,
     N,
     config,
@@ -17,6 +18,8 @@ from tests.support.heal import (
     put,
     shard_path,
 )
+
+pytestmark = HEAL_STORE
 
 
 def test_queue_orders_by_redundancy_left_and_dedups():
@@ -96,8 +99,7 @@ async def test_queue_survives_a_restart(tmp_path):
         await store.close()
 
 
-async def test_heal_on_read_repairs_in_the_background_without_blocking_the_read(tmp_path):
-    store = await new_store(tmp_path)
+async def test_heal_on_read_repairs_in_the_background_without_blocking_the_read(tmp_path, store):
     # A slow repair (tiny rate): the GET must still finish at once.
     heal = HealService(store, config(scrub_rate_mb_s=0.05))
     await heal.start()
@@ -128,7 +130,6 @@ async def test_heal_on_read_repairs_in_the_background_without_blocking_the_read(
         assert heal.status()["disks"][m.placement[0]]["errors"] == 2
     finally:
         await heal.stop()
-        await store.close()
 
 
 async def test_degraded_write_is_queued_and_completed(tmp_path):

@@ -20,6 +20,7 @@ from tests.support.engine import stream_of
 from tests.support.heal import (
     BS,
     BUCKET,
+    HEAL_STORE,
     M,
     N,
     config,
@@ -30,6 +31,8 @@ from tests.support.heal import (
     shard_path,
 )
 
+pytestmark = HEAL_STORE
+
 OLD = time.time() - 10 * 86400
 
 
@@ -39,8 +42,7 @@ def age(path: Path) -> None:
         os.utime(p, (OLD, OLD))
 
 
-async def test_scrub_finds_and_repairs_bitrot_over_many_objects(tmp_path):
-    store = await new_store(tmp_path)
+async def test_scrub_finds_and_repairs_bitrot_over_many_objects(tmp_path, store):
     heal = HealService(store, config())
     try:
         expected = {}
@@ -74,13 +76,11 @@ async def test_scrub_finds_and_repairs_bitrot_over_many_objects(tmp_path):
         assert heal.status()["scrub"]["id"] == again.id
     finally:
         await heal.stop()
-        await store.close()
 
 
 async def test_orphans_older_than_grace_are_collected_young_ones_and_writes_in_flight_kept(
-    tmp_path,
+    tmp_path, store
 ):
-    store = await new_store(tmp_path)
     heal = HealService(store, config(orphan_grace_s=3600))
     try:
         data = await put(store, "live", 2 * BS)
@@ -172,7 +172,6 @@ async def test_orphans_older_than_grace_are_collected_young_ones_and_writes_in_f
         assert vhex  # the live version directory name is unchanged
     finally:
         await heal.stop()
-        await store.close()
 
 
 async def test_scrub_resumes_from_its_checkpoint_after_a_restart(tmp_path):
@@ -213,8 +212,7 @@ async def test_scrub_resumes_from_its_checkpoint_after_a_restart(tmp_path):
         await store.close()
 
 
-async def test_scrub_is_paced_by_the_byte_rate_and_the_rate_can_change_live(tmp_path):
-    store = await new_store(tmp_path)
+async def test_scrub_is_paced_by_the_byte_rate_and_the_rate_can_change_live(tmp_path, store):
     heal = HealService(store, config())
     try:
         for i in range(4):
@@ -236,7 +234,6 @@ async def test_scrub_is_paced_by_the_byte_rate_and_the_rate_can_change_live(tmp_
         assert job.state == "done"
     finally:
         await heal.stop()
-        await store.close()
 
 
 @pytest.mark.parametrize("race", ["delete", "overwrite"])
