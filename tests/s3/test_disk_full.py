@@ -14,9 +14,8 @@ from botocore.exceptions import ClientError
 
 from chaos.served import mount_tmpfs, unmount
 from tests.s3.cli_support import disk, root_env
-from tests.s3.conftest import make_client
 from tests.support.obs import health, wait_for
-from tests.support.server import start_server
+from tests.support.server import make_client, start_server
 
 SIZE = 192 * 1024
 
