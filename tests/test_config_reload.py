@@ -12,7 +12,7 @@ from tests.support.engine import run
 from tests.support.heal import config, new_store, put
 
 
-def test_a_new_scrub_interval_is_applied_at_once(tmp_path):
+async def test_a_new_scrub_interval_is_applied_at_once(tmp_path):
     async def go() -> tuple[dict | None, dict | None]:
         store = await new_store(tmp_path)
         service = HealService(store, config(scrub_interval_s=0.0))
@@ -35,7 +35,7 @@ def test_a_new_scrub_interval_is_applied_at_once(tmp_path):
             await service.stop()
             await store.close()
 
-    before, after = run(go())
+    before, after = await go()
     assert before is None
     assert after is not None and after["kind"] == "scrub"
     assert after["objects_checked"] >= 1

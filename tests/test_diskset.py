@@ -18,7 +18,7 @@ from s3free.format.ids import object_id
 from s3free.storage.disk import LocalDisk
 from s3free.storage.diskset import DiskSet, default_ec, parse_ec
 from s3free.storage.layout import FORMAT_FILE
-from tests.support.engine import SMALL_BLOCK, disk_paths, open_store, run, stream_of
+from tests.support.engine import SMALL_BLOCK, disk_paths, open_store, stream_of
 
 BUCKET = "setbucket"
 
@@ -112,7 +112,7 @@ def test_default_ec_never_shrinks_parity_as_disks_are_added():
 
 
 @pytest.mark.parametrize("n", [1, 2])
-def test_one_or_two_disks_are_refused_with_a_clear_message(tmp_path, n):
+async def test_one_or_two_disks_are_refused_with_a_clear_message(tmp_path, n):
     paths = disk_paths(tmp_path, n)
     with pytest.raises(DiskSetError, match="at least 3"):
         DiskSet.open(paths)
@@ -121,7 +121,7 @@ def test_one_or_two_disks_are_refused_with_a_clear_message(tmp_path, n):
         default_ec(n)
     # through the store as well, and an explicit k/m does not sneak past the disk count
     with pytest.raises(DiskSetError):
-        run(open_store(tmp_path, n))
+        await open_store(tmp_path, n)
     with pytest.raises(DiskSetError):
         DiskSet.open(paths, k=1, m=2)
     assert not any((p / FORMAT_FILE).exists() for p in paths)
