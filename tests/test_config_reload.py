@@ -8,7 +8,6 @@ import threading
 import time
 
 from s3free.heal import HealService
-from tests.support.engine import run
 from tests.support.heal import config, new_store, put
 
 
@@ -41,7 +40,7 @@ async def test_a_new_scrub_interval_is_applied_at_once(tmp_path):
     assert after["objects_checked"] >= 1
 
 
-def test_closing_the_store_waits_for_index_writes_whose_awaiter_was_cancelled(tmp_path):
+async def test_closing_the_store_waits_for_index_writes_whose_awaiter_was_cancelled(tmp_path):
     """Found by the sample test (a server stopped right after start): the heal scheduler,
     cancelled by stop(), left its checkpoint write running in the pool, and store.close()
     closed LevelDB under it: a segfault. Now the pool finishes before the index closes."""
@@ -63,7 +62,7 @@ def test_closing_the_store_waits_for_index_writes_whose_awaiter_was_cancelled(tm
         task.cancel()  # as HealService.stop() cancels its scheduler
         await store.close()
 
-    run(go())
+    await go()
     index = Index(tmp_path / "meta")
     try:
         assert index.db.get(b"test-late-write") == b"1"  # written before the close, not lost
