@@ -25,7 +25,6 @@ import json
 import os
 import re
 import struct
-import uuid
 
 import crc32c
 import pytest
@@ -38,6 +37,7 @@ from s3free.format.footer import FOOTER_MAGIC, FOOTER_SIZE, ShardFooter
 from s3free.format.header import HEADER_MAGIC, HEADER_SIZE, ShardHeader
 from s3free.format.manifest import MANIFEST_MAGIC, Manifest, PartEntry
 from s3free.format.record import decode_record, encode_record, leaf_hash
+from tests.support.strategies import hex_text, manifests, small_km, uuid7_bytes
 
 # -- budget ------------------------------------------------------------------------------------
 
@@ -221,22 +221,6 @@ def field_mutations(draw, data: bytes, fields: list[tuple[int, int]], base: int 
 
 
 @st.composite
-def uuid7_bytes(draw) -> bytes:
-    raw = bytearray(draw(st.binary(min_size=16, max_size=16)))
-    raw[6] = 0x70 | (raw[6] & 0x0F)
-    raw[8] = 0x80 | (raw[8] & 0x3F)
-    return bytes(raw)
-
-
-@st.composite
-def small_km(draw) -> tuple[int, int]:
-    if draw(st.integers(0, 9)) == 0:
-        k = draw(st.integers(1, 255))
-        return k, draw(st.integers(1, 256 - k))
-    return draw(st.integers(1, 16)), draw(st.integers(1, 8))
-
-
-@st.composite
 def headers(draw, max_block: int = MAX_BLOCK) -> ShardHeader:
     k, m = draw(small_km())
     block_length = draw(st.one_of(st.integers(0, min(max_block, 4096)), st.integers(0, max_block)))
@@ -273,51 +257,6 @@ def footers(draw) -> bytes:
         merkle_leaf=draw(st.binary(min_size=32, max_size=32)),
     ).encode_fields()
     return fields + draw(st.binary(min_size=4, max_size=4))
-
-
-def hex_text(n: int):
-    return st.text(alphabet="0123456789abcdef", min_size=n, max_size=n)
-
-
-short_text = st.text(max_size=20)
-text_map = st.dictionaries(st.text(max_size=10), st.text(max_size=20), max_size=3)
-
-
-@st.composite
-def manifests(draw) -> Manifest:
-    k, m = draw(small_km())
-    block_size = draw(
-        st.one_of(st.sampled_from([1, 65536, 1 << 20, MAX_BLOCK]), st.integers(1, MAX_BLOCK))
-    )
-    numbers = sorted(draw(st.sets(st.integers(1, MAX_PARTS), min_size=1, max_size=4)))
-    parts = []
-    for number in numbers:
-        size = draw(st.one_of(st.integers(0, 3 * block_size), st.integers(0, 2**40)))
-        parts.append(
-            PartEntry(
-                number, size, draw(short_text), max(1, -(-size // block_size)), draw(hex_text(64))
-            )
-        )
-    return Manifest(
-        bucket=draw(st.text(min_size=3, max_size=63)),
-        key=draw(st.text(min_size=1, max_size=40)),
-        object_id=draw(hex_text(32)),
-        version_id=str(uuid.UUID(bytes=draw(uuid7_bytes()))),
-        size=sum(p.size for p in parts),
-        etag=draw(short_text),
-        last_modified_ms=draw(st.integers(0, 2**63 - 1)),
-        content_type=draw(short_text),
-        parts=tuple(parts),
-        k=k,
-        m=m,
-        block_size=block_size,
-        placement=tuple(draw(st.lists(hex_text(32), min_size=k + m, max_size=k + m, unique=True))),
-        generation=draw(st.integers(1, 2**63 - 1)),
-        merkle_root=draw(hex_text(64)),
-        user_metadata=draw(text_map),
-        http_headers=draw(text_map),
-        checksums=draw(text_map),
-    )
 
 
 @st.composite

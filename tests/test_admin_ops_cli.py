@@ -17,8 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.s3.cli_support import admin, base_env, root_env
-from tests.s3.conftest import make_client
-from tests.s3.server import start_server
+from tests.support.server import make_client, start_server
 
 
 @pytest.fixture

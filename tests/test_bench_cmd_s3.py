@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.s3.cli_support import base_env, root_env, s3free_cli
-from tests.s3.server import start_server
+from tests.support.server import start_server
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from chaos.data import FAST, dataset
 from chaos.rig import BUCKET, Rig
 from s3free.format.ids import bucket_hash
 from s3free.format.record import decode_record
-from tests.helpers import run
 
 # index-tables-bitrot found that LevelDB opened without paranoid_checks silently dropped
 # corrupt log records (acknowledged objects vanished, no rebuild); it now guards that fix.
@@ -68,7 +67,7 @@ def test_connection_flood(tmp_path):
     assert row.faults > 400 and row.bytes_verified > 0
 
 
-def test_locator_finds_every_record(tmp_path):
+async def test_locator_finds_every_record(tmp_path):
     """The injectors' map of the disks is right: every record span the locator names decodes
     as that object's shard record of that part and block (so faults land where intended)."""
 
@@ -97,10 +96,10 @@ def test_locator_finds_every_record(tmp_path):
         await rig.close()
         return checked
 
-    assert run(main()) > 19 * 6
+    assert await main() > 19 * 6
 
 
-def test_injected_bitflip_is_detected_by_reads(tmp_path):
+async def test_injected_bitflip_is_detected_by_reads(tmp_path):
     """A flip in a data shard's payload must be reported by a read (the suite's 'detected'
     column is not vacuous)."""
 
@@ -121,5 +120,5 @@ def test_injected_bitflip_is_detected_by_reads(tmp_path):
         await rig.close()
         return faults
 
-    faults = run(main())
+    faults = await main()
     assert faults and all(f.shard_index == 0 for f in faults), faults

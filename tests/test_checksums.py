@@ -29,7 +29,6 @@ from s3free.s3.checksums import (
     normalize_algorithm,
 )
 from s3free.s3.errors import S3Error
-from tests.helpers import run
 
 # Check values of "123456789": CRC catalogue (CRC-32/ISO-HDLC, CRC-32/ISCSI, CRC-64/NVME) and
 # the well-known SHA-1 / SHA-256 digests of that string.
@@ -156,31 +155,31 @@ async def consume(stream: ChecksumStream) -> tuple[bytes, S3Error | None]:
     return bytes(out), None
 
 
-def test_stream_verifies_expected_values_and_publishes_all():
+async def test_stream_verifies_expected_values_and_publishes_all():
     data = b"123456789"
     cs = ChecksumStream(
         pieces(data), ["sha1"], expected={"x-amz-checksum-crc32": CHECK_B64["CRC32"]}
     )
     values = cs.values  # handed out before the stream runs, filled in place at its end
     assert values == {}
-    out, err = run(consume(cs))
+    out, err = await consume(cs)
     assert out == data and err is None and cs.done and cs.size == 9
     assert values == {"SHA1": CHECK_B64["SHA1"], "CRC32": CHECK_B64["CRC32"]}
 
 
 @pytest.mark.parametrize("alg", ALGORITHMS)
-def test_stream_mismatch_is_bad_digest_at_the_end(alg):
+async def test_stream_mismatch_is_bad_digest_at_the_end(alg):
     data = b"123456789"
     wrong = base64.b64encode(bytes(len(bytes.fromhex(CHECK[alg])))).decode()
     cs = ChecksumStream(pieces(data), expected={alg: wrong})
-    out, err = run(consume(cs))
+    out, err = await consume(cs)
     assert out == data  # all data passed through, the error replaces the end of the stream
     assert err is not None and err.code == "BadDigest" and err.status == 400
     assert err.message == f"The {alg} you specified did not match the calculated checksum."
     assert cs.values == {} and not cs.done
 
 
-def test_stream_reads_trailer_values_at_the_end():
+async def test_stream_reads_trailer_values_at_the_end():
     data = random.Random(1).randbytes(100_000)
     trailers: dict[str, str] = {}
     cs = ChecksumStream(
@@ -196,7 +195,7 @@ def test_stream_reads_trailer_values_at_the_end():
                 trailers["x-amz-meta-other"] = "ignored"
         return bytes(out)
 
-    assert run(main()) == data and cs.values == {"CRC64NVME": checksum_of("CRC64NVME", data)}
+    assert await main() == data and cs.values == {"CRC64NVME": checksum_of("CRC64NVME", data)}
     # A wrong trailer value, and a trailer for an algorithm nobody asked to compute.
     for trailer, code in (
         ({"x-amz-checksum-crc64nvme": checksum_of("CRC64NVME", data + b"!")}, "BadDigest"),
@@ -204,7 +203,7 @@ def test_stream_reads_trailer_values_at_the_end():
         ({"x-amz-checksum-crc64nvme": "short"}, "InvalidRequest"),
     ):
         cs = ChecksumStream(pieces(data, 5000), ["CRC64NVME"], expected_at_end=lambda t=trailer: t)
-        _, err = run(consume(cs))
+        _, err = await consume(cs)
         assert err is not None and err.code == code, trailer
 
 

@@ -40,7 +40,6 @@ from s3free.s3.chunked import (
     strip_aws_chunked,
 )
 from s3free.s3.errors import S3Error
-from tests.helpers import run
 
 DOC_AK, DOC_SK = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 DOC_DATE, DOC_SCOPE = "20130524T000000Z", "20130524/us-east-1/s3/aws4_request"
@@ -152,9 +151,9 @@ async def decode(body: bytes | Callable[[], object], **kw) -> tuple[bytes, AwsCh
     return bytes(out), dec
 
 
-def decode_error(body: bytes, **kw) -> S3Error:
+async def decode_error(body: bytes, **kw) -> S3Error:
     with pytest.raises(S3Error) as info:
-        run(decode(body, **kw))
+        await decode(body, **kw)
     return info.value
 
 
@@ -173,7 +172,7 @@ DOC_BODY = (
 )
 
 
-def test_aws_doc_chunked_upload_example():
+async def test_aws_doc_chunked_upload_example():
     """The documented PUT of 65 KiB of 'a' in 64 KiB chunks: seed signature from the request,
     then each chunk's published signature, chained."""
     headers = CIMultiDict(
@@ -201,13 +200,15 @@ def test_aws_doc_chunked_upload_example():
     assert auth.seed_signature == DOC_SEED and auth.signing_key == DOC_KEY
     variant = chunked_variant(auth.payload, headers["Content-Encoding"])
     assert variant == STREAMING_SIGNED
-    data, dec = run(decode(DOC_BODY, variant=variant, auth=auth, decoded_length=66560))
+    data, dec = await decode(DOC_BODY, variant=variant, auth=auth, decoded_length=66560)
     assert data == b"a" * 66560 and dec.trailers == {} and dec.decoded_size == 66560
     # One byte of data changed: the chunk signature no longer matches.
     tampered = DOC_BODY.replace(b"a", b"b", 1)
-    assert decode_error(tampered, variant=variant, auth=auth).code == "SignatureDoesNotMatch"
+    assert (
+        await decode_error(tampered, variant=variant, auth=auth)
+    ).code == "SignatureDoesNotMatch"
     # The chain binds the order: the same chunks signed from another seed fail at once.
-    err = decode_error(DOC_BODY, variant=variant, auth=doc_auth("0" * 64))
+    err = await decode_error(DOC_BODY, variant=variant, auth=doc_auth("0" * 64))
     assert err.code == "SignatureDoesNotMatch"
 
 
@@ -228,7 +229,7 @@ TRAILER_SIG = "d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435"
 DOC_PRINTED_TRAILER_SIG = "63bddb248ad2590c92712055f51b8e78ab024eead08276b24f010b0efd74843f"
 
 
-def test_aws_doc_trailer_example():
+async def test_aws_doc_trailer_example():
     headers = CIMultiDict(
         {
             "Host": "s3.amazonaws.com",
@@ -266,7 +267,7 @@ def test_aws_doc_trailer_example():
         cs = ChecksumStream(dec, ["crc32c"], expected_at_end=lambda: dec.trailers)
         return b"".join([p async for p in cs]), cs
 
-    data, cs = run(upload())
+    data, cs = await upload()
     assert data == b"a" * 66560 and cs.values == {"CRC32C": "sOO8/Q=="}
 
     # The page's printed trailer signature is the PAYLOAD-line HMAC of the same trailer; SDKs
@@ -278,10 +279,10 @@ def test_aws_doc_trailer_example():
     )  # fmt: skip
     assert hmac.new(DOC_KEY, sts.encode(), hashlib.sha256).hexdigest() == DOC_PRINTED_TRAILER_SIG
     printed = TRAILER_CHUNKS + f"x-amz-trailer-signature:{DOC_PRINTED_TRAILER_SIG}\r\n\r\n".encode()
-    assert decode_error(printed, **kw).code == "SignatureDoesNotMatch"
+    assert (await decode_error(printed, **kw)).code == "SignatureDoesNotMatch"
     # A changed trailer value breaks the trailer signature.
     changed = body.replace(b"sOO8/Q==", b"AAAAAA==")
-    assert decode_error(changed, **kw).code == "SignatureDoesNotMatch"
+    assert (await decode_error(changed, **kw)).code == "SignatureDoesNotMatch"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,7 +310,7 @@ def random_chunks(seed: int) -> list[bytes]:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_variants_round_trip_over_any_split(variant):
+async def test_variants_round_trip_over_any_split(variant):
     for seed in range(12):
         chunks = random_chunks(seed)
         data = b"".join(chunks)
@@ -326,12 +327,12 @@ def test_variants_round_trip_over_any_split(variant):
             "piece_size": piece,
         }
         for source in (body, lambda b=body, s=seed: random_pieces(b, s)):
-            out, dec = run(decode(source, **kw))
+            out, dec = await decode(source, **kw)
             assert out == data, (variant, seed)
             assert dec.trailers == dict(trailers) and dec.decoded_size == len(data)
 
 
-def test_decoder_reads_aiohttp_stream_reader():
+async def test_decoder_reads_aiohttp_stream_reader():
     """aiohttp's StreamReader (request.content) as the source."""
     from aiohttp import StreamReader
     from aiohttp.base_protocol import BaseProtocol
@@ -348,14 +349,14 @@ def test_decoder_reads_aiohttp_stream_reader():
         dec = AwsChunkedDecoder(reader, variant=STREAMING_SIGNED, auth=AUTH, decoded_length=70_005)
         return b"".join([p async for p in dec])
 
-    assert run(main()) == b"".join(chunks)
+    assert await main() == b"".join(chunks)
 
 
 # ---------------------------------------------------------------------------------------------
 # Signatures
 
 
-def test_bad_chunk_signature_in_the_middle_stops_there():
+async def test_bad_chunk_signature_in_the_middle_stops_there():
     chunks = [bytes([i]) * 10_000 for i in range(5)]
     body = encode(chunks, STREAMING_SIGNED, auth=AUTH, corrupt_chunk=2)
 
@@ -370,57 +371,59 @@ def test_bad_chunk_signature_in_the_middle_stops_there():
             return bytes(out), e
         return bytes(out), None
 
-    out, err = run(main())
+    out, err = await main()
     assert err is not None and err.code == "SignatureDoesNotMatch" and err.status == 403
     assert out == b"".join(chunks[:3])  # chunk 2 was passed on, then refused at its end
     # The last (empty) chunk is signed too.
     body = encode(chunks, STREAMING_SIGNED, auth=AUTH, corrupt_chunk=len(chunks))
-    assert decode_error(body, variant=STREAMING_SIGNED, auth=AUTH).code == "SignatureDoesNotMatch"
+    assert (
+        await decode_error(body, variant=STREAMING_SIGNED, auth=AUTH)
+    ).code == "SignatureDoesNotMatch"
 
 
-def test_swapped_or_unsigned_chunks_are_refused():
+async def test_swapped_or_unsigned_chunks_are_refused():
     a = encode([b"A" * 100, b"B" * 100], STREAMING_SIGNED, auth=AUTH)
     first_end = a.index(b"\r\n", a.index(b"\r\n") + 2) + 2
     second_end = a.index(b"\r\n", a.index(b"\r\n", first_end) + 2) + 2
     swapped = a[first_end:second_end] + a[:first_end] + a[second_end:]
     assert (
-        decode_error(swapped, variant=STREAMING_SIGNED, auth=AUTH).code == "SignatureDoesNotMatch"
-    )
+        await decode_error(swapped, variant=STREAMING_SIGNED, auth=AUTH)
+    ).code == "SignatureDoesNotMatch"
     unsigned = encode([b"A" * 100], AWS_CHUNKED)
     assert (
-        decode_error(unsigned, variant=STREAMING_SIGNED, auth=AUTH).code == "SignatureDoesNotMatch"
-    )
+        await decode_error(unsigned, variant=STREAMING_SIGNED, auth=AUTH)
+    ).code == "SignatureDoesNotMatch"
     short_sig = a.replace(b"chunk-signature=", b"chunk-signature=00", 1)
     assert (
-        decode_error(short_sig, variant=STREAMING_SIGNED, auth=AUTH).code == "SignatureDoesNotMatch"
-    )
+        await decode_error(short_sig, variant=STREAMING_SIGNED, auth=AUTH)
+    ).code == "SignatureDoesNotMatch"
 
 
-def test_trailer_signature_checks():
+async def test_trailer_signature_checks():
     chunks = [b"data" * 1000]
     trailers = [("x-amz-checksum-crc32", crc32_b64(chunks[0]))]
     kw = {"variant": STREAMING_SIGNED_TRAILER, "auth": AUTH}
     good = encode(chunks, STREAMING_SIGNED_TRAILER, auth=AUTH, trailers=trailers)
-    assert run(decode(good, **kw))[1].trailers == dict(trailers)
+    assert (await decode(good, **kw))[1].trailers == dict(trailers)
     bad = encode(
         chunks, STREAMING_SIGNED_TRAILER, auth=AUTH, trailers=trailers, corrupt_trailer_sig=True
     )
-    assert decode_error(bad, **kw).code == "SignatureDoesNotMatch"
+    assert (await decode_error(bad, **kw)).code == "SignatureDoesNotMatch"
     missing = good[: good.index(b"x-amz-trailer-signature")] + b"\r\n"
-    assert decode_error(missing, **kw).code == "SignatureDoesNotMatch"
+    assert (await decode_error(missing, **kw)).code == "SignatureDoesNotMatch"
     # Two trailers sent (and signed) in sorted order, or in another order: both verify.
     two = [("x-amz-checksum-crc32", crc32_b64(chunks[0])), ("x-amz-meta-late", "v")]
     for order in (two, two[::-1]):
         body = encode(chunks, STREAMING_SIGNED_TRAILER, auth=AUTH, trailers=order)
-        assert run(decode(body, **kw))[1].trailers == dict(two)
+        assert (await decode(body, **kw))[1].trailers == dict(two)
     # An extra trailer spliced into a signed body is caught.
     spliced = good.replace(
         b"x-amz-trailer-signature", b"x-amz-meta-evil:1\r\nx-amz-trailer-signature"
     )
-    assert decode_error(spliced, **kw).code == "SignatureDoesNotMatch"
+    assert (await decode_error(spliced, **kw)).code == "SignatureDoesNotMatch"
 
 
-def test_declared_trailers_must_match():
+async def test_declared_trailers_must_match():
     chunks = [b"z" * 10]
     body = encode(
         chunks,
@@ -428,16 +431,18 @@ def test_declared_trailers_must_match():
         trailers=[("x-amz-checksum-crc32", crc32_b64(chunks[0]))],
     )
     kw = {"variant": STREAMING_UNSIGNED_TRAILER}
-    assert run(decode(body, **kw, expected_trailers=["x-amz-checksum-crc32"]))[1].trailers
-    err = decode_error(body, **kw, expected_trailers=["x-amz-checksum-sha256"])
+    assert (await decode(body, **kw, expected_trailers=["x-amz-checksum-crc32"]))[1].trailers
+    err = await decode_error(body, **kw, expected_trailers=["x-amz-checksum-sha256"])
     assert err.code == "InvalidRequest" and "not declared" in err.message
     no_trailer = encode(chunks, STREAMING_UNSIGNED_TRAILER)
-    err = decode_error(no_trailer, **kw, expected_trailers=["x-amz-checksum-crc32"])
+    err = await decode_error(no_trailer, **kw, expected_trailers=["x-amz-checksum-crc32"])
     assert err.code == "InvalidRequest" and "was not sent" in err.message
     # Trailers where the variant has none.
     signed = encode(chunks, STREAMING_SIGNED, auth=AUTH)
     with_trailer = signed[:-2] + b"x-amz-checksum-crc32:AAAAAA==\r\n\r\n"
-    assert decode_error(with_trailer, variant=STREAMING_SIGNED, auth=AUTH).code == "InvalidRequest"
+    assert (
+        await decode_error(with_trailer, variant=STREAMING_SIGNED, auth=AUTH)
+    ).code == "InvalidRequest"
 
 
 def test_signed_variants_need_header_auth():
@@ -457,7 +462,7 @@ def test_signed_variants_need_header_auth():
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_every_truncation_is_an_incomplete_body(variant):
+async def test_every_truncation_is_an_incomplete_body(variant):
     chunks = [b"abc" * 30, b"xy"]
     data = b"".join(chunks)
     trailers = [] if variant == STREAMING_SIGNED else [("x-amz-checksum-crc32", crc32_b64(data))]
@@ -465,25 +470,25 @@ def test_every_truncation_is_an_incomplete_body(variant):
     last = body.index(b"\r\n0")  # the final chunk's size line starts after this CRLF
     kw = {"variant": variant, "auth": AUTH, "decoded_length": len(data)}
     for cut in range(last + 3):  # ... up to a final size line missing its CRLF
-        err = decode_error(body[:cut], **kw)
+        err = await decode_error(body[:cut], **kw)
         assert err.code == "IncompleteBody" and err.status == 400, (cut, err.message)
     # Cut inside the trailer line: incomplete too.
     if trailers:
         t = body.index(b"x-amz-checksum-crc32")
-        assert decode_error(body[: t + 10], **kw).code == "IncompleteBody"
+        assert (await decode_error(body[: t + 10], **kw)).code == "IncompleteBody"
     # Only the final blank line missing: everything (signatures, trailers) was received.
-    out, dec = run(decode(body[:-2], **kw))
+    out, dec = await decode(body[:-2], **kw)
     assert out == data and dec.trailers == dict(trailers)
 
 
-def test_decoded_length_must_match():
+async def test_decoded_length_must_match():
     chunks = [b"q" * 1000, b"r" * 24]
     body = encode(chunks, STREAMING_SIGNED, auth=AUTH)
     kw = {"variant": STREAMING_SIGNED, "auth": AUTH}
     for wrong in (0, 1023, 1025, 10**9):
-        err = decode_error(body, **kw, decoded_length=wrong)
+        err = await decode_error(body, **kw, decoded_length=wrong)
         assert err.code == "IncompleteBody", wrong
-    assert run(decode(body, **kw, decoded_length=1024))[0] == b"".join(chunks)
+    assert (await decode(body, **kw, decoded_length=1024))[0] == b"".join(chunks)
 
 
 @pytest.mark.parametrize(
@@ -508,8 +513,8 @@ def test_decoded_length_must_match():
         (b"20000000\r\n", "over the chunk size limit"),
     ],
 )
-def test_garbage_framing_is_refused(body, what):
-    err = decode_error(body, variant=AWS_CHUNKED, max_chunk_size=1 << 28)
+async def test_garbage_framing_is_refused(body, what):
+    err = await decode_error(body, variant=AWS_CHUNKED, max_chunk_size=1 << 28)
     assert err.code == "InvalidRequest" and "Malformed" in err.message, (what, err.message)
 
 
@@ -517,7 +522,7 @@ def test_garbage_framing_is_refused(body, what):
 # Big chunks stream through in bounded pieces
 
 
-def test_big_chunk_streams_in_bounded_pieces_with_bounded_memory():
+async def test_big_chunk_streams_in_bounded_pieces_with_bounded_memory():
     """One 48 MiB chunk, generated on the fly: pieces never exceed piece_size, and the decoder
     never holds the chunk (traced peak allocation stays far below its size)."""
     block = bytes(range(256)) * 256  # 64 KiB
@@ -560,7 +565,7 @@ def test_big_chunk_streams_in_bounded_pieces_with_bounded_memory():
 
     tracemalloc.start()
     try:
-        total, biggest, digest = run(main())
+        total, biggest, digest = await main()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -569,7 +574,7 @@ def test_big_chunk_streams_in_bounded_pieces_with_bounded_memory():
     assert peak < 4 * 1024 * 1024, peak
 
 
-def test_one_big_source_read_is_cut_into_pieces():
+async def test_one_big_source_read_is_cut_into_pieces():
     chunks = [b"k" * 3_000_000]
     body = encode(chunks, STREAMING_UNSIGNED_TRAILER)
 
@@ -580,7 +585,7 @@ def test_one_big_source_read_is_cut_into_pieces():
         dec = AwsChunkedDecoder(one_piece(), variant=STREAMING_UNSIGNED_TRAILER, piece_size=1 << 20)
         return [len(p) async for p in dec]
 
-    sizes = run(main())
+    sizes = await main()
     assert sum(sizes) == 3_000_000 and max(sizes) <= 1 << 20
 
 
@@ -590,7 +595,7 @@ def test_one_big_source_read_is_cut_into_pieces():
 
 @pytest.mark.parametrize("checksum_cls", [CrtCrc32cChecksum, Sha256Checksum, None])
 @pytest.mark.parametrize("chunk_size", [1, 1000, 65536, None])
-def test_botocore_aws_chunked_wrapper_bodies(checksum_cls, chunk_size):
+async def test_botocore_aws_chunked_wrapper_bodies(checksum_cls, chunk_size):
     data = random.Random(chunk_size or 0).randbytes(150_001 if chunk_size != 1 else 3000)
     name = "x-amz-checksum-" + ("crc32c" if checksum_cls is CrtCrc32cChecksum else "sha256")
     wrapper = AwsChunkedWrapper(
@@ -607,7 +612,7 @@ def test_botocore_aws_chunked_wrapper_bodies(checksum_cls, chunk_size):
         cs = ChecksumStream(dec, algorithm, expected_at_end=lambda: dec.trailers)
         return b"".join([p async for p in cs]), cs, dec
 
-    out, cs, dec = run(main())
+    out, cs, dec = await main()
     assert out == data
     if checksum_cls:
         c = checksum_cls()
@@ -616,7 +621,7 @@ def test_botocore_aws_chunked_wrapper_bodies(checksum_cls, chunk_size):
         assert list(cs.values.values()) == [c.b64digest()]
 
 
-def test_real_boto3_streaming_upload_decodes_and_verifies():
+async def test_real_boto3_streaming_upload_decodes_and_verifies():
     """boto3 over https streams a file body as STREAMING-UNSIGNED-PAYLOAD-TRAILER with a CRC32
     trailer; the request is captured before it is sent, then authenticated and decoded."""
     ak, sk = "AKIDSTREAM", "stream-secret"
@@ -661,7 +666,7 @@ def test_real_boto3_streaming_upload_decodes_and_verifies():
         cs = ChecksumStream(dec, trailers, expected_at_end=lambda: dec.trailers)
         return b"".join([p async for p in cs]), cs.values
 
-    out, values = run(main())
+    out, values = await main()
     assert out == data and values == {"CRC32": crc32_b64(data)}
     # A flipped bit in the body: the trailer checksum catches it.
     i = body.index(b"\r\n") + 1000
@@ -675,7 +680,7 @@ def test_real_boto3_streaming_upload_decodes_and_verifies():
             pass
 
     with pytest.raises(S3Error) as info:
-        run(flipped_upload())
+        await flipped_upload()
     assert info.value.code == "BadDigest"
 
 

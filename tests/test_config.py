@@ -9,7 +9,6 @@ import aiohttp
 import pytest
 
 from s3free.config import KEYS, MASK, SECRETS, ConfigError, load, reload
-from tests.helpers import run
 
 SAMPLE = Path(__file__).parent.parent / "configs" / "s3free.yaml"
 
@@ -248,7 +247,7 @@ def test_there_are_the_three_documented_samples():
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
-def test_every_sample_starts_a_real_server(tmp_path, sample):
+async def test_every_sample_starts_a_real_server(tmp_path, sample):
     """Each sample, with its paths moved into tmp_path (same disk count), loads, validates
     and opens a real store that serves an S3 request: the samples cannot rot."""
     import yaml
@@ -275,7 +274,7 @@ def test_every_sample_starts_a_real_server(tmp_path, sample):
         finally:
             await running.close()
 
-    assert run(serve_one()) == 403
+    assert await serve_one() == 403
     ds_format = json.loads((config.disk_paths[0] / "format.json").read_text())
     assert len(ds_format["disks"]) == len(config.disk_paths)
     if config.k_m:

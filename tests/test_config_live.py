@@ -22,8 +22,7 @@ from s3free.bench.spawn import spawn_server
 from s3free.config import MASK
 from s3free.s3.auth.sigv4 import sign_headers
 from tests.s3.cli_support import admin, base_env
-from tests.s3.conftest import make_client
-from tests.s3.server import ACCESS_KEY, SECRET_KEY, Server
+from tests.support.server import ACCESS_KEY, SECRET_KEY, Server, make_client
 
 TOKEN = "metrics-token-7f3e9a2b5c"
 BODY = 256 * 1024

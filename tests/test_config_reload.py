@@ -8,11 +8,10 @@ import threading
 import time
 
 from s3free.heal import HealService
-from tests.heal_support import config, new_store, put
-from tests.helpers import run
+from tests.support.heal import config, new_store, put
 
 
-def test_a_new_scrub_interval_is_applied_at_once(tmp_path):
+async def test_a_new_scrub_interval_is_applied_at_once(tmp_path):
     async def go() -> tuple[dict | None, dict | None]:
         store = await new_store(tmp_path)
         service = HealService(store, config(scrub_interval_s=0.0))
@@ -35,18 +34,18 @@ def test_a_new_scrub_interval_is_applied_at_once(tmp_path):
             await service.stop()
             await store.close()
 
-    before, after = run(go())
+    before, after = await go()
     assert before is None
     assert after is not None and after["kind"] == "scrub"
     assert after["objects_checked"] >= 1
 
 
-def test_closing_the_store_waits_for_index_writes_whose_awaiter_was_cancelled(tmp_path):
+async def test_closing_the_store_waits_for_index_writes_whose_awaiter_was_cancelled(tmp_path):
     """Found by the sample test (a server stopped right after start): the heal scheduler,
     cancelled by stop(), left its checkpoint write running in the pool, and store.close()
     closed LevelDB under it: a segfault. Now the pool finishes before the index closes."""
     from s3free.meta.index import Index
-    from tests.helpers import open_store
+    from tests.support.engine import open_store
 
     async def go() -> None:
         store = await open_store(tmp_path, 3)
@@ -63,7 +62,7 @@ def test_closing_the_store_waits_for_index_writes_whose_awaiter_was_cancelled(tm
         task.cancel()  # as HealService.stop() cancels its scheduler
         await store.close()
 
-    run(go())
+    await go()
     index = Index(tmp_path / "meta")
     try:
         assert index.db.get(b"test-late-write") == b"1"  # written before the close, not lost

@@ -44,7 +44,7 @@ import pytest
 
 from s3free.errors import NoSuchKey
 from tests.crash_child import BUCKET, KEYS, content, disk_paths, open_store, part_splits
-from tests.helpers import run
+from tests.support.engine import run
 
 CHILD = Path(__file__).with_name("crash_child.py")
 REPO = Path(__file__).resolve().parent.parent

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.s3.cli_support import root_env, s3free_cli
-from tests.s3.conftest import make_client
-from tests.s3.server import start_server
+from tests.support.server import make_client, start_server
 
 FAST = {"S3FREE_DISK_PROBE_S": "0.1"}
 BUCKET = "healme"

@@ -9,11 +9,11 @@ import shutil
 from pathlib import Path
 
 from s3free.engine import ObjectStore
-from tests.helpers import run, stream_of
 from tests.s3.cli_support import base_env, disk
+from tests.support.engine import stream_of
 
 
-def test_recover_restores_a_version_with_no_manifest_left(tmp_path):
+async def test_recover_restores_a_version_with_no_manifest_left(tmp_path):
     data_dir = tmp_path / "data"
     paths = [data_dir / f"disk{i}" for i in range(1, 5)]
     body = random.Random(5).randbytes(300_000)  # over the inline limit: a version directory
@@ -26,7 +26,7 @@ def test_recover_restores_a_version_with_no_manifest_left(tmp_path):
         await store.close()
         return f"lost+found/{manifest.object_id}/{manifest.version_id}"
 
-    expected_key = run(write())
+    expected_key = await write()
     for manifest in data_dir.glob("disk*/objects/*/*/*/*/manifest"):
         manifest.unlink()
     shutil.rmtree(data_dir / "meta")  # the index goes too: nothing names the object any more
@@ -43,7 +43,7 @@ def test_recover_restores_a_version_with_no_manifest_left(tmp_path):
         finally:
             await store.close()
 
-    keys, got = run(read())
+    keys, got = await read()
     assert keys == [expected_key]
     assert got == body
     # a second run finds nothing left to restore

@@ -18,7 +18,7 @@ from s3free.format.ids import object_id
 from s3free.storage.disk import LocalDisk
 from s3free.storage.diskset import DiskSet, default_ec, parse_ec
 from s3free.storage.layout import FORMAT_FILE
-from tests.helpers import SMALL_BLOCK, disk_paths, open_store, run, stream_of
+from tests.support.engine import SMALL_BLOCK, disk_paths, open_store, stream_of
 
 BUCKET = "setbucket"
 
@@ -112,7 +112,7 @@ def test_default_ec_never_shrinks_parity_as_disks_are_added():
 
 
 @pytest.mark.parametrize("n", [1, 2])
-def test_one_or_two_disks_are_refused_with_a_clear_message(tmp_path, n):
+async def test_one_or_two_disks_are_refused_with_a_clear_message(tmp_path, n):
     paths = disk_paths(tmp_path, n)
     with pytest.raises(DiskSetError, match="at least 3"):
         DiskSet.open(paths)
@@ -121,7 +121,7 @@ def test_one_or_two_disks_are_refused_with_a_clear_message(tmp_path, n):
         default_ec(n)
     # through the store as well, and an explicit k/m does not sneak past the disk count
     with pytest.raises(DiskSetError):
-        run(open_store(tmp_path, n))
+        await open_store(tmp_path, n)
     with pytest.raises(DiskSetError):
         DiskSet.open(paths, k=1, m=2)
     assert not any((p / FORMAT_FILE).exists() for p in paths)
@@ -159,24 +159,21 @@ def test_parse_ec():
 # -- reopening ---------------------------------------------------------------------------------
 
 
-def test_reopening_with_reordered_paths_keeps_positions(tmp_path):
-    async def main():
-        paths = disk_paths(tmp_path, 9)
-        store = await _store_with(tmp_path, DATA)
-        by_path = {Path(s.disk.root): (s.position, s.disk_id) for s in store.diskset.slots}
+async def test_reopening_with_reordered_paths_keeps_positions(tmp_path):
+    paths = disk_paths(tmp_path, 9)
+    store = await _store_with(tmp_path, DATA)
+    by_path = {Path(s.disk.root): (s.position, s.disk_id) for s in store.diskset.slots}
+    await store.close()
+    shuffled = [paths[i] for i in (4, 8, 0, 2, 7, 1, 6, 3, 5)]
+    store = await open_store(tmp_path, disks=shuffled)
+    try:
+        for slot in store.diskset.slots:
+            assert by_path[Path(slot.disk.root)] == (slot.position, slot.disk_id)
+        assert [s.position for s in store.diskset.slots] == list(range(9))
+        assert all(s.online for s in store.diskset.slots)
+        await _check_reads(store)
+    finally:
         await store.close()
-        shuffled = [paths[i] for i in (4, 8, 0, 2, 7, 1, 6, 3, 5)]
-        store = await open_store(tmp_path, disks=shuffled)
-        try:
-            for slot in store.diskset.slots:
-                assert by_path[Path(slot.disk.root)] == (slot.position, slot.disk_id)
-            assert [s.position for s in store.diskset.slots] == list(range(9))
-            assert all(s.online for s in store.diskset.slots)
-            await _check_reads(store)
-        finally:
-            await store.close()
-
-    run(main())
 
 
 def test_reopening_with_a_different_ec_or_block_size_is_refused(tmp_path):
@@ -209,31 +206,28 @@ def test_wrong_number_of_disks_is_refused(tmp_path):
 # -- foreign, wiped, corrupt, duplicated disks --------------------------------------------------
 
 
-def test_a_disk_from_another_set_is_refused_and_left_untouched(tmp_path):
-    async def main():
-        ours = disk_paths(tmp_path / "ours", 9)
-        store = await _store_with(tmp_path / "ours", DATA)
+async def test_a_disk_from_another_set_is_refused_and_left_untouched(tmp_path):
+    ours = disk_paths(tmp_path / "ours", 9)
+    store = await _store_with(tmp_path / "ours", DATA)
+    await store.close()
+    theirs = await _store_with(tmp_path / "theirs", {"x": b"their data"})
+    await theirs.close()
+    foreign = disk_paths(tmp_path / "theirs", 9)[5]
+    before_foreign = tree_state(foreign)
+    before_ours = {p: tree_state(p) for p in ours}
+    mixed = [*ours[:5], foreign, *ours[6:]]
+    with pytest.raises(DiskSetError) as info:
+        await open_store(tmp_path / "ours", disks=mixed)
+    assert str(foreign) in str(info.value)
+    assert "another set" in str(info.value)
+    assert tree_state(foreign) == before_foreign
+    assert {p: tree_state(p) for p in ours} == before_ours
+    # and the right disks still open
+    store = await open_store(tmp_path / "ours")
+    try:
+        await _check_reads(store)
+    finally:
         await store.close()
-        theirs = await _store_with(tmp_path / "theirs", {"x": b"their data"})
-        await theirs.close()
-        foreign = disk_paths(tmp_path / "theirs", 9)[5]
-        before_foreign = tree_state(foreign)
-        before_ours = {p: tree_state(p) for p in ours}
-        mixed = [*ours[:5], foreign, *ours[6:]]
-        with pytest.raises(DiskSetError) as info:
-            await open_store(tmp_path / "ours", disks=mixed)
-        assert str(foreign) in str(info.value)
-        assert "another set" in str(info.value)
-        assert tree_state(foreign) == before_foreign
-        assert {p: tree_state(p) for p in ours} == before_ours
-        # and the right disks still open
-        store = await open_store(tmp_path / "ours")
-        try:
-            await _check_reads(store)
-        finally:
-            await store.close()
-
-    run(main())
 
 
 def test_a_foreign_disk_listed_first_is_still_the_one_named(tmp_path):
@@ -251,54 +245,48 @@ def test_a_foreign_disk_listed_first_is_still_the_one_named(tmp_path):
 
 
 @pytest.mark.parametrize("wipe", ["format-only", "everything"])
-def test_a_wiped_disk_is_offline_and_the_store_still_serves(tmp_path, wipe):
-    async def main():
-        paths = disk_paths(tmp_path, 9)
-        store = await _store_with(tmp_path, DATA)
+async def test_a_wiped_disk_is_offline_and_the_store_still_serves(tmp_path, wipe):
+    paths = disk_paths(tmp_path, 9)
+    store = await _store_with(tmp_path, DATA)
+    await store.close()
+    victim = paths[6]
+    if wipe == "format-only":
+        (victim / FORMAT_FILE).unlink()
+    else:
+        shutil.rmtree(victim)
+        victim.mkdir()
+    before = tree_state(victim)
+    store = await open_store(tmp_path)
+    try:
+        slot = store.diskset.slots[6]
+        assert Path(slot.disk.root) == victim
+        assert not slot.online
+        assert slot.problem.startswith("unformatted"), slot.problem
+        assert sum(s.online for s in store.diskset.slots) == 8
+        await _check_reads(store)
+        # writes go on without it (8 of 9 shards >= the write quorum of 7) ...
+        await store.put_object(BUCKET, "new", stream_of(b"n" * 100_000))
+        assert await store.get_object_bytes(BUCKET, "new") == b"n" * 100_000
+        faults = [f for f in store.recent_faults if f.key == "new"]
+        assert [f.disk_id for f in faults if "not written" in f.reason] == [slot.disk_id]
+    finally:
         await store.close()
-        victim = paths[6]
-        if wipe == "format-only":
-            (victim / FORMAT_FILE).unlink()
-        else:
-            shutil.rmtree(victim)
-            victim.mkdir()
-        before = tree_state(victim)
-        store = await open_store(tmp_path)
-        try:
-            slot = store.diskset.slots[6]
-            assert Path(slot.disk.root) == victim
-            assert not slot.online
-            assert slot.problem.startswith("unformatted"), slot.problem
-            assert sum(s.online for s in store.diskset.slots) == 8
-            await _check_reads(store)
-            # writes go on without it (8 of 9 shards >= the write quorum of 7) ...
-            await store.put_object(BUCKET, "new", stream_of(b"n" * 100_000))
-            assert await store.get_object_bytes(BUCKET, "new") == b"n" * 100_000
-            faults = [f for f in store.recent_faults if f.key == "new"]
-            assert [f.disk_id for f in faults if "not written" in f.reason] == [slot.disk_id]
-        finally:
-            await store.close()
-        # ... and nothing at all is written to the unformatted disk
-        assert tree_state(victim) == before
-
-    run(main())
+    # ... and nothing at all is written to the unformatted disk
+    assert tree_state(victim) == before
 
 
-def test_a_missing_disk_directory_is_offline(tmp_path):
-    async def main():
-        paths = disk_paths(tmp_path, 9)
-        store = await _store_with(tmp_path, DATA)
+async def test_a_missing_disk_directory_is_offline(tmp_path):
+    paths = disk_paths(tmp_path, 9)
+    store = await _store_with(tmp_path, DATA)
+    await store.close()
+    shutil.rmtree(paths[2])
+    store = await open_store(tmp_path)
+    try:
+        slot = store.diskset.slots[2]
+        assert not slot.online and slot.problem
+        await _check_reads(store)
+    finally:
         await store.close()
-        shutil.rmtree(paths[2])
-        store = await open_store(tmp_path)
-        try:
-            slot = store.diskset.slots[2]
-            assert not slot.online and slot.problem
-            await _check_reads(store)
-        finally:
-            await store.close()
-
-    run(main())
 
 
 @pytest.mark.parametrize(
@@ -306,32 +294,29 @@ def test_a_missing_disk_directory_is_offline(tmp_path):
     [b"", b"{not json", b'{"format": "s3free-disk"}', b"\xff\xfe", None],
     ids=["empty", "not-json", "fields-missing", "not-utf8", "other-set-position"],
 )
-def test_a_corrupt_format_json_is_offline_with_a_problem(tmp_path, content):
-    async def main():
-        paths = disk_paths(tmp_path, 9)
-        store = await _store_with(tmp_path, DATA)
+async def test_a_corrupt_format_json_is_offline_with_a_problem(tmp_path, content):
+    paths = disk_paths(tmp_path, 9)
+    store = await _store_with(tmp_path, DATA)
+    await store.close()
+    fmt_file = paths[1] / FORMAT_FILE
+    if content is None:
+        # valid JSON, but its position names another disk's id
+        obj = json.loads(fmt_file.read_bytes())
+        obj["position"] = 2
+        fmt_file.write_text(json.dumps(obj))
+    else:
+        fmt_file.write_bytes(content)
+    before = tree_state(paths[1])
+    store = await open_store(tmp_path)
+    try:
+        slot = store.diskset.slots[1]
+        assert Path(slot.disk.root) == paths[1]
+        assert not slot.online
+        assert "format.json" in slot.problem
+        await _check_reads(store)
+    finally:
         await store.close()
-        fmt_file = paths[1] / FORMAT_FILE
-        if content is None:
-            # valid JSON, but its position names another disk's id
-            obj = json.loads(fmt_file.read_bytes())
-            obj["position"] = 2
-            fmt_file.write_text(json.dumps(obj))
-        else:
-            fmt_file.write_bytes(content)
-        before = tree_state(paths[1])
-        store = await open_store(tmp_path)
-        try:
-            slot = store.diskset.slots[1]
-            assert Path(slot.disk.root) == paths[1]
-            assert not slot.online
-            assert "format.json" in slot.problem
-            await _check_reads(store)
-        finally:
-            await store.close()
-        assert tree_state(paths[1]) == before
-
-    run(main())
+    assert tree_state(paths[1]) == before
 
 
 def test_a_non_empty_unformatted_directory_in_a_fresh_set_is_refused(tmp_path):

@@ -32,7 +32,7 @@ from s3free.format.manifest import Manifest
 from s3free.format.record import leaf_hash
 from s3free.storage.faulty import flip_bit
 from s3free.storage.layout import part_path
-from tests.helpers import SMALL_BLOCK, open_store, run, shard_files, stream_of
+from tests.support.engine import SMALL_BLOCK, open_store, run, shard_files, stream_of
 
 BUCKET = "faults"
 K, M = 6, 3
@@ -276,380 +276,347 @@ def victims(blk: Block, count: int = M) -> list[int]:
 # -- tests ----------------------------------------------------------------------------------------
 
 
-def test_shard_files_have_the_documented_layout(tmp_path):
+async def test_shard_files_have_the_documented_layout(tmp_path):
     """Pins the geometry the other tests rely on: record b of a part's shard file j starts at
     b * (overhead + ceil(block_size/k)), carries (part, b, j), and data shards hold the bytes."""
 
-    async def main():
-        store, expected = await new_store(tmp_path)
-        try:
-            for key, data in expected.items():
-                manifest = await store.get_manifest(BUCKET, key)
-                assert len(set(manifest.placement)) == N
-                blocks = blocks_of(manifest)
-                rebuilt = bytearray()
-                for blk in blocks:
-                    pieces = []
-                    for j in range(N):
-                        raw = shard_path(store, manifest, blk.part, j).read_bytes()
-                        rec = decode_record(
-                            raw[blk.offset : blk.offset + blk.record_length], verify_leaf=True
-                        )
-                        h = rec.header
-                        assert (h.part_number, h.block_index, h.shard_index) == (
-                            blk.part,
-                            blk.index,
-                            j,
-                        )
-                        assert (h.k, h.m, h.block_length) == (K, M, blk.length)
-                        assert h.object_id.hex() == manifest.object_id
-                        pieces.append(bytes(rec.payload))
-                    block_bytes = b"".join(pieces[:K])[: blk.length]
-                    assert blake3.blake3(block_bytes).digest() == h.content_hash
-                    rebuilt += block_bytes
-                for part in manifest.parts:
-                    count = len([b for b in blocks if b.part == part.number])
-                    last = [b for b in blocks if b.part == part.number][-1]
-                    for j in range(N):
-                        size = shard_path(store, manifest, part.number, j).stat().st_size
-                        assert size == (count - 1) * FULL_RECORD + last.record_length
-                assert bytes(rebuilt) == data, key
-            parts = len(SINGLE) + sum(len(v) for v in MULTIPART.values())
-            assert len(shard_files(tmp_path)) == N * parts
-        finally:
-            await store.close()
-
-    run(main())
+    store, expected = await new_store(tmp_path)
+    try:
+        for key, data in expected.items():
+            manifest = await store.get_manifest(BUCKET, key)
+            assert len(set(manifest.placement)) == N
+            blocks = blocks_of(manifest)
+            rebuilt = bytearray()
+            for blk in blocks:
+                pieces = []
+                for j in range(N):
+                    raw = shard_path(store, manifest, blk.part, j).read_bytes()
+                    rec = decode_record(
+                        raw[blk.offset : blk.offset + blk.record_length], verify_leaf=True
+                    )
+                    h = rec.header
+                    assert (h.part_number, h.block_index, h.shard_index) == (
+                        blk.part,
+                        blk.index,
+                        j,
+                    )
+                    assert (h.k, h.m, h.block_length) == (K, M, blk.length)
+                    assert h.object_id.hex() == manifest.object_id
+                    pieces.append(bytes(rec.payload))
+                block_bytes = b"".join(pieces[:K])[: blk.length]
+                assert blake3.blake3(block_bytes).digest() == h.content_hash
+                rebuilt += block_bytes
+            for part in manifest.parts:
+                count = len([b for b in blocks if b.part == part.number])
+                last = [b for b in blocks if b.part == part.number][-1]
+                for j in range(N):
+                    size = shard_path(store, manifest, part.number, j).stat().st_size
+                    assert size == (count - 1) * FULL_RECORD + last.record_length
+            assert bytes(rebuilt) == data, key
+        parts = len(SINGLE) + sum(len(v) for v in MULTIPART.values())
+        assert len(shard_files(tmp_path)) == N * parts
+    finally:
+        await store.close()
 
 
-def test_clean_store_reads_exactly_and_reports_nothing(tmp_path):
-    async def main():
-        store, expected = await new_store(tmp_path)
-        try:
-            heard: list[ShardFault] = []
-            store.fault_listeners.append(heard.append)
-            assert await read_everything(store, expected) == []
-            multi = expected["multi"]
-            sizes = MULTIPART["multi"]
-            offset = 0
-            for number, size in enumerate(sizes, 1):
-                got, faults = await read(store, "multi", part_number=number)
-                assert got == multi[offset : offset + size]
-                assert faults == []
-                offset += size
-            await asyncio.sleep(0)
-            assert heard == [] and list(store.recent_faults) == []
-        finally:
-            await store.close()
-
-    run(main())
+async def test_clean_store_reads_exactly_and_reports_nothing(tmp_path):
+    store, expected = await new_store(tmp_path)
+    try:
+        heard: list[ShardFault] = []
+        store.fault_listeners.append(heard.append)
+        assert await read_everything(store, expected) == []
+        multi = expected["multi"]
+        sizes = MULTIPART["multi"]
+        offset = 0
+        for number, size in enumerate(sizes, 1):
+            got, faults = await read(store, "multi", part_number=number)
+            assert got == multi[offset : offset + size]
+            assert faults == []
+            offset += size
+        await asyncio.sleep(0)
+        assert heard == [] and list(store.recent_faults) == []
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize("region", ["header", "payload", "footer"])
-def test_bit_flips_in_up_to_m_shards_of_every_block(tmp_path, region):
-    async def main():
-        store, expected = await new_store(tmp_path)
-        try:
-            heard: list[ShardFault] = []
-            store.fault_listeners.append(heard.append)
-            damage: dict[str, Damage] = {}
-            for key in expected:
-                manifest = await store.get_manifest(BUCKET, key)
-                d = damage[key] = Damage()
-                for blk in blocks_of(manifest):
-                    if region == "payload" and blk.length == 0:
-                        continue
-                    shards = victims(blk)
-                    d.records[(blk.part, blk.index)] = set(shards)
-                    for salt, j in enumerate(shards):
-                        path = shard_path(store, manifest, blk.part, j)
-                        flip_in(path, blk, region, salt * 977 + blk.index * 31)
-            faults = await read_everything(store, expected, damage)
-            # every object with data had a damaged data shard somewhere: all were reported
-            assert {f.key for f in faults} == {k for k, v in expected.items() if v}
-            await asyncio.sleep(0)
-            assert Counter(store.recent_faults) == Counter(faults)
-            assert Counter(heard) == Counter(faults)
-            assert all(f.block_index is not None for f in faults)
-        finally:
-            await store.close()
-
-    run(main())
+async def test_bit_flips_in_up_to_m_shards_of_every_block(tmp_path, region):
+    store, expected = await new_store(tmp_path)
+    try:
+        heard: list[ShardFault] = []
+        store.fault_listeners.append(heard.append)
+        damage: dict[str, Damage] = {}
+        for key in expected:
+            manifest = await store.get_manifest(BUCKET, key)
+            d = damage[key] = Damage()
+            for blk in blocks_of(manifest):
+                if region == "payload" and blk.length == 0:
+                    continue
+                shards = victims(blk)
+                d.records[(blk.part, blk.index)] = set(shards)
+                for salt, j in enumerate(shards):
+                    path = shard_path(store, manifest, blk.part, j)
+                    flip_in(path, blk, region, salt * 977 + blk.index * 31)
+        faults = await read_everything(store, expected, damage)
+        # every object with data had a damaged data shard somewhere: all were reported
+        assert {f.key for f in faults} == {k for k, v in expected.items() if v}
+        await asyncio.sleep(0)
+        assert Counter(store.recent_faults) == Counter(faults)
+        assert Counter(heard) == Counter(faults)
+        assert all(f.block_index is not None for f in faults)
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize("how", ["truncate", "zero", "delete"])
-def test_damaged_shard_files(tmp_path, how):
-    async def main():
-        store, expected = await new_store(tmp_path)
-        try:
-            damage: dict[str, Damage] = {}
-            for n_key, key in enumerate(expected):
-                manifest = await store.get_manifest(BUCKET, key)
-                d = damage[key] = Damage()
-                for part in manifest.parts:
-                    shards = [(n_key + part.number + 3 * i) % N for i in range(M)]
-                    for i, j in enumerate(shards):
-                        path = shard_path(store, manifest, part.number, j)
-                        size = path.stat().st_size
-                        if how == "delete":
-                            path.unlink()
-                            d.dead_files.setdefault(part.number, set()).add(j)
-                        elif how == "zero":
-                            path.write_bytes(bytes(size))
+async def test_damaged_shard_files(tmp_path, how):
+    store, expected = await new_store(tmp_path)
+    try:
+        damage: dict[str, Damage] = {}
+        for n_key, key in enumerate(expected):
+            manifest = await store.get_manifest(BUCKET, key)
+            d = damage[key] = Damage()
+            for part in manifest.parts:
+                shards = [(n_key + part.number + 3 * i) % N for i in range(M)]
+                for i, j in enumerate(shards):
+                    path = shard_path(store, manifest, part.number, j)
+                    size = path.stat().st_size
+                    if how == "delete":
+                        path.unlink()
+                        d.dead_files.setdefault(part.number, set()).add(j)
+                    elif how == "zero":
+                        path.write_bytes(bytes(size))
+                        d.dead_files.setdefault(part.number, set()).add(j)
+                    else:
+                        cut = [0, HEADER_SIZE // 2, size - 1, FULL_RECORD + 200][i % 4]
+                        os.truncate(path, min(cut, size - 1))
+                        if min(cut, size - 1) < FULL_RECORD or size <= FULL_RECORD:
                             d.dead_files.setdefault(part.number, set()).add(j)
                         else:
-                            cut = [0, HEADER_SIZE // 2, size - 1, FULL_RECORD + 200][i % 4]
-                            os.truncate(path, min(cut, size - 1))
-                            if min(cut, size - 1) < FULL_RECORD or size <= FULL_RECORD:
-                                d.dead_files.setdefault(part.number, set()).add(j)
-                            else:
-                                d.suspect_files.setdefault(part.number, set()).add(j)
-            faults = await read_everything(store, expected, damage)
-            assert faults
-            if how == "delete":
-                assert all(f.block_index is None for f in faults)
-                assert all("missing" in f.reason or "unusable" in f.reason for f in faults)
-        finally:
-            await store.close()
-
-    run(main())
+                            d.suspect_files.setdefault(part.number, set()).add(j)
+        faults = await read_everything(store, expected, damage)
+        assert faults
+        if how == "delete":
+            assert all(f.block_index is None for f in faults)
+            assert all("missing" in f.reason or "unusable" in f.reason for f in faults)
+    finally:
+        await store.close()
 
 
-def test_shard_files_swapped_between_objects_are_caught_by_their_ids(tmp_path):
+async def test_shard_files_swapped_between_objects_are_caught_by_their_ids(tmp_path):
     """Two objects of the same size have records of the same lengths and valid CRCs; only the
     identity in the headers tells a swapped shard file from the right one."""
 
-    async def main():
-        store, expected = await new_store(tmp_path)
-        try:
-            a = await store.get_manifest(BUCKET, "big")
-            b = await store.get_manifest(BUCKET, "big-twin")
-            swapped = [0, 4, 8]
-            for j in swapped:
-                pa, pb = shard_path(store, a, 1, j), shard_path(store, b, 1, j)
-                tmp = pa.with_name("swap")
-                os.replace(pa, tmp)
-                os.replace(pb, pa)
-                os.replace(tmp, pb)
-            # and two shard files of one object swapped with each other
-            c = await store.get_manifest(BUCKET, "above")
-            p1, p2 = shard_path(store, c, 1, 1), shard_path(store, c, 1, 2)
-            d1, d2 = p1.read_bytes(), p2.read_bytes()
-            assert len(d1) == len(d2)
-            p1.write_bytes(d2)
-            p2.write_bytes(d1)
-            damage = {
-                "big": Damage(dead_files={1: set(swapped)}),
-                "big-twin": Damage(dead_files={1: set(swapped)}),
-                "above": Damage(dead_files={1: {1, 2}}),
-            }
-            faults = await read_everything(store, expected, damage)
-            assert faults
-            for f in faults:
-                assert f.block_index is not None  # each record decoded; its identity failed
-                assert "identity" in f.reason, f
-        finally:
-            await store.close()
-
-    run(main())
+    store, expected = await new_store(tmp_path)
+    try:
+        a = await store.get_manifest(BUCKET, "big")
+        b = await store.get_manifest(BUCKET, "big-twin")
+        swapped = [0, 4, 8]
+        for j in swapped:
+            pa, pb = shard_path(store, a, 1, j), shard_path(store, b, 1, j)
+            tmp = pa.with_name("swap")
+            os.replace(pa, tmp)
+            os.replace(pb, pa)
+            os.replace(tmp, pb)
+        # and two shard files of one object swapped with each other
+        c = await store.get_manifest(BUCKET, "above")
+        p1, p2 = shard_path(store, c, 1, 1), shard_path(store, c, 1, 2)
+        d1, d2 = p1.read_bytes(), p2.read_bytes()
+        assert len(d1) == len(d2)
+        p1.write_bytes(d2)
+        p2.write_bytes(d1)
+        damage = {
+            "big": Damage(dead_files={1: set(swapped)}),
+            "big-twin": Damage(dead_files={1: set(swapped)}),
+            "above": Damage(dead_files={1: {1, 2}}),
+        }
+        faults = await read_everything(store, expected, damage)
+        assert faults
+        for f in faults:
+            assert f.block_index is not None  # each record decoded; its identity failed
+            assert "identity" in f.reason, f
+    finally:
+        await store.close()
 
 
-def test_stale_shard_from_the_previous_version_is_refused(tmp_path):
+async def test_stale_shard_from_the_previous_version_is_refused(tmp_path):
     """An overwrite with a body of the same size: same object id, same placement, same record
     lengths; a shard file of the old version put in place of the new one differs only in the
     version id of its headers."""
 
-    async def main():
-        store, expected = await new_store(tmp_path)
-        try:
-            old = await store.get_manifest(BUCKET, "big")
-            stale = {j: shard_path(store, old, 1, j).read_bytes() for j in range(N)}
-            new_data = _data("big-v2", len(expected["big"]))
-            await store.put_object(BUCKET, "big", stream_of(new_data))
-            await store.wait_idle()
-            new = await store.get_manifest(BUCKET, "big")
-            assert new.placement == old.placement and new.version_id != old.version_id
-            for j in (1, 5, 7):
-                shard_path(store, new, 1, j).write_bytes(stale[j])
-            expected["big"] = new_data
-            faults = await read_everything(
-                store, expected, {"big": Damage(dead_files={1: {1, 5, 7}})}, keys=["big"]
-            )
-            assert {f.shard_index for f in faults} >= {1, 5}
-            assert all("identity" in f.reason for f in faults)
-            # four stale shards are one too many: refused, not mixed with old bytes
-            shard_path(store, new, 1, 0).write_bytes(stale[0])
-            got, err = await read_until_error(store, "big")
-            assert isinstance(err, DataUnavailable)
-            assert got == new_data[: len(got)]
-        finally:
-            await store.close()
-
-    run(main())
-
-
-def test_a_wiped_disk_while_open_and_after_reopening(tmp_path):
-    async def main():
-        store, expected = await new_store(tmp_path)
-        victim = Path(store.diskset.slots[3].disk.root)
-        victim_id = store.diskset.slots[3].disk_id
-        try:
-            for entry in victim.iterdir():
-                if entry.is_dir():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-            damage = await damage_on_disks(store, expected, {victim_id})
-            faults = await read_everything(store, expected, damage)
-            assert faults and all(f.disk_id == victim_id for f in faults)
-        finally:
-            await store.close()
-        store = await open_store(tmp_path)
-        try:
-            slot = store.diskset.slots[3]
-            assert Path(slot.disk.root) == victim and not slot.online
-            damage = await damage_on_disks(store, expected, {victim_id})
-            faults = await read_everything(store, expected, damage)
-            assert faults and all(f.disk_id == victim_id for f in faults)
-            assert all(f.block_index is None for f in faults)
-            holds_data = set()
-            for key, data in expected.items():
-                placement = (await store.get_manifest(BUCKET, key)).placement
-                if data and placement.index(victim_id) < K:
-                    holds_data.add(key)
-            assert holds_data  # nine disks, nine shards: the disk holds data of some objects
-            assert {f.key for f in faults if "offline" in f.reason} == holds_data
-            assert list(victim.iterdir()) == []  # an unformatted disk is left alone
-        finally:
-            await store.close()
-
-    run(main())
-
-
-def test_m_disks_lose_their_objects_then_one_more(tmp_path):
-    async def main():
-        store, expected = await new_store(tmp_path)
-        try:
-            gone = [store.diskset.slots[p] for p in (0, 4, 8)]
-            for slot in gone:
-                shutil.rmtree(Path(slot.disk.root) / "objects")
-            gone_ids = {s.disk_id for s in gone}
-            damage = await damage_on_disks(store, expected, gone_ids)
-            faults = await read_everything(store, expected, damage)
-            assert {f.disk_id for f in faults} <= gone_ids
-            shutil.rmtree(Path(store.diskset.slots[2].disk.root) / "objects")
-            for key, data in expected.items():
-                if not data:
-                    assert await store.get_object_bytes(BUCKET, key) == b""
-                    continue
-                got, err = await read_until_error(store, key)
-                assert isinstance(err, DataUnavailable), key
-                assert got == b""  # the very first block is already beyond repair
-                with pytest.raises(DataUnavailable):
-                    await store.get_object_bytes(BUCKET, key, start=len(data) - 1)
-        finally:
-            await store.close()
-
-    run(main())
-
-
-def test_index_deleted_is_rebuilt_from_the_disks(tmp_path):
-    async def main():
-        store, expected = await new_store(tmp_path)
-        before = {k: await store.head_object(BUCKET, k) for k in expected}
+    store, expected = await new_store(tmp_path)
+    try:
+        old = await store.get_manifest(BUCKET, "big")
+        stale = {j: shard_path(store, old, 1, j).read_bytes() for j in range(N)}
+        new_data = _data("big-v2", len(expected["big"]))
+        await store.put_object(BUCKET, "big", stream_of(new_data))
+        await store.wait_idle()
+        new = await store.get_manifest(BUCKET, "big")
+        assert new.placement == old.placement and new.version_id != old.version_id
+        for j in (1, 5, 7):
+            shard_path(store, new, 1, j).write_bytes(stale[j])
+        expected["big"] = new_data
+        faults = await read_everything(
+            store, expected, {"big": Damage(dead_files={1: {1, 5, 7}})}, keys=["big"]
+        )
+        assert {f.shard_index for f in faults} >= {1, 5}
+        assert all("identity" in f.reason for f in faults)
+        # four stale shards are one too many: refused, not mixed with old bytes
+        shard_path(store, new, 1, 0).write_bytes(stale[0])
+        got, err = await read_until_error(store, "big")
+        assert isinstance(err, DataUnavailable)
+        assert got == new_data[: len(got)]
+    finally:
         await store.close()
-        shutil.rmtree(tmp_path / "meta")
-        store = await open_store(tmp_path)
-        try:
-            assert {k: await store.head_object(BUCKET, k) for k in expected} == before
-            listing = await store.list_objects(BUCKET)
-            assert [o.key for o in listing.objects] == sorted(expected)
-            await read_everything(store, expected)
-        finally:
-            await store.close()
-
-    run(main())
 
 
-def test_index_deleted_with_damaged_manifests_and_shards(tmp_path):
+async def test_a_wiped_disk_while_open_and_after_reopening(tmp_path):
+    store, expected = await new_store(tmp_path)
+    victim = Path(store.diskset.slots[3].disk.root)
+    victim_id = store.diskset.slots[3].disk_id
+    try:
+        for entry in victim.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        damage = await damage_on_disks(store, expected, {victim_id})
+        faults = await read_everything(store, expected, damage)
+        assert faults and all(f.disk_id == victim_id for f in faults)
+    finally:
+        await store.close()
+    store = await open_store(tmp_path)
+    try:
+        slot = store.diskset.slots[3]
+        assert Path(slot.disk.root) == victim and not slot.online
+        damage = await damage_on_disks(store, expected, {victim_id})
+        faults = await read_everything(store, expected, damage)
+        assert faults and all(f.disk_id == victim_id for f in faults)
+        assert all(f.block_index is None for f in faults)
+        holds_data = set()
+        for key, data in expected.items():
+            placement = (await store.get_manifest(BUCKET, key)).placement
+            if data and placement.index(victim_id) < K:
+                holds_data.add(key)
+        assert holds_data  # nine disks, nine shards: the disk holds data of some objects
+        assert {f.key for f in faults if "offline" in f.reason} == holds_data
+        assert list(victim.iterdir()) == []  # an unformatted disk is left alone
+    finally:
+        await store.close()
+
+
+async def test_m_disks_lose_their_objects_then_one_more(tmp_path):
+    store, expected = await new_store(tmp_path)
+    try:
+        gone = [store.diskset.slots[p] for p in (0, 4, 8)]
+        for slot in gone:
+            shutil.rmtree(Path(slot.disk.root) / "objects")
+        gone_ids = {s.disk_id for s in gone}
+        damage = await damage_on_disks(store, expected, gone_ids)
+        faults = await read_everything(store, expected, damage)
+        assert {f.disk_id for f in faults} <= gone_ids
+        shutil.rmtree(Path(store.diskset.slots[2].disk.root) / "objects")
+        for key, data in expected.items():
+            if not data:
+                assert await store.get_object_bytes(BUCKET, key) == b""
+                continue
+            got, err = await read_until_error(store, key)
+            assert isinstance(err, DataUnavailable), key
+            assert got == b""  # the very first block is already beyond repair
+            with pytest.raises(DataUnavailable):
+                await store.get_object_bytes(BUCKET, key, start=len(data) - 1)
+    finally:
+        await store.close()
+
+
+async def test_index_deleted_is_rebuilt_from_the_disks(tmp_path):
+    store, expected = await new_store(tmp_path)
+    before = {k: await store.head_object(BUCKET, k) for k in expected}
+    await store.close()
+    shutil.rmtree(tmp_path / "meta")
+    store = await open_store(tmp_path)
+    try:
+        assert {k: await store.head_object(BUCKET, k) for k in expected} == before
+        listing = await store.list_objects(BUCKET)
+        assert [o.key for o in listing.objects] == sorted(expected)
+        await read_everything(store, expected)
+    finally:
+        await store.close()
+
+
+async def test_index_deleted_with_damaged_manifests_and_shards(tmp_path):
     """The index is gone, three disks' manifest copies are rotten and three shard files of
     every part are missing: the copies that decode rebuild the index, the shards the data."""
 
-    async def main():
-        store, expected = await new_store(tmp_path)
-        before = {k: await store.head_object(BUCKET, k) for k in expected}
-        damage = {}
-        for n_key, key in enumerate(expected):
-            manifest = await store.get_manifest(BUCKET, key)
-            vhex = manifest.version_id.replace("-", "")
-            for j in range(M):
-                slot = store.diskset.slot_for(manifest.placement[(n_key + j) % N])
-                mpath = Path(slot.disk.root) / part_path(manifest.object_id, vhex, 1)
-                flip_bit(mpath.with_name("manifest"), 20 + j, j)
-            lost = {(n_key + 4 + j) % N for j in range(M)}
-            for part in manifest.parts:
-                for j in lost:
-                    shard_path(store, manifest, part.number, j).unlink()
-            damage[key] = Damage(dead_files={p.number: lost for p in manifest.parts})
+    store, expected = await new_store(tmp_path)
+    before = {k: await store.head_object(BUCKET, k) for k in expected}
+    damage = {}
+    for n_key, key in enumerate(expected):
+        manifest = await store.get_manifest(BUCKET, key)
+        vhex = manifest.version_id.replace("-", "")
+        for j in range(M):
+            slot = store.diskset.slot_for(manifest.placement[(n_key + j) % N])
+            mpath = Path(slot.disk.root) / part_path(manifest.object_id, vhex, 1)
+            flip_bit(mpath.with_name("manifest"), 20 + j, j)
+        lost = {(n_key + 4 + j) % N for j in range(M)}
+        for part in manifest.parts:
+            for j in lost:
+                shard_path(store, manifest, part.number, j).unlink()
+        damage[key] = Damage(dead_files={p.number: lost for p in manifest.parts})
+    await store.close()
+    shutil.rmtree(tmp_path / "meta")
+    store = await open_store(tmp_path)
+    try:
+        assert {k: await store.head_object(BUCKET, k) for k in expected} == before
+        await read_everything(store, expected, damage)
+    finally:
         await store.close()
-        shutil.rmtree(tmp_path / "meta")
-        store = await open_store(tmp_path)
-        try:
-            assert {k: await store.head_object(BUCKET, k) for k in expected} == before
-            await read_everything(store, expected, damage)
-        finally:
-            await store.close()
-
-    run(main())
 
 
-def test_more_than_m_bad_shards_in_one_block(tmp_path):
-    async def main():
-        store, expected = await new_store(tmp_path)
-        try:
-            big = await store.get_manifest(BUCKET, "big")
-            blk = next(b for b in blocks_of(big) if b.index == 5)
-            for salt, j in enumerate((0, 2, 6, 7)):
-                flip_in(shard_path(store, big, 1, j), blk, "payload", salt * 101)
-            data = expected["big"]
-            got, err = await read_until_error(store, "big")
-            assert isinstance(err, DataUnavailable)
-            assert "block 5" in str(err)
-            assert got == data[: len(got)] and len(got) <= 5 * BS
-            # ranges clear of block 5 still read; any range touching it is refused
-            assert await store.get_object_bytes(BUCKET, "big", end=5 * BS - 1) == data[: 5 * BS]
-            assert await store.get_object_bytes(BUCKET, "big", start=6 * BS) == data[6 * BS :]
-            for start, end in ((5 * BS, 5 * BS), (5 * BS - 1, 5 * BS), (6 * BS - 1, 6 * BS)):
-                with pytest.raises(DataUnavailable):
-                    await store.get_object_bytes(BUCKET, "big", start=start, end=end)
-
-            # multipart: part 2 beyond repair, parts 1 and 3 still read
-            multi = await store.get_manifest(BUCKET, "multi")
-            p2 = next(b for b in blocks_of(multi) if b.part == 2)
-            for salt, j in enumerate((1, 3, 5, 8)):
-                flip_in(shard_path(store, multi, 2, j), p2, "header", salt * 13)
-            sizes = MULTIPART["multi"]
-            whole = expected["multi"]
-            assert await store.get_object_bytes(BUCKET, "multi", part_number=1) == whole[: sizes[0]]
-            assert await store.get_object_bytes(BUCKET, "multi", part_number=3) == whole[-1:]
+async def test_more_than_m_bad_shards_in_one_block(tmp_path):
+    store, expected = await new_store(tmp_path)
+    try:
+        big = await store.get_manifest(BUCKET, "big")
+        blk = next(b for b in blocks_of(big) if b.index == 5)
+        for salt, j in enumerate((0, 2, 6, 7)):
+            flip_in(shard_path(store, big, 1, j), blk, "payload", salt * 101)
+        data = expected["big"]
+        got, err = await read_until_error(store, "big")
+        assert isinstance(err, DataUnavailable)
+        assert "block 5" in str(err)
+        assert got == data[: len(got)] and len(got) <= 5 * BS
+        # ranges clear of block 5 still read; any range touching it is refused
+        assert await store.get_object_bytes(BUCKET, "big", end=5 * BS - 1) == data[: 5 * BS]
+        assert await store.get_object_bytes(BUCKET, "big", start=6 * BS) == data[6 * BS :]
+        for start, end in ((5 * BS, 5 * BS), (5 * BS - 1, 5 * BS), (6 * BS - 1, 6 * BS)):
             with pytest.raises(DataUnavailable):
-                await store.get_object_bytes(BUCKET, "multi", part_number=2)
+                await store.get_object_bytes(BUCKET, "big", start=start, end=end)
+
+        # multipart: part 2 beyond repair, parts 1 and 3 still read
+        multi = await store.get_manifest(BUCKET, "multi")
+        p2 = next(b for b in blocks_of(multi) if b.part == 2)
+        for salt, j in enumerate((1, 3, 5, 8)):
+            flip_in(shard_path(store, multi, 2, j), p2, "header", salt * 13)
+        sizes = MULTIPART["multi"]
+        whole = expected["multi"]
+        assert await store.get_object_bytes(BUCKET, "multi", part_number=1) == whole[: sizes[0]]
+        assert await store.get_object_bytes(BUCKET, "multi", part_number=3) == whole[-1:]
+        with pytest.raises(DataUnavailable):
+            await store.get_object_bytes(BUCKET, "multi", part_number=2)
+        with pytest.raises(DataUnavailable):
+            await store.get_object_bytes(BUCKET, "multi")
+
+        # small objects: four of nine shard files gone
+        for key in ("one", "below", "exact", "above"):
+            manifest = await store.get_manifest(BUCKET, key)
+            for j in (1, 2, 3, 4):
+                shard_path(store, manifest, 1, j).unlink()
             with pytest.raises(DataUnavailable):
-                await store.get_object_bytes(BUCKET, "multi")
-
-            # small objects: four of nine shard files gone
-            for key in ("one", "below", "exact", "above"):
-                manifest = await store.get_manifest(BUCKET, key)
-                for j in (1, 2, 3, 4):
-                    shard_path(store, manifest, 1, j).unlink()
-                with pytest.raises(DataUnavailable):
-                    await store.get_object_bytes(BUCKET, key)
-            # the untouched objects are unaffected
-            await read_everything(store, expected, keys=["empty", "big-twin"])
-        finally:
-            await store.close()
-
-    run(main())
+                await store.get_object_bytes(BUCKET, key)
+        # the untouched objects are unaffected
+        await read_everything(store, expected, keys=["empty", "big-twin"])
+    finally:
+        await store.close()
 
 
 def _reseal(path: Path, blk: Block, shard: int, payload_bit: int, *, new_leaf: bool) -> bool:
@@ -674,40 +641,37 @@ def _reseal(path: Path, blk: Block, shard: int, payload_bit: int, *, new_leaf: b
 
 
 @pytest.mark.parametrize("new_leaf", [False, True], ids=["crc-resealed", "leaf-and-crc-resealed"])
-def test_corruption_that_passes_the_crc_is_caught_by_the_hashes(tmp_path, new_leaf):
+async def test_corruption_that_passes_the_crc_is_caught_by_the_hashes(tmp_path, new_leaf):
     """Up to m records per block with a changed payload under a valid CRC (and, the hardest
     case, a valid leaf too): only the block's BLAKE3 content hash can tell. Exact bytes back,
     the changed shards reported (those whose change reaches block bytes; a flipped padding
     bit is left to the scrubber's leaf check); one more and the read is refused."""
 
-    async def main():
-        store, expected = await new_store(tmp_path)
-        try:
-            damage: dict[str, Damage] = {}
-            for key in ("one", "above", "big", "multi"):
-                manifest = await store.get_manifest(BUCKET, key)
-                d = damage[key] = Damage()
-                for blk in blocks_of(manifest):
-                    for salt, j in enumerate(victims(blk)):
-                        path = shard_path(store, manifest, blk.part, j)
-                        bit = salt * 7919 + blk.index
-                        if _reseal(path, blk, j, bit, new_leaf=new_leaf):
-                            d.records.setdefault((blk.part, blk.index), set()).add(j)
-                        else:
-                            d.suspect_records.setdefault((blk.part, blk.index), set()).add(j)
-            await read_everything(store, expected, damage, keys=list(damage))
-            # one more forged data shard in block 0 of "above": four bad shards, refused
-            above = await store.get_manifest(BUCKET, "above")
-            blk = blocks_of(above)[0]
-            extra = next(j for j in range(K) if j not in victims(blk))
-            assert _reseal(shard_path(store, above, 1, extra), blk, extra, 3, new_leaf=new_leaf)
-            got, err = await read_until_error(store, "above")
-            assert isinstance(err, DataUnavailable)
-            assert got == b""
-        finally:
-            await store.close()
-
-    run(main())
+    store, expected = await new_store(tmp_path)
+    try:
+        damage: dict[str, Damage] = {}
+        for key in ("one", "above", "big", "multi"):
+            manifest = await store.get_manifest(BUCKET, key)
+            d = damage[key] = Damage()
+            for blk in blocks_of(manifest):
+                for salt, j in enumerate(victims(blk)):
+                    path = shard_path(store, manifest, blk.part, j)
+                    bit = salt * 7919 + blk.index
+                    if _reseal(path, blk, j, bit, new_leaf=new_leaf):
+                        d.records.setdefault((blk.part, blk.index), set()).add(j)
+                    else:
+                        d.suspect_records.setdefault((blk.part, blk.index), set()).add(j)
+        await read_everything(store, expected, damage, keys=list(damage))
+        # one more forged data shard in block 0 of "above": four bad shards, refused
+        above = await store.get_manifest(BUCKET, "above")
+        blk = blocks_of(above)[0]
+        extra = next(j for j in range(K) if j not in victims(blk))
+        assert _reseal(shard_path(store, above, 1, extra), blk, extra, 3, new_leaf=new_leaf)
+        got, err = await read_until_error(store, "above")
+        assert isinstance(err, DataUnavailable)
+        assert got == b""
+    finally:
+        await store.close()
 
 
 # -- random damage (hypothesis) -------------------------------------------------------------------
@@ -865,30 +829,27 @@ async def _overload_and_read(root: Path, expected: dict[str, bytes], plan) -> No
         await store.close()
 
 
-def test_records_swapped_within_a_shard_file_are_refused(tmp_path):
+async def test_records_swapped_within_a_shard_file_are_refused(tmp_path):
     """Records of blocks 1 and 2 swapped inside three shard files (all CRCs valid, same
     lengths): the block index in the header refuses them; they are not decoded as the wrong
     block."""
 
-    async def main():
-        store, expected = await new_store(tmp_path)
-        try:
-            big = await store.get_manifest(BUCKET, "big")
-            blocks = blocks_of(big)
-            for j in (0, 3, 6):
-                path = shard_path(store, big, 1, j)
-                raw = bytearray(path.read_bytes())
-                b1, b2 = blocks[1], blocks[2]
-                rec1 = bytes(raw[b1.offset : b1.offset + b1.record_length])
-                rec2 = bytes(raw[b2.offset : b2.offset + b2.record_length])
-                assert ShardHeader.decode(rec1).block_index == 1
-                raw[b1.offset : b1.offset + b1.record_length] = rec2
-                raw[b2.offset : b2.offset + b2.record_length] = rec1
-                path.write_bytes(bytes(raw))
-            damage = {"big": Damage(records={(1, 1): {0, 3, 6}, (1, 2): {0, 3, 6}})}
-            faults = await read_everything(store, expected, damage, keys=["big"])
-            assert {(f.block_index, f.shard_index) for f in faults} >= {(1, 0), (2, 0), (1, 3)}
-        finally:
-            await store.close()
-
-    run(main())
+    store, expected = await new_store(tmp_path)
+    try:
+        big = await store.get_manifest(BUCKET, "big")
+        blocks = blocks_of(big)
+        for j in (0, 3, 6):
+            path = shard_path(store, big, 1, j)
+            raw = bytearray(path.read_bytes())
+            b1, b2 = blocks[1], blocks[2]
+            rec1 = bytes(raw[b1.offset : b1.offset + b1.record_length])
+            rec2 = bytes(raw[b2.offset : b2.offset + b2.record_length])
+            assert ShardHeader.decode(rec1).block_index == 1
+            raw[b1.offset : b1.offset + b1.record_length] = rec2
+            raw[b2.offset : b2.offset + b2.record_length] = rec1
+            path.write_bytes(bytes(raw))
+        damage = {"big": Damage(records={(1, 1): {0, 3, 6}, (1, 2): {0, 3, 6}})}
+        faults = await read_everything(store, expected, damage, keys=["big"])
+        assert {(f.block_index, f.shard_index) for f in faults} >= {(1, 0), (2, 0), (1, 3)}
+    finally:
+        await store.close()

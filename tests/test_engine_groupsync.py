@@ -11,7 +11,7 @@ import pytest
 from s3free.errors import InsufficientWriteQuorum, NoSuchKey
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk
-from tests.helpers import disk_paths, open_store, run, stream_of
+from tests.support.engine import disk_paths, open_store, stream_of
 
 
 class CountingDisk(FaultyDisk):
@@ -30,67 +30,56 @@ def disks(tmp_path, n=9):
     return [CountingDisk(LocalDisk(p)) for p in disk_paths(tmp_path, n)]
 
 
-def test_concurrent_puts_share_syncs(tmp_path):
+async def test_concurrent_puts_share_syncs(tmp_path):
     wrapped = disks(tmp_path)
 
-    async def main():
-        store = await open_store(tmp_path, disks=wrapped)
-        await store.create_bucket("bkt")
-        before = sum(d.syncs for d in wrapped)
-        payloads = {f"k{i}": os.urandom(3000 + i) for i in range(40)}
-        await asyncio.gather(
-            *(store.put_object("bkt", k, stream_of(v)) for k, v in payloads.items())
-        )
-        used = sum(d.syncs for d in wrapped) - before
-        # Alone, each PUT would sync each of its 9 disks twice (shards, then manifests).
-        assert 0 < used < 2 * 9 * len(payloads)
-        for key, value in payloads.items():
-            assert await store.get_object_bytes("bkt", key) == value
-        await store.close()
-
-    run(main())
+    store = await open_store(tmp_path, disks=wrapped)
+    await store.create_bucket("bkt")
+    before = sum(d.syncs for d in wrapped)
+    payloads = {f"k{i}": os.urandom(3000 + i) for i in range(40)}
+    await asyncio.gather(*(store.put_object("bkt", k, stream_of(v)) for k, v in payloads.items()))
+    used = sum(d.syncs for d in wrapped) - before
+    # Alone, each PUT would sync each of its 9 disks twice (shards, then manifests).
+    assert 0 < used < 2 * 9 * len(payloads)
+    for key, value in payloads.items():
+        assert await store.get_object_bytes("bkt", key) == value
+    await store.close()
 
 
-def test_a_failed_syncfs_fails_that_shard_only(tmp_path):
+async def test_a_failed_syncfs_fails_that_shard_only(tmp_path):
     wrapped = disks(tmp_path)
 
-    async def main():
-        store = await open_store(tmp_path, disks=wrapped)
-        await store.create_bucket("bkt")
-        heard = []
-        store.fault_listeners.append(heard.append)
-        wrapped[4].fail("sync", errno.EIO)
-        data = os.urandom(200_000)
-        await store.put_object("bkt", "k", stream_of(data))
-        await asyncio.sleep(0)
-        bad = {f.disk_id for f in heard}
-        assert bad == {store.diskset.slots[4].disk_id}
-        assert all("sync" in f.reason for f in heard)
-        wrapped[4].heal()
-        assert await store.get_object_bytes("bkt", "k") == data
-        await store.close()
-
-    run(main())
+    store = await open_store(tmp_path, disks=wrapped)
+    await store.create_bucket("bkt")
+    heard = []
+    store.fault_listeners.append(heard.append)
+    wrapped[4].fail("sync", errno.EIO)
+    data = os.urandom(200_000)
+    await store.put_object("bkt", "k", stream_of(data))
+    await asyncio.sleep(0)
+    bad = {f.disk_id for f in heard}
+    assert bad == {store.diskset.slots[4].disk_id}
+    assert all("sync" in f.reason for f in heard)
+    wrapped[4].heal()
+    assert await store.get_object_bytes("bkt", "k") == data
+    await store.close()
 
 
-def test_syncfs_failing_beyond_the_quorum_commits_nothing(tmp_path):
+async def test_syncfs_failing_beyond_the_quorum_commits_nothing(tmp_path):
     wrapped = disks(tmp_path)
 
-    async def main():
-        store = await open_store(tmp_path, disks=wrapped)
-        await store.create_bucket("bkt")
-        for d in wrapped[:3]:
-            d.fail("sync", errno.EIO)
-        with pytest.raises(InsufficientWriteQuorum):
-            await store.put_object("bkt", "k", stream_of(os.urandom(100_000)))
-        for d in wrapped:
-            d.heal()
-        with pytest.raises(NoSuchKey):
-            await store.head_object("bkt", "k")
-        await store.wait_idle()
-        leftovers = [p for p in tmp_path.glob("disk*/objects/*/*/*/*/*")]
-        assert leftovers == []
-        assert [p for p in tmp_path.glob("disk*/.s3free.tmp/*")] == []
-        await store.close()
-
-    run(main())
+    store = await open_store(tmp_path, disks=wrapped)
+    await store.create_bucket("bkt")
+    for d in wrapped[:3]:
+        d.fail("sync", errno.EIO)
+    with pytest.raises(InsufficientWriteQuorum):
+        await store.put_object("bkt", "k", stream_of(os.urandom(100_000)))
+    for d in wrapped:
+        d.heal()
+    with pytest.raises(NoSuchKey):
+        await store.head_object("bkt", "k")
+    await store.wait_idle()
+    leftovers = [p for p in tmp_path.glob("disk*/objects/*/*/*/*/*")]
+    assert leftovers == []
+    assert [p for p in tmp_path.glob("disk*/.s3free.tmp/*")] == []
+    await store.close()

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from s3free.errors import InvalidArgument
-from tests.helpers import open_store, run, stream_of
+from tests.support.engine import open_store, run, stream_of
 
 BUCKET = "lists"
 
@@ -79,18 +79,7 @@ async def pages(store, *, max_keys: int, limit: int = 500, **kwargs) -> list[tup
     raise AssertionError("listing did not end")
 
 
-def with_store(tmp_path: Path, keys, body) -> None:
-    async def main():
-        store = await open_store(tmp_path, n=3)
-        try:
-            await store.create_bucket(BUCKET)
-            await fill(store, keys)
-            await body(store)
-        finally:
-            await store.close()
-
-    run(main())
-
+pytestmark = pytest.mark.store(n=3, bucket=BUCKET)
 
 KEYS = [
     "a",
@@ -120,187 +109,171 @@ KEYS = [
 ]
 
 
-def test_full_listing_is_in_utf8_byte_order(tmp_path):
-    async def body(store):
-        objects, prefixes, truncated, marker = await listed(store)
-        assert objects == utf8_sorted(KEYS)
-        assert objects.index("z\uff5e") < objects.index("z😀")
-        assert (prefixes, truncated, marker) == ([], False, "")
-
-    with_store(tmp_path, KEYS, body)
+async def test_full_listing_is_in_utf8_byte_order(store):
+    await fill(store, KEYS)
+    objects, prefixes, truncated, marker = await listed(store)
+    assert objects == utf8_sorted(KEYS)
+    assert objects.index("z\uff5e") < objects.index("z😀")
+    assert (prefixes, truncated, marker) == ([], False, "")
 
 
-def test_prefix_and_delimiter(tmp_path):
-    async def body(store):
-        assert await listed(store, prefix="photos/") == (
-            ["photos/2024/feb.jpg", "photos/2024/jan.jpg", "photos/2025/x", "photos/readme"],
-            [],
-            False,
-            "",
-        )
-        assert await listed(store, prefix="photos/", delimiter="/") == (
-            ["photos/readme"],
-            ["photos/2024/", "photos/2025/"],
-            False,
-            "",
-        )
-        objects, prefixes, _, _ = await listed(store, delimiter="/")
-        assert prefixes == ["a/", "b/", "c d/", "photos/", "é/"]
-        assert objects == utf8_sorted(k for k in KEYS if "/" not in k)
-        # a prefix that is itself a key lists that key too
-        assert (await listed(store, prefix="a"))[0] == ["a", "a b", "a-b", "a/1", "a/2", "a/b/c"]
-        assert await listed(store, prefix="a", delimiter="/") == (
-            ["a", "a b", "a-b"],
-            ["a/"],
-            False,
-            "",
-        )
-        assert await listed(store, prefix="a/", delimiter="/") == (
-            ["a/1", "a/2"],
-            ["a/b/"],
-            False,
-            "",
-        )
-        # the key "b/" rolls into the common prefix "b/" ...
-        assert await listed(store, prefix="b", delimiter="/") == (["b"], ["b/"], False, "")
-        # ... and is an object when it is the prefix itself
-        assert await listed(store, prefix="b/", delimiter="/") == (["b/"], [], False, "")
-        assert await listed(store, prefix="nothing") == ([], [], False, "")
-        assert await listed(store, prefix="photos/2024/jan.jpg/") == ([], [], False, "")
-
-    with_store(tmp_path, KEYS, body)
+async def test_prefix_and_delimiter(store):
+    await fill(store, KEYS)
+    assert await listed(store, prefix="photos/") == (
+        ["photos/2024/feb.jpg", "photos/2024/jan.jpg", "photos/2025/x", "photos/readme"],
+        [],
+        False,
+        "",
+    )
+    assert await listed(store, prefix="photos/", delimiter="/") == (
+        ["photos/readme"],
+        ["photos/2024/", "photos/2025/"],
+        False,
+        "",
+    )
+    objects, prefixes, _, _ = await listed(store, delimiter="/")
+    assert prefixes == ["a/", "b/", "c d/", "photos/", "é/"]
+    assert objects == utf8_sorted(k for k in KEYS if "/" not in k)
+    # a prefix that is itself a key lists that key too
+    assert (await listed(store, prefix="a"))[0] == ["a", "a b", "a-b", "a/1", "a/2", "a/b/c"]
+    assert await listed(store, prefix="a", delimiter="/") == (
+        ["a", "a b", "a-b"],
+        ["a/"],
+        False,
+        "",
+    )
+    assert await listed(store, prefix="a/", delimiter="/") == (
+        ["a/1", "a/2"],
+        ["a/b/"],
+        False,
+        "",
+    )
+    # the key "b/" rolls into the common prefix "b/" ...
+    assert await listed(store, prefix="b", delimiter="/") == (["b"], ["b/"], False, "")
+    # ... and is an object when it is the prefix itself
+    assert await listed(store, prefix="b/", delimiter="/") == (["b/"], [], False, "")
+    assert await listed(store, prefix="nothing") == ([], [], False, "")
+    assert await listed(store, prefix="photos/2024/jan.jpg/") == ([], [], False, "")
 
 
-def test_other_delimiters(tmp_path):
+async def test_other_delimiters(store):
     keys = ["2024-01-a", "2024-01-b", "2024-02-a", "2024", "2025-12", "x--y--z", "x--w", "x-y"]
 
-    async def body(store):
-        assert await listed(store, delimiter="-") == (
-            ["2024"],
-            ["2024-", "2025-", "x-"],
-            False,
-            "",
-        )
-        assert await listed(store, prefix="2024-", delimiter="-") == (
-            [],
-            ["2024-01-", "2024-02-"],
-            False,
-            "",
-        )
-        assert await listed(store, delimiter="--") == (
-            ["2024", "2024-01-a", "2024-01-b", "2024-02-a", "2025-12", "x-y"],
-            ["x--"],
-            False,
-            "",
-        )
-        # the delimiter is looked for after the prefix only
-        assert await listed(store, prefix="x-", delimiter="-") == (["x-y"], ["x--"], False, "")
-        assert await listed(store, prefix="x--", delimiter="--") == (
-            ["x--w"],
-            ["x--y--"],
-            False,
-            "",
-        )
-
-    with_store(tmp_path, keys, body)
+    await fill(store, keys)
+    assert await listed(store, delimiter="-") == (
+        ["2024"],
+        ["2024-", "2025-", "x-"],
+        False,
+        "",
+    )
+    assert await listed(store, prefix="2024-", delimiter="-") == (
+        [],
+        ["2024-01-", "2024-02-"],
+        False,
+        "",
+    )
+    assert await listed(store, delimiter="--") == (
+        ["2024", "2024-01-a", "2024-01-b", "2024-02-a", "2025-12", "x-y"],
+        ["x--"],
+        False,
+        "",
+    )
+    # the delimiter is looked for after the prefix only
+    assert await listed(store, prefix="x-", delimiter="-") == (["x-y"], ["x--"], False, "")
+    assert await listed(store, prefix="x--", delimiter="--") == (
+        ["x--w"],
+        ["x--y--"],
+        False,
+        "",
+    )
 
 
-def test_start_after(tmp_path):
+async def test_start_after(store):
     keys = ["a", "a/1", "a/2", "b", "c/1", "c/2", "d"]
 
-    async def body(store):
-        assert (await listed(store, start_after="a/1"))[0] == ["a/2", "b", "c/1", "c/2", "d"]
-        assert (await listed(store, start_after="a/15"))[0] == ["a/2", "b", "c/1", "c/2", "d"]
-        assert (await listed(store, start_after="0"))[0] == keys
-        assert (await listed(store, start_after="d"))[0] == []
-        assert (await listed(store, start_after="zzz"))[0] == []
-        # before the prefix: the whole prefix; inside it: the rest of it
-        assert (await listed(store, prefix="c/", start_after="b"))[0] == ["c/1", "c/2"]
-        assert (await listed(store, prefix="c/", start_after="c/1"))[0] == ["c/2"]
-        assert (await listed(store, prefix="c/", start_after="c/2"))[0] == []
-        # with a delimiter, a common prefix at or before the marker is not repeated
-        assert await listed(store, delimiter="/", start_after="a/") == (
-            ["b", "d"],
-            ["c/"],
-            False,
-            "",
-        )
-        assert await listed(store, delimiter="/", start_after="a") == (
-            ["b", "d"],
-            ["a/", "c/"],
-            False,
-            "",
-        )
-
-    with_store(tmp_path, keys, body)
+    await fill(store, keys)
+    assert (await listed(store, start_after="a/1"))[0] == ["a/2", "b", "c/1", "c/2", "d"]
+    assert (await listed(store, start_after="a/15"))[0] == ["a/2", "b", "c/1", "c/2", "d"]
+    assert (await listed(store, start_after="0"))[0] == keys
+    assert (await listed(store, start_after="d"))[0] == []
+    assert (await listed(store, start_after="zzz"))[0] == []
+    # before the prefix: the whole prefix; inside it: the rest of it
+    assert (await listed(store, prefix="c/", start_after="b"))[0] == ["c/1", "c/2"]
+    assert (await listed(store, prefix="c/", start_after="c/1"))[0] == ["c/2"]
+    assert (await listed(store, prefix="c/", start_after="c/2"))[0] == []
+    # with a delimiter, a common prefix at or before the marker is not repeated
+    assert await listed(store, delimiter="/", start_after="a/") == (
+        ["b", "d"],
+        ["c/"],
+        False,
+        "",
+    )
+    assert await listed(store, delimiter="/", start_after="a") == (
+        ["b", "d"],
+        ["a/", "c/"],
+        False,
+        "",
+    )
 
 
-def test_paging_visits_every_key_once(tmp_path):
-    async def body(store):
-        expected = utf8_sorted(KEYS)
-        for max_keys in (1, 2, 3, 7, len(KEYS) - 1, len(KEYS), len(KEYS) + 1):
-            got = await pages(store, max_keys=max_keys)
-            flat = [k for objects, _, _, _ in got for k in objects]
-            assert flat == expected, max_keys
-            assert len(got) == max(1, -(-len(KEYS) // max_keys))
-            for objects, _, truncated, marker in got[:-1]:
-                assert len(objects) == max_keys and truncated and marker == objects[-1]
-            assert got[-1][2] is False and got[-1][3] == ""
-
-    with_store(tmp_path, KEYS, body)
+async def test_paging_visits_every_key_once(store):
+    await fill(store, KEYS)
+    expected = utf8_sorted(KEYS)
+    for max_keys in (1, 2, 3, 7, len(KEYS) - 1, len(KEYS), len(KEYS) + 1):
+        got = await pages(store, max_keys=max_keys)
+        flat = [k for objects, _, _, _ in got for k in objects]
+        assert flat == expected, max_keys
+        assert len(got) == max(1, -(-len(KEYS) // max_keys))
+        for objects, _, truncated, marker in got[:-1]:
+            assert len(objects) == max_keys and truncated and marker == objects[-1]
+        assert got[-1][2] is False and got[-1][3] == ""
 
 
-def test_common_prefix_with_many_keys_behind_it(tmp_path):
+async def test_common_prefix_with_many_keys_behind_it(store):
     keys = ["a", "c", "d/1"] + [f"big/{i:03d}" for i in range(80)] + ["big0"]
 
-    async def body(store):
-        assert await listed(store, delimiter="/") == (["a", "big0", "c"], ["big/", "d/"], False, "")
-        got = await pages(store, max_keys=1, delimiter="/")
-        assert [(o, p) for o, p, _, _ in got] == [
-            (["a"], []),
-            ([], ["big/"]),
-            (["big0"], []),
-            (["c"], []),
-            ([], ["d/"]),
-        ]
-        assert [m for _, _, _, m in got] == ["a", "big/", "big0", "c", ""]
-        got = await pages(store, max_keys=2, delimiter="/")
-        assert [(o, p) for o, p, _, _ in got] == [
-            (["a"], ["big/"]),
-            (["big0", "c"], []),
-            ([], ["d/"]),
-        ]
-        # inside the big prefix, paging is exact too
-        got = await pages(store, max_keys=30, prefix="big/")
-        assert [len(o) for o, _, _, _ in got] == [30, 30, 20]
-        assert [k for o, _, _, _ in got for k in o] == [f"big/{i:03d}" for i in range(80)]
-
-    with_store(tmp_path, keys, body)
+    await fill(store, keys)
+    assert await listed(store, delimiter="/") == (["a", "big0", "c"], ["big/", "d/"], False, "")
+    got = await pages(store, max_keys=1, delimiter="/")
+    assert [(o, p) for o, p, _, _ in got] == [
+        (["a"], []),
+        ([], ["big/"]),
+        (["big0"], []),
+        (["c"], []),
+        ([], ["d/"]),
+    ]
+    assert [m for _, _, _, m in got] == ["a", "big/", "big0", "c", ""]
+    got = await pages(store, max_keys=2, delimiter="/")
+    assert [(o, p) for o, p, _, _ in got] == [
+        (["a"], ["big/"]),
+        (["big0", "c"], []),
+        ([], ["d/"]),
+    ]
+    # inside the big prefix, paging is exact too
+    got = await pages(store, max_keys=30, prefix="big/")
+    assert [len(o) for o, _, _, _ in got] == [30, 30, 20]
+    assert [k for o, _, _, _ in got for k in o] == [f"big/{i:03d}" for i in range(80)]
 
 
-def test_max_keys_zero_and_negative(tmp_path):
-    async def body(store):
-        objects, prefixes, _, _ = await listed(store, max_keys=0)
-        assert (objects, prefixes) == ([], [])
-        objects, prefixes, _, _ = await listed(store, max_keys=0, delimiter="/")
-        assert (objects, prefixes) == ([], [])
-        with pytest.raises(InvalidArgument):
-            await store.list_objects(BUCKET, max_keys=-1)
-
-    with_store(tmp_path, ["a", "b/c"], body)
+async def test_max_keys_zero_and_negative(store):
+    await fill(store, ["a", "b/c"])
+    objects, prefixes, _, _ = await listed(store, max_keys=0)
+    assert (objects, prefixes) == ([], [])
+    objects, prefixes, _, _ = await listed(store, max_keys=0, delimiter="/")
+    assert (objects, prefixes) == ([], [])
+    with pytest.raises(InvalidArgument):
+        await store.list_objects(BUCKET, max_keys=-1)
 
 
-def test_empty_bucket(tmp_path):
-    async def body(store):
-        assert await listed(store) == ([], [], False, "")
-        assert await listed(store, delimiter="/", prefix="x", start_after="y") == (
-            [],
-            [],
-            False,
-            "",
-        )
-
-    with_store(tmp_path, [], body)
+async def test_empty_bucket(store):
+    await fill(store, [])
+    assert await listed(store) == ([], [], False, "")
+    assert await listed(store, delimiter="/", prefix="x", start_after="y") == (
+        [],
+        [],
+        False,
+        "",
+    )
 
 
 # -- property: paging equals the reference ----------------------------------------------------

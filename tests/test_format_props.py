@@ -29,8 +29,8 @@ from s3free.format import (
 )
 from s3free.format.diskformat import DiskFormat
 from s3free.format.header import MAX_BLOCK_LENGTH, MAX_PART_NUMBER, identity_prefix
-from s3free.format.manifest import blocks_for
 from s3free.format.record import checked_payload, leaf_hash
+from tests.support.strategies import manifests
 
 # -- strategies ---------------------------------------------------------------------------------
 
@@ -78,53 +78,6 @@ def records(draw, max_block: int = 2048) -> tuple[ShardHeader, bytes]:
     header = draw(headers(max_block=max_block))
     payload = draw(st.binary(min_size=header.payload_length, max_size=header.payload_length))
     return header, payload
-
-
-utf8_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
-bucket_names = st.from_regex(r"\A[a-z0-9][a-z0-9.-]{1,20}[a-z0-9]\Z")
-keys = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40)
-
-
-@st.composite
-def manifests(draw) -> Manifest:
-    k = draw(st.integers(1, 12))
-    m = draw(st.integers(1, 8))
-    block_size = draw(st.sampled_from([1, 1000, 65536, 1 << 20, MAX_BLOCK_LENGTH]))
-    numbers = draw(
-        st.lists(st.integers(1, MAX_PART_NUMBER), min_size=1, max_size=5, unique=True).map(sorted)
-    )
-    parts = []
-    for number in numbers:
-        size = draw(st.integers(0, 5 * block_size if block_size < 10**6 else 2**40))
-        parts.append(
-            PartEntry(
-                number=number,
-                size=size,
-                etag=draw(utf8_text),
-                blocks=blocks_for(size, block_size),
-                merkle_root=draw(hex64),
-            )
-        )
-    return Manifest(
-        bucket=draw(bucket_names),
-        key=draw(keys),
-        object_id=draw(hex32),
-        version_id=str(uuid.UUID(bytes=draw(version_ids))),
-        size=sum(p.size for p in parts),
-        etag=draw(utf8_text),
-        last_modified_ms=draw(st.integers(0, 2**63 - 1)),
-        content_type=draw(utf8_text),
-        parts=tuple(parts),
-        k=k,
-        m=m,
-        block_size=block_size,
-        placement=tuple(draw(st.lists(hex32, min_size=k + m, max_size=k + m, unique=True))),
-        generation=draw(st.integers(1, 2**63 - 1)),
-        merkle_root=draw(hex64),
-        user_metadata=draw(st.dictionaries(utf8_text, utf8_text, max_size=3)),
-        http_headers=draw(st.dictionaries(utf8_text, utf8_text, max_size=3)),
-        checksums=draw(st.dictionaries(utf8_text, utf8_text, max_size=2)),
-    )
 
 
 def _sample_header(**overrides) -> ShardHeader:

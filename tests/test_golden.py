@@ -34,7 +34,6 @@ from s3free.format.footer import ShardFooter
 from s3free.format.record import encode_record
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk
-from tests.helpers import run
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
@@ -856,95 +855,83 @@ async def open_golden(tmp_path: Path, disks=None) -> ObjectStore:
     )
 
 
-def test_engine_rebuilds_lists_and_reads_the_golden_store(tmp_path):
-    async def main():
-        store = await open_golden(tmp_path)
-        try:
-            assert store.diskset.set_id == SET_ID
-            assert (store.diskset.k, store.diskset.m, store.diskset.block_size) == (2, 1, 64)
-            assert [(b.name, b.created_ms) for b in await store.list_buckets()] == [
-                (BUCKET, BUCKET_CREATED_MS)
-            ]
-            listing = await store.list_objects(BUCKET)
-            assert [(o.key, o.size, o.etag, o.last_modified_ms) for o in listing.objects] == [
-                (EMPTY_KEY, 0, "d41d8cd98f00b204e9800998ecf8427e", EMPTY_LAST_MODIFIED_MS),
-                (KEY, 150, hashlib.md5(CONTENT).hexdigest(), LAST_MODIFIED_MS),
-            ]
-            info = await store.head_object(BUCKET, KEY)
-            assert (info.content_type, info.version_id) == (CONTENT_TYPE, VERSION_ID)
-            assert (info.user_metadata, info.http_headers) == (USER_METADATA, HTTP_HEADERS)
-            reader = await store.open_object(BUCKET, KEY)
-            assert await reader.read_all() == CONTENT
-            assert reader.faults == []
-            # a range across the block 0/1 boundary, and one inside the short last block
-            assert await store.get_object_bytes(BUCKET, KEY, start=60, end=70) == CONTENT[60:71]
-            assert await store.get_object_bytes(BUCKET, KEY, start=140, end=149) == CONTENT[140:]
-            assert await store.get_object_bytes(BUCKET, EMPTY_KEY) == b""
-        finally:
-            await store.close()
-        # reading never changes the disks' format files
-        for rel, digest in PINNED_SHA256.items():
-            data = (tmp_path / "disks" / rel).read_bytes()
-            assert hashlib.sha256(data).hexdigest() == digest, rel
-
-    run(main())
+async def test_engine_rebuilds_lists_and_reads_the_golden_store(tmp_path):
+    store = await open_golden(tmp_path)
+    try:
+        assert store.diskset.set_id == SET_ID
+        assert (store.diskset.k, store.diskset.m, store.diskset.block_size) == (2, 1, 64)
+        assert [(b.name, b.created_ms) for b in await store.list_buckets()] == [
+            (BUCKET, BUCKET_CREATED_MS)
+        ]
+        listing = await store.list_objects(BUCKET)
+        assert [(o.key, o.size, o.etag, o.last_modified_ms) for o in listing.objects] == [
+            (EMPTY_KEY, 0, "d41d8cd98f00b204e9800998ecf8427e", EMPTY_LAST_MODIFIED_MS),
+            (KEY, 150, hashlib.md5(CONTENT).hexdigest(), LAST_MODIFIED_MS),
+        ]
+        info = await store.head_object(BUCKET, KEY)
+        assert (info.content_type, info.version_id) == (CONTENT_TYPE, VERSION_ID)
+        assert (info.user_metadata, info.http_headers) == (USER_METADATA, HTTP_HEADERS)
+        reader = await store.open_object(BUCKET, KEY)
+        assert await reader.read_all() == CONTENT
+        assert reader.faults == []
+        # a range across the block 0/1 boundary, and one inside the short last block
+        assert await store.get_object_bytes(BUCKET, KEY, start=60, end=70) == CONTENT[60:71]
+        assert await store.get_object_bytes(BUCKET, KEY, start=140, end=149) == CONTENT[140:]
+        assert await store.get_object_bytes(BUCKET, EMPTY_KEY) == b""
+    finally:
+        await store.close()
+    # reading never changes the disks' format files
+    for rel, digest in PINNED_SHA256.items():
+        data = (tmp_path / "disks" / rel).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest, rel
 
 
 @pytest.mark.parametrize("lost", [0, 1, 2])
-def test_engine_reads_the_golden_object_with_any_one_shard_lost(tmp_path, lost):
-    async def main():
-        disks = copy_disks(tmp_path)
-        (disks[PLACEMENT[lost]] / OBJ_DIR / "part.00001").unlink()
-        store = await open_golden(tmp_path, disks)
-        try:
-            reader = await store.open_object(BUCKET, KEY)
-            assert await reader.read_all() == CONTENT
-            # data shards are read first: a lost parity shard is not even touched
-            expected = {(lost, DISK_IDS[PLACEMENT[lost]])} if lost < K else set()
-            assert {(f.shard_index, f.disk_id) for f in reader.faults} == expected
-        finally:
-            await store.close()
-
-    run(main())
+async def test_engine_reads_the_golden_object_with_any_one_shard_lost(tmp_path, lost):
+    disks = copy_disks(tmp_path)
+    (disks[PLACEMENT[lost]] / OBJ_DIR / "part.00001").unlink()
+    store = await open_golden(tmp_path, disks)
+    try:
+        reader = await store.open_object(BUCKET, KEY)
+        assert await reader.read_all() == CONTENT
+        # data shards are read first: a lost parity shard is not even touched
+        expected = {(lost, DISK_IDS[PLACEMENT[lost]])} if lost < K else set()
+        assert {(f.shard_index, f.disk_id) for f in reader.faults} == expected
+    finally:
+        await store.close()
 
 
-def test_engine_bypasses_a_flipped_bit_in_a_data_shard(tmp_path):
-    async def main():
-        disks = copy_disks(tmp_path)
-        victim = disks[PLACEMENT[0]] / OBJ_DIR / "part.00001"
-        data = bytearray(victim.read_bytes())
-        data[224 + 128 + 5] ^= 0x01  # block 1, payload byte 5 of shard 0
-        victim.write_bytes(bytes(data))
-        store = await open_golden(tmp_path, disks)
-        try:
-            reader = await store.open_object(BUCKET, KEY)
-            assert await reader.read_all() == CONTENT
-            assert [(f.shard_index, f.block_index) for f in reader.faults] == [(0, 1)]
-        finally:
-            await store.close()
-
-    run(main())
+async def test_engine_bypasses_a_flipped_bit_in_a_data_shard(tmp_path):
+    disks = copy_disks(tmp_path)
+    victim = disks[PLACEMENT[0]] / OBJ_DIR / "part.00001"
+    data = bytearray(victim.read_bytes())
+    data[224 + 128 + 5] ^= 0x01  # block 1, payload byte 5 of shard 0
+    victim.write_bytes(bytes(data))
+    store = await open_golden(tmp_path, disks)
+    try:
+        reader = await store.open_object(BUCKET, KEY)
+        assert await reader.read_all() == CONTENT
+        assert [(f.shard_index, f.block_index) for f in reader.faults] == [(0, 1)]
+    finally:
+        await store.close()
 
 
-def test_engine_refuses_wrong_bytes_when_two_shards_are_bad(tmp_path):
-    async def main():
-        from s3free.errors import DataUnavailable
+async def test_engine_refuses_wrong_bytes_when_two_shards_are_bad(tmp_path):
+    from s3free.errors import DataUnavailable
 
-        disks = copy_disks(tmp_path)
-        (disks[PLACEMENT[2]] / OBJ_DIR / "part.00001").unlink()
-        victim = disks[PLACEMENT[1]] / OBJ_DIR / "part.00001"
-        data = bytearray(victim.read_bytes())
-        data[448 + 128] ^= 0x01  # block 2 payload of shard 1
-        victim.write_bytes(bytes(data))
-        store = await open_golden(tmp_path, disks)
-        try:
-            assert await store.get_object_bytes(BUCKET, KEY, start=0, end=127) == CONTENT[:128]
-            with pytest.raises(DataUnavailable):
-                await store.get_object_bytes(BUCKET, KEY)
-        finally:
-            await store.close()
-
-    run(main())
+    disks = copy_disks(tmp_path)
+    (disks[PLACEMENT[2]] / OBJ_DIR / "part.00001").unlink()
+    victim = disks[PLACEMENT[1]] / OBJ_DIR / "part.00001"
+    data = bytearray(victim.read_bytes())
+    data[448 + 128] ^= 0x01  # block 2 payload of shard 1
+    victim.write_bytes(bytes(data))
+    store = await open_golden(tmp_path, disks)
+    try:
+        assert await store.get_object_bytes(BUCKET, KEY, start=0, end=127) == CONTENT[:128]
+        with pytest.raises(DataUnavailable):
+            await store.get_object_bytes(BUCKET, KEY)
+    finally:
+        await store.close()
 
 
 def remove_manifests(disks: list[Path]) -> None:
@@ -953,93 +940,84 @@ def remove_manifests(disks: list[Path]) -> None:
             path.unlink()
 
 
-def test_rebuild_ignores_versions_without_a_manifest_and_recovery_restores_them(tmp_path):
+async def test_rebuild_ignores_versions_without_a_manifest_and_recovery_restores_them(tmp_path):
     """Spec section 13, rules 4 and 5."""
 
-    async def main():
-        disks = copy_disks(tmp_path)
-        remove_manifests(disks)
-        store = await open_golden(tmp_path, disks)
-        try:
-            assert (await store.list_objects(BUCKET)).objects == []
-            report = await store.rebuild_index()
-            assert sorted(report.headerless) == sorted(
-                [
-                    (OBJECT_ID, version_hex(VERSION_ID)),
-                    (EMPTY_OBJECT_ID, version_hex(EMPTY_VERSION_ID)),
-                ]
-            )
-            report = await store.recover_headerless()
-            assert report.from_headers == 2 and report.unreadable == []
-            lost_key = f"lost+found/{OBJECT_ID}/{VERSION_ID}"
-            listing = await store.list_objects(BUCKET, prefix="lost+found/")
-            assert {o.key for o in listing.objects} == {
-                lost_key,
-                f"lost+found/{EMPTY_OBJECT_ID}/{EMPTY_VERSION_ID}",
-            }
-            info = await store.head_object(BUCKET, lost_key)
-            assert (info.size, info.etag) == (150, hashlib.md5(CONTENT).hexdigest())
-            assert info.last_modified_ms == VERSION_MS  # the version id's timestamp
-            assert info.content_type == "application/octet-stream"
-            assert await store.get_object_bytes(BUCKET, lost_key) == CONTENT
-            m = await store.get_manifest(BUCKET, lost_key)
-            golden = Manifest.decode(fixture(f"disk0/{OBJ_DIR}/manifest"))
-            # everything the headers carry is restored exactly
-            assert (m.object_id, m.version_id, m.placement) == (
-                golden.object_id,
-                golden.version_id,
-                golden.placement,
-            )
-            assert (m.parts, m.merkle_root, m.generation) == (
-                golden.parts,
-                golden.merkle_root,
-                golden.generation,
-            )
-        finally:
-            await store.close()
-        # and the recovered manifest is now on every disk that holds a shard
-        for disk in disks:
-            assert (disk / OBJ_DIR / "manifest").exists()
-
-    run(main())
+    disks = copy_disks(tmp_path)
+    remove_manifests(disks)
+    store = await open_golden(tmp_path, disks)
+    try:
+        assert (await store.list_objects(BUCKET)).objects == []
+        report = await store.rebuild_index()
+        assert sorted(report.headerless) == sorted(
+            [
+                (OBJECT_ID, version_hex(VERSION_ID)),
+                (EMPTY_OBJECT_ID, version_hex(EMPTY_VERSION_ID)),
+            ]
+        )
+        report = await store.recover_headerless()
+        assert report.from_headers == 2 and report.unreadable == []
+        lost_key = f"lost+found/{OBJECT_ID}/{VERSION_ID}"
+        listing = await store.list_objects(BUCKET, prefix="lost+found/")
+        assert {o.key for o in listing.objects} == {
+            lost_key,
+            f"lost+found/{EMPTY_OBJECT_ID}/{EMPTY_VERSION_ID}",
+        }
+        info = await store.head_object(BUCKET, lost_key)
+        assert (info.size, info.etag) == (150, hashlib.md5(CONTENT).hexdigest())
+        assert info.last_modified_ms == VERSION_MS  # the version id's timestamp
+        assert info.content_type == "application/octet-stream"
+        assert await store.get_object_bytes(BUCKET, lost_key) == CONTENT
+        m = await store.get_manifest(BUCKET, lost_key)
+        golden = Manifest.decode(fixture(f"disk0/{OBJ_DIR}/manifest"))
+        # everything the headers carry is restored exactly
+        assert (m.object_id, m.version_id, m.placement) == (
+            golden.object_id,
+            golden.version_id,
+            golden.placement,
+        )
+        assert (m.parts, m.merkle_root, m.generation) == (
+            golden.parts,
+            golden.merkle_root,
+            golden.generation,
+        )
+    finally:
+        await store.close()
+    # and the recovered manifest is now on every disk that holds a shard
+    for disk in disks:
+        assert (disk / OBJ_DIR / "manifest").exists()
 
 
-def test_header_recovery_skips_a_shard_file_it_cannot_open(tmp_path):
+async def test_header_recovery_skips_a_shard_file_it_cannot_open(tmp_path):
     """Spec 13 rule 5: a shard that fails any check (here: EIO on open) is left out and the
     other shards fill in; k = 2 good shards of 3 are enough to restore the object."""
 
-    async def main():
-        paths = copy_disks(tmp_path)
-        remove_manifests(paths)
-        faulty = FaultyDisk(LocalDisk(paths[PLACEMENT[2]]))
-        disks = [faulty if i == PLACEMENT[2] else LocalDisk(p) for i, p in enumerate(paths)]
-        store = await open_golden(tmp_path, disks)
-        try:
-            faulty.fail("open_read", errno.EIO)
-            report = await store.recover_headerless()
-            assert report.unreadable == []
-            lost_key = f"lost+found/{OBJECT_ID}/{VERSION_ID}"
-            assert await store.get_object_bytes(BUCKET, lost_key) == CONTENT
-        finally:
-            await store.close()
-
-    run(main())
+    paths = copy_disks(tmp_path)
+    remove_manifests(paths)
+    faulty = FaultyDisk(LocalDisk(paths[PLACEMENT[2]]))
+    disks = [faulty if i == PLACEMENT[2] else LocalDisk(p) for i, p in enumerate(paths)]
+    store = await open_golden(tmp_path, disks)
+    try:
+        faulty.fail("open_read", errno.EIO)
+        report = await store.recover_headerless()
+        assert report.unreadable == []
+        lost_key = f"lost+found/{OBJECT_ID}/{VERSION_ID}"
+        assert await store.get_object_bytes(BUCKET, lost_key) == CONTENT
+    finally:
+        await store.close()
 
 
-def test_rebuild_survives_a_stray_file_in_the_objects_tree(tmp_path):
+async def test_rebuild_survives_a_stray_file_in_the_objects_tree(tmp_path):
     """A stray regular file (an editor's backup, a copied README) where the layout has
     directories must not stop the store from opening (spec 16.7)."""
 
-    async def main():
-        disks = copy_disks(tmp_path)
-        (disks[0] / "objects" / "README").write_text("not an object directory\n")
-        (disks[1] / "objects" / "61" / "stray").write_text("nor this\n")
-        store = await open_golden(tmp_path, disks)
-        try:
-            keys = [o.key for o in (await store.list_objects(BUCKET)).objects]
-            assert keys == [EMPTY_KEY, KEY]
-            assert await store.get_object_bytes(BUCKET, KEY) == CONTENT
-        finally:
-            await store.close()
-
-    run(main())
+    disks = copy_disks(tmp_path)
+    (disks[0] / "objects" / "README").write_text("not an object directory\n")
+    (disks[1] / "objects" / "61" / "stray").write_text("nor this\n")
+    store = await open_golden(tmp_path, disks)
+    try:
+        keys = [o.key for o in (await store.list_objects(BUCKET)).objects]
+        assert keys == [EMPTY_KEY, KEY]
+        assert await store.get_object_bytes(BUCKET, KEY) == CONTENT
+    finally:
+        await store.close()

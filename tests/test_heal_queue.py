@@ -6,9 +6,10 @@ import asyncio
 
 from s3free.heal import HealService
 from s3free.heal.queue import RepairQueue
-from tests.heal_support import (
+from tests.support.heal import (
     BS,
     BUCKET,
+    HEAL_STORE,
     K,
     N,
     config,
@@ -17,7 +18,8 @@ from tests.heal_support import (
     put,
     shard_path,
 )
-from tests.helpers import run
+
+pytestmark = HEAL_STORE
 
 
 def test_queue_orders_by_redundancy_left_and_dedups():
@@ -60,119 +62,108 @@ def test_retries_back_off_then_give_up():
     assert ident not in q.entries
 
 
-def test_queue_survives_a_restart(tmp_path):
-    async def main():
-        store = await new_store(tmp_path)
-        heal = HealService(store, config())
-        await heal.start()
-        heal._worker.cancel()  # keep the entries queued: only persistence is tested here
-        await put(store, "a", BS)
-        await put(store, "b", BS)
-        ma = await store.get_manifest(BUCKET, "a")
-        mb = await store.get_manifest(BUCKET, "b")
-        for j in range(2):
-            flip(shard_path(store, ma, 1, j), 0, "payload", salt=j)
-        flip(shard_path(store, mb, 1, 0), 0, "payload")
-        assert await store.get_object_bytes(BUCKET, "a")
-        assert await store.get_object_bytes(BUCKET, "b")
-        await asyncio.sleep(0.05)  # listeners run on the loop
-        assert len(heal.queue) == 2
+async def test_queue_survives_a_restart(tmp_path):
+    store = await new_store(tmp_path)
+    heal = HealService(store, config())
+    await heal.start()
+    heal._worker.cancel()  # keep the entries queued: only persistence is tested here
+    await put(store, "a", BS)
+    await put(store, "b", BS)
+    ma = await store.get_manifest(BUCKET, "a")
+    mb = await store.get_manifest(BUCKET, "b")
+    for j in range(2):
+        flip(shard_path(store, ma, 1, j), 0, "payload", salt=j)
+    flip(shard_path(store, mb, 1, 0), 0, "payload")
+    assert await store.get_object_bytes(BUCKET, "a")
+    assert await store.get_object_bytes(BUCKET, "b")
+    await asyncio.sleep(0.05)  # listeners run on the loop
+    assert len(heal.queue) == 2
+    await heal.stop()
+    await store.close()
+
+    store = await new_store(tmp_path)
+    heal = HealService(store, config())
+    await heal.start()
+    try:
+        assert {e.ident[1]: e.priority for e in heal.queue.entries.values()} in (
+            {"a": N - 2, "b": N - 1},
+            {"a": N - 1, "b": N - 1},
+        )
+        await heal.drain()
+        assert len(heal.queue) == 0
+        for key in ("a", "b"):
+            assert not (await heal.verify(BUCKET, key)).needs_repair
+        assert heal.status()["queue_depth"] == 0
+    finally:
         await heal.stop()
         await store.close()
 
-        store = await new_store(tmp_path)
-        heal = HealService(store, config())
-        await heal.start()
-        try:
-            assert {e.ident[1]: e.priority for e in heal.queue.entries.values()} in (
-                {"a": N - 2, "b": N - 1},
-                {"a": N - 1, "b": N - 1},
-            )
-            await heal.drain()
-            assert len(heal.queue) == 0
-            for key in ("a", "b"):
-                assert not (await heal.verify(BUCKET, key)).needs_repair
-            assert heal.status()["queue_depth"] == 0
-        finally:
-            await heal.stop()
-            await store.close()
 
-    run(main())
-
-
-def test_heal_on_read_repairs_in_the_background_without_blocking_the_read(tmp_path):
-    async def main():
-        store = await new_store(tmp_path)
-        # A slow repair (tiny rate): the GET must still finish at once.
-        heal = HealService(store, config(scrub_rate_mb_s=0.05))
-        await heal.start()
-        try:
-            data = await put(store, "hot", 3 * BS)
-            m = await store.get_manifest(BUCKET, "hot")
-            flip(shard_path(store, m, 1, 0), 1, "payload")
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
-            assert await store.get_object_bytes(BUCKET, "hot") == data
-            assert loop.time() - t0 < 1.0
-            await asyncio.sleep(0.05)
-            assert ("heal", "hot", m.version_id) in heal.queue.entries
-            heal.set_rate(0)  # let it go now
-            await heal.drain()
-            health = await heal.verify(BUCKET, "hot")
-            assert not health.needs_repair
-            assert (await store.get_manifest(BUCKET, "hot")).generation == m.generation + 1
-            # The read that met the bad shard and the verify that then found it: one error.
-            assert heal.status()["disks"][m.placement[0]]["errors"] == 1
-            assert await store.get_object_bytes(BUCKET, "hot") == data
-            assert heal.status()["disks"][m.placement[0]]["errors"] == 1
-            m2 = await store.get_manifest(BUCKET, "hot")
-            flip(shard_path(store, m2, 1, 0), 1, "payload")  # rotten again after the repair
-            assert await store.get_object_bytes(BUCKET, "hot") == data
-            await asyncio.sleep(0.05)
-            await heal.drain()
-            assert heal.status()["disks"][m.placement[0]]["errors"] == 2
-        finally:
-            await heal.stop()
-            await store.close()
-
-    run(main())
+async def test_heal_on_read_repairs_in_the_background_without_blocking_the_read(tmp_path, store):
+    # A slow repair (tiny rate): the GET must still finish at once.
+    heal = HealService(store, config(scrub_rate_mb_s=0.05))
+    await heal.start()
+    try:
+        data = await put(store, "hot", 3 * BS)
+        m = await store.get_manifest(BUCKET, "hot")
+        flip(shard_path(store, m, 1, 0), 1, "payload")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        assert await store.get_object_bytes(BUCKET, "hot") == data
+        assert loop.time() - t0 < 1.0
+        await asyncio.sleep(0.05)
+        assert ("heal", "hot", m.version_id) in heal.queue.entries
+        heal.set_rate(0)  # let it go now
+        await heal.drain()
+        health = await heal.verify(BUCKET, "hot")
+        assert not health.needs_repair
+        assert (await store.get_manifest(BUCKET, "hot")).generation == m.generation + 1
+        # The read that met the bad shard and the verify that then found it: one error.
+        assert heal.status()["disks"][m.placement[0]]["errors"] == 1
+        assert await store.get_object_bytes(BUCKET, "hot") == data
+        assert heal.status()["disks"][m.placement[0]]["errors"] == 1
+        m2 = await store.get_manifest(BUCKET, "hot")
+        flip(shard_path(store, m2, 1, 0), 1, "payload")  # rotten again after the repair
+        assert await store.get_object_bytes(BUCKET, "hot") == data
+        await asyncio.sleep(0.05)
+        await heal.drain()
+        assert heal.status()["disks"][m.placement[0]]["errors"] == 2
+    finally:
+        await heal.stop()
 
 
-def test_degraded_write_is_queued_and_completed(tmp_path):
+async def test_degraded_write_is_queued_and_completed(tmp_path):
     """A PUT while one placement disk fails writes reports "not written"; the healer
     rebuilds that shard once the disk works again."""
 
-    async def main():
-        import errno
+    import errno
 
-        from s3free.engine import ObjectStore
-        from s3free.storage.disk import LocalDisk
-        from s3free.storage.faulty import FaultyDisk
-        from tests.helpers import disk_paths
+    from s3free.engine import ObjectStore
+    from s3free.storage.disk import LocalDisk
+    from s3free.storage.faulty import FaultyDisk
+    from tests.support.engine import disk_paths
 
-        disks = [FaultyDisk(LocalDisk(p)) for p in disk_paths(tmp_path, N)]
-        store = await ObjectStore.open(disks, meta_dir=tmp_path / "meta", k=K, m=2, block_size=BS)
-        await store.create_bucket(BUCKET)
-        heal = HealService(store, config(retry_backoff_s=0.05))
-        await heal.start()
-        heal._worker.cancel()
-        try:
-            from s3free.format.ids import object_id
+    disks = [FaultyDisk(LocalDisk(p)) for p in disk_paths(tmp_path, N)]
+    store = await ObjectStore.open(disks, meta_dir=tmp_path / "meta", k=K, m=2, block_size=BS)
+    await store.create_bucket(BUCKET)
+    heal = HealService(store, config(retry_backoff_s=0.05))
+    await heal.start()
+    heal._worker.cancel()
+    try:
+        from s3free.format.ids import object_id
 
-            placement = store.diskset.placement(object_id(BUCKET, "deg"))
-            victim = next(d for d in disks if d.root == placement[4].disk.root)
-            victim.fail("create_temp", errno.EIO)
-            data = await put(store, "deg", 2 * BS)
-            victim.heal()
-            await asyncio.sleep(0.05)
-            m = await store.get_manifest(BUCKET, "deg")
-            assert (BUCKET, "deg", m.version_id) in heal.queue.entries
-            heal._worker = asyncio.ensure_future(heal._work())
-            await heal.drain()
-            assert not (await heal.verify(BUCKET, "deg")).needs_repair
-            assert await store.get_object_bytes(BUCKET, "deg") == data
-        finally:
-            await heal.stop()
-            await store.close()
-
-    run(main())
+        placement = store.diskset.placement(object_id(BUCKET, "deg"))
+        victim = next(d for d in disks if d.root == placement[4].disk.root)
+        victim.fail("create_temp", errno.EIO)
+        data = await put(store, "deg", 2 * BS)
+        victim.heal()
+        await asyncio.sleep(0.05)
+        m = await store.get_manifest(BUCKET, "deg")
+        assert (BUCKET, "deg", m.version_id) in heal.queue.entries
+        heal._worker = asyncio.ensure_future(heal._work())
+        await heal.drain()
+        assert not (await heal.verify(BUCKET, "deg")).needs_repair
+        assert await store.get_object_bytes(BUCKET, "deg") == data
+    finally:
+        await heal.stop()
+        await store.close()

@@ -29,8 +29,7 @@ from s3free.heal.model import (
 from s3free.heal.repair import RepairStatus
 from s3free.heal.worker import FAULT_ACTIONS, FaultAction
 from s3free.obs.metrics import FAULT_REASONS, REPAIR_OUTCOMES, Metrics, Sources
-from tests.heal_support import BS, BUCKET, config, flip, new_store, put, shard_path
-from tests.helpers import run
+from tests.support.heal import BS, BUCKET, config, flip, new_store, put, shard_path
 
 
 def test_every_fault_kind_has_a_metric_label_and_a_heal_decision():
@@ -97,7 +96,7 @@ def _shards_bad(metrics: Metrics) -> dict[str, float]:
     return out
 
 
-def test_real_damage_is_reported_by_kind_counted_and_queued(tmp_path: Path):
+async def test_real_damage_is_reported_by_kind_counted_and_queued(tmp_path: Path):
     """A deleted shard file and a flipped payload bit, met by a real read: each fault has its
     kind, the metric counts it under that kind's label, and the heal service queues the
     version with the fault's words as the queue entry's reason."""
@@ -132,4 +131,4 @@ def test_real_damage_is_reported_by_kind_counted_and_queued(tmp_path: Path):
             await heal.stop()
             await store.close()
 
-    run(main())
+    await main()

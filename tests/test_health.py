@@ -10,10 +10,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.obs_support import health, scrape, value, wait_for
-from tests.s3.conftest import make_client
 from tests.s3.raw import disks
-from tests.s3.server import start_server
+from tests.support.obs import health, scrape, value, wait_for
+from tests.support.server import make_client, start_server
 
 DOMAIN = "s3.test"
 

@@ -10,14 +10,14 @@ import json
 from s3free.format.ids import version_hex
 from s3free.meta.index import JournalEntry
 from s3free.storage.layout import UPLOAD_RECORD, upload_dir
-from tests.helpers import open_store, run, stream_of
+from tests.support.engine import open_store, stream_of
 
 
 def canonical(obj: dict) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
-def test_records_keep_their_stored_bytes(tmp_path):
+async def test_records_keep_their_stored_bytes(tmp_path):
     async def main() -> None:
         store = await open_store(tmp_path, 6, k=4, m=2)
         try:
@@ -89,4 +89,4 @@ def test_records_keep_their_stored_bytes(tmp_path):
         finally:
             await store.close()
 
-    run(main())
+    await main()

@@ -23,7 +23,7 @@ from s3free.obs.context import REQUEST_ID, ContextExecutor
 from s3free.s3.app import Settings, make_app
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk
-from tests.helpers import disk_paths, open_store, run
+from tests.support.engine import disk_paths, open_store
 
 AK, SK = "LOGTESTACCESSKEY0001", "log-test-secret-key-0123456789"
 
@@ -128,7 +128,7 @@ def test_json_format_fields() -> None:
     assert doc["time"].endswith("Z")
 
 
-def test_context_executor_carries_the_request_id_into_threads() -> None:
+async def test_context_executor_carries_the_request_id_into_threads() -> None:
     async def main() -> list[str | None]:
         pool = ContextExecutor(2)
         loop = asyncio.get_running_loop()
@@ -142,7 +142,7 @@ def test_context_executor_carries_the_request_id_into_threads() -> None:
         finally:
             pool.shutdown()
 
-    assert run(main()) == ["RID-1", "RID-2", None]
+    assert await main() == ["RID-1", "RID-2", None]
 
 
 def test_set_level_refuses_unknown_levels(restore_logging) -> None:
@@ -192,7 +192,9 @@ def _client(endpoint: str):
     )
 
 
-def test_engine_lines_from_worker_threads_carry_the_request_id(tmp_path, restore_logging) -> None:
+async def test_engine_lines_from_worker_threads_carry_the_request_id(
+    tmp_path, restore_logging
+) -> None:
     out = io.StringIO()
     logs.setup(Config(log_format="json", log_level="info", access_log=True), stream=out)
     capture = _Capture()
@@ -220,7 +222,7 @@ def test_engine_lines_from_worker_threads_carry_the_request_id(tmp_path, restore
         ids = (put, head, got)
         return tuple(r["ResponseMetadata"]["RequestId"] for r in ids)  # type: ignore[return-value]
 
-    put_id, head_id, get_id = run(main())
+    put_id, head_id, get_id = await main()
     # The writer's warning about the failed shard was logged in a pool thread, during the PUT.
     failed = [s for s in capture.seen if "failed" in s[2] and "shard" in s[2]]
     assert failed, capture.seen

@@ -14,8 +14,8 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
-from tests.s3.server import start_server
 from tests.s3.users_support import admin
+from tests.support.server import start_server
 
 USER_SECRET = "user-secret-Zq8v3K1mW9xR2"
 METRICS_TOKEN = "metrics-token-Hh7Jk2Lm4Np6"

@@ -15,11 +15,10 @@ from botocore.exceptions import ClientError
 
 from s3free.format import HEADER_SIZE, ShardHeader
 from s3free.storage.faulty import flip_bit
-from tests.obs_support import http_get, scrape, value, wait_for
-from tests.s3.conftest import make_client
 from tests.s3.raw import disks, version_dirs
-from tests.s3.server import start_server
 from tests.s3.users_support import admin
+from tests.support.obs import http_get, scrape, value, wait_for
+from tests.support.server import make_client, start_server
 
 TOKEN = "metrics-test-token-0123456789"
 DASHBOARD = Path(__file__).resolve().parent.parent / "configs" / "grafana-dashboard.json"

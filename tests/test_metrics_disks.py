@@ -18,8 +18,8 @@ from s3free.obs.health import readiness
 from s3free.obs.metrics import Sources
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk
-from tests.helpers import disk_paths, open_store, run, stream_of
-from tests.obs_support import value
+from tests.support.engine import disk_paths, open_store, stream_of
+from tests.support.obs import value
 
 
 def _samples(metrics) -> dict:
@@ -31,62 +31,56 @@ def _samples(metrics) -> dict:
     }
 
 
-def test_eio_on_a_shard_read_is_counted_against_its_disk(tmp_path):
-    async def scenario() -> None:
-        faulty = [FaultyDisk(LocalDisk(p)) for p in disk_paths(tmp_path, 4)]
-        store = await open_store(tmp_path, disks=faulty, k=2, m=2)
-        monitor = DiskMonitor(store)
-        await monitor.start(background=False)
-        app = web.Application()
-        metrics = install(app, Sources(store.diskset, store, monitor))
-        try:
-            await store.create_bucket("bkt")
-            data = bytes(range(256)) * 1000  # 256 KB: shard files of their own
-            blocks = -(-len(data) // store.diskset.block_size)  # each block meets the EIO
-            await store.put_object("bkt", "k", stream_of(data))
-            manifest = await store.get_manifest("bkt", "k")
-            position = store.diskset.slot_for(manifest.placement[0]).position
-            before = _samples(metrics)
-            faulty[position].fail("read_at", errno.EIO)
-            assert await store.get_object_bytes("bkt", "k") == data
-            await asyncio.sleep(0.05)  # fault listeners run on the loop
-            after = _samples(metrics)
-            disk = str(position)
-            for name, labels, moved in (
-                ("s3free_disk_errors_total", {"disk": disk, "kind": "hard"}, blocks),
-                ("s3free_shards_bad_total", {"disk": disk, "reason": "io"}, blocks),
-                ("s3free_shards_bad_total", {}, blocks),
-                ("s3free_stage_seconds_count", {"stage": "erasure.decode"}, blocks),
-            ):
-                assert value(after, name, **labels) - value(before, name, **labels) == moved, name
-            assert value(after, "s3free_disk_errors_total", kind="soft") == 0
-            # The failed reads are timed too: k reads per block, one of them the failing one.
-            reads = value(after, "s3free_disk_io_seconds_count", op="read") - value(
-                before, "s3free_disk_io_seconds_count", op="read"
-            )
-            assert reads >= blocks * (store.diskset.k + 1)
-        finally:
-            for callback in app.on_cleanup:
-                await callback(app)
-            await monitor.stop()
-            await store.close()
-        assert metrics.observe_stage not in stage._observers  # cleanup unregisters
-        assert metrics.on_fault not in store.fault_listeners
-
-    run(scenario())
-
-
-def test_readiness_needs_the_index(tmp_path):
-    async def scenario() -> None:
-        store = await open_store(tmp_path, 4, k=2, m=2)
-        sources = Sources(store.diskset, store)
-        ready, body = readiness(sources)
-        assert ready and body["index_loaded"]
-        store.diskset.slots[3].mark_offline("test")
-        ready, body = readiness(sources)
-        assert ready and body["degraded"] and body["offline_positions"] == [3]
+async def test_eio_on_a_shard_read_is_counted_against_its_disk(tmp_path):
+    faulty = [FaultyDisk(LocalDisk(p)) for p in disk_paths(tmp_path, 4)]
+    store = await open_store(tmp_path, disks=faulty, k=2, m=2)
+    monitor = DiskMonitor(store)
+    await monitor.start(background=False)
+    app = web.Application()
+    metrics = install(app, Sources(store.diskset, store, monitor))
+    try:
+        await store.create_bucket("bkt")
+        data = bytes(range(256)) * 1000  # 256 KB: shard files of their own
+        blocks = -(-len(data) // store.diskset.block_size)  # each block meets the EIO
+        await store.put_object("bkt", "k", stream_of(data))
+        manifest = await store.get_manifest("bkt", "k")
+        position = store.diskset.slot_for(manifest.placement[0]).position
+        before = _samples(metrics)
+        faulty[position].fail("read_at", errno.EIO)
+        assert await store.get_object_bytes("bkt", "k") == data
+        await asyncio.sleep(0.05)  # fault listeners run on the loop
+        after = _samples(metrics)
+        disk = str(position)
+        for name, labels, moved in (
+            ("s3free_disk_errors_total", {"disk": disk, "kind": "hard"}, blocks),
+            ("s3free_shards_bad_total", {"disk": disk, "reason": "io"}, blocks),
+            ("s3free_shards_bad_total", {}, blocks),
+            ("s3free_stage_seconds_count", {"stage": "erasure.decode"}, blocks),
+        ):
+            assert value(after, name, **labels) - value(before, name, **labels) == moved, name
+        assert value(after, "s3free_disk_errors_total", kind="soft") == 0
+        # The failed reads are timed too: k reads per block, one of them the failing one.
+        reads = value(after, "s3free_disk_io_seconds_count", op="read") - value(
+            before, "s3free_disk_io_seconds_count", op="read"
+        )
+        assert reads >= blocks * (store.diskset.k + 1)
+    finally:
+        for callback in app.on_cleanup:
+            await callback(app)
+        await monitor.stop()
         await store.close()
-        ready, body = readiness(sources)
-        assert not ready and body["reasons"] == ["the index is not loaded"]
+    assert metrics.observe_stage not in stage._observers  # cleanup unregisters
+    assert metrics.on_fault not in store.fault_listeners
 
-    run(scenario())
+
+async def test_readiness_needs_the_index(tmp_path):
+    store = await open_store(tmp_path, 4, k=2, m=2)
+    sources = Sources(store.diskset, store)
+    ready, body = readiness(sources)
+    assert ready and body["index_loaded"]
+    store.diskset.slots[3].mark_offline("test")
+    ready, body = readiness(sources)
+    assert ready and body["degraded"] and body["offline_positions"] == [3]
+    await store.close()
+    ready, body = readiness(sources)
+    assert not ready and body["reasons"] == ["the index is not loaded"]

@@ -19,7 +19,7 @@ from s3free.engine.diskmonitor import DiskMonitor, MonitorConfig
 from s3free.errors import StorageError
 from s3free.storage.health import probe
 from s3free.storage.monitored import classify, unwrap
-from tests.helpers import open_store, run, stream_of
+from tests.support.engine import open_store, stream_of
 
 N = 4
 FAST = MonitorConfig(probe_s=0.05, error_limit=2, error_window_s=30, cooldown_s=0.3)
@@ -54,7 +54,7 @@ def no_free_descriptors():
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def test_emfile_neither_fails_the_probe_nor_takes_a_disk_offline(tmp_path):
+async def test_emfile_neither_fails_the_probe_nor_takes_a_disk_offline(tmp_path):
     async def go():
         store = await open_store(tmp_path, N)
         monitor = DiskMonitor(store, FAST)
@@ -86,4 +86,4 @@ def test_emfile_neither_fails_the_probe_nor_takes_a_disk_offline(tmp_path):
             await monitor.stop()
             await store.close()
 
-    run(asyncio.wait_for(go(), 120))
+    await asyncio.wait_for(go(), 120)

@@ -505,7 +505,7 @@ def test_aws_published_query_string_example():
 
 @pytest.fixture(scope="module")
 def v2_server(tmp_path_factory):
-    from tests.s3.server import start_server
+    from tests.support.server import start_server
 
     srv = start_server(tmp_path_factory.mktemp("s3free-sigv2"))
     yield srv
@@ -513,7 +513,7 @@ def v2_server(tmp_path_factory):
 
 
 def _client(srv, **config):
-    from tests.s3.conftest import make_client
+    from tests.support.server import make_client
 
     return make_client(srv, **config)
 
@@ -634,7 +634,7 @@ def test_boto3_sigv2_client_everyday_operations(v2_server):
 def test_sigv2_with_a_wrong_secret_is_refused_by_the_server(v2_server):
     from botocore.exceptions import ClientError
 
-    from tests.s3.conftest import make_client
+    from tests.support.server import make_client
 
     class Wrong:
         endpoint, access_key, ca_file = v2_server.endpoint, v2_server.access_key, None

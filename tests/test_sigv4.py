@@ -36,7 +36,6 @@ from s3free.s3.auth.sigv4 import (
     verify_payload_sha256,
 )
 from s3free.s3.errors import S3Error
-from tests.helpers import run
 
 REGION = "eu-test-1"
 AK, SK = "AKIDS3FREETEST", "s3cr3t/Key+With=Odd~Chars"
@@ -175,7 +174,7 @@ def test_aws_doc_get_object_example():
     assert "range:bytes=0-10" in info.value.extra["CanonicalRequest"]
 
 
-def test_aws_doc_put_object_example_with_escaped_key_and_body():
+async def test_aws_doc_put_object_example_with_escaped_key_and_body():
     body = b"Welcome to Amazon S3."
     payload = "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072"
     assert hashlib.sha256(body).hexdigest() == payload
@@ -202,7 +201,7 @@ def test_aws_doc_put_object_example_with_escaped_key_and_body():
 
         return b"".join([c async for c in verify_payload_sha256(src(), result.payload)])
 
-    assert run(body_through()) == body
+    assert await body_through() == body
     # A client that sent the key unescaped ('$') canonicalises the same way: S3 decodes the
     # path and re-encodes it.
     assert authenticate(

@@ -21,7 +21,7 @@ from s3free.storage.faulty import FaultyDisk, flip_bit
 from s3free.storage.health import make_data_dirs, unformatted_entries
 from s3free.storage.layout import FORMAT_FILE, HEALING_FILE
 from s3free.storage.monitored import MonitoredDisk
-from tests.helpers import inline_file, open_store, run, stream_of
+from tests.support.engine import inline_file, open_store, stream_of
 
 LIMIT = 4096
 
@@ -210,31 +210,25 @@ async def _get(store) -> bytes:
     return await reader.read_all()
 
 
-def test_a_small_get_whose_files_left_the_page_cache_is_read_in_a_thread(tmp_path):
-    async def main():
-        store, data, manifest = await _small_object(tmp_path)
-        for shard in range(manifest.k):
-            _evict(inline_file(store, manifest, shard))
-        assert await _get(store) == data
-        assert await _get(store) == data  # now cached: served on the loop
-        await store.close()
-
-    run(main())
+async def test_a_small_get_whose_files_left_the_page_cache_is_read_in_a_thread(tmp_path):
+    store, data, manifest = await _small_object(tmp_path)
+    for shard in range(manifest.k):
+        _evict(inline_file(store, manifest, shard))
+    assert await _get(store) == data
+    assert await _get(store) == data  # now cached: served on the loop
+    await store.close()
 
 
-def test_a_bad_shard_found_on_the_loop_is_reported_once_and_read_around(tmp_path):
-    async def main():
-        store, data, manifest = await _small_object(tmp_path)
-        faults = []
-        store.fault_listeners.append(faults.append)
-        path = inline_file(store, manifest, 2)
-        flip_bit(path, os.path.getsize(path) - 100, 3)  # in shard 2's payload
-        assert await _get(store) == data
-        await store.wait_idle()
-        assert [(f.shard_index, "CRC32C" in f.reason) for f in faults] == [(2, True)]
-        await store.close()
-
-    run(main())
+async def test_a_bad_shard_found_on_the_loop_is_reported_once_and_read_around(tmp_path):
+    store, data, manifest = await _small_object(tmp_path)
+    faults = []
+    store.fault_listeners.append(faults.append)
+    path = inline_file(store, manifest, 2)
+    flip_bit(path, os.path.getsize(path) - 100, 3)  # in shard 2's payload
+    assert await _get(store) == data
+    await store.wait_idle()
+    assert [(f.shard_index, "CRC32C" in f.reason) for f in faults] == [(2, True)]
+    await store.close()
 
 
 # Run in a child process: RLIMIT_FSIZE holds for every file the process writes (pytest's own

@@ -20,8 +20,7 @@ from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from s3free.obs.tracing import traces_url
-from tests.s3.conftest import make_client
-from tests.s3.server import Server, start_server
+from tests.support.server import Server, make_client, start_server
 
 SERVER_KIND = 2  # opentelemetry.proto.trace.v1.Span.SPAN_KIND_SERVER
 

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from tests.s3.server import start_server
 from tests.s3.users_support import admin, new_user
+from tests.support.server import make_client, start_server
 
 _names = itertools.count()
 
@@ -28,21 +28,6 @@ def tls_server(tmp_path_factory):
     srv.stop()
 
 
-def make_client(srv, **config):
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=srv.endpoint,
-        aws_access_key_id=srv.access_key,
-        aws_secret_access_key=srv.secret_key,
-        region_name="us-east-1",
-        verify=srv.ca_file if srv.ca_file else None,
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
-    )
-
-
 @pytest.fixture(scope="session")
 def s3(server):
     return make_client(server)
@@ -58,6 +43,13 @@ def any_s3(request):
     """The same test over plain HTTP and over HTTPS (where clients use aws-chunked bodies and
     trailing checksums)."""
     return request.getfixturevalue("s3" if request.param == "http" else "s3_tls")
+
+
+@pytest.fixture(params=["http", "https"])
+def srv(request):
+    """The server over plain HTTP and over HTTPS, for the real clients (tests/support/interop:
+    `https_fast` keeps the fast set to HTTPS)."""
+    return request.getfixturevalue("server" if request.param == "http" else "tls_server")
 
 
 @pytest.fixture

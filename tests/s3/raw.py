@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from s3free.format.ids import object_id
 from s3free.storage.layout import object_dir
-from tests.s3.server import Server
+from tests.support.server import Server
 
 REGION = "us-east-1"
 UNSIGNED = "UNSIGNED-PAYLOAD"

@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.s3.cli_support import admin, base_env, root_env
-from tests.s3.conftest import make_client
+from tests.support.server import make_client
 
 _ids = itertools.count()
 

@@ -18,10 +18,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.obs_support import health, wait_for
-from tests.s3.conftest import make_client
-from tests.s3.server import start_server
 from tests.s3.users_support import admin
+from tests.support.obs import health, wait_for
+from tests.support.server import make_client, start_server
 
 FD_LIMIT = 256  # the server's RLIMIT_NOFILE, soft and hard: 4 disks give the floor cap, 8
 FLOOD = 320  # more connections than the server has descriptors

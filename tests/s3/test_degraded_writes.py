@@ -12,10 +12,9 @@ import time
 import pytest
 
 from s3free.admin.client import AdminClient
-from tests.obs_support import scrape, value
-from tests.s3.conftest import make_client
 from tests.s3.raw import disks, wait_until
-from tests.s3.server import start_server
+from tests.support.obs import scrape, value
+from tests.support.server import make_client, start_server
 
 FAST = {"S3FREE_DISK_PROBE_S": "0.1"}
 WRITES = 300

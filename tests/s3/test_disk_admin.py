@@ -19,9 +19,8 @@ from s3free.admin.client import AdminClient, AdminError
 from s3free.format.diskformat import DiskFormat
 from s3free.storage.layout import FORMAT_FILE, HEALING_FILE
 from tests.s3.cli_support import base_env, disk, root_env
-from tests.s3.conftest import make_client
-from tests.s3.server import start_server
 from tests.s3.users_support import new_user
+from tests.support.server import make_client, start_server
 
 FAST = {"S3FREE_DISK_PROBE_S": "0.1"}
 

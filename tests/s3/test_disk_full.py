@@ -13,10 +13,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chaos.served import mount_tmpfs, unmount
-from tests.obs_support import health, wait_for
 from tests.s3.cli_support import disk, root_env
-from tests.s3.conftest import make_client
-from tests.s3.server import start_server
+from tests.support.obs import health, wait_for
+from tests.support.server import make_client, start_server
 
 SIZE = 192 * 1024
 

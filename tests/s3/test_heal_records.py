@@ -8,10 +8,9 @@ import shutil
 
 from s3free.storage.layout import bucket_record_path
 from tests.s3.cli_support import disk, root_env
-from tests.s3.conftest import make_client
 from tests.s3.raw import disks
-from tests.s3.server import start_server
 from tests.s3.users_support import client_for, new_user
+from tests.support.server import make_client, start_server
 
 FAST = {"S3FREE_DISK_PROBE_S": "0.2", "S3FREE_SCRUB_INTERVAL_S": "0"}
 

@@ -15,10 +15,7 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,17 +24,12 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.s3.conftest import make_client
+from tests.support.interop import find_executable, https_fast, read_tree, urlopen, write_tree
+from tests.support.server import make_client
 
 MIB = 1024 * 1024
 
-
-def _find_aws() -> str | None:
-    here = Path(sys.executable).parent / "aws"
-    return str(here) if here.exists() else shutil.which("aws")
-
-
-AWS = _find_aws()
+AWS = find_executable("aws")
 pytestmark = pytest.mark.skipif(
     AWS is None, reason="the `aws` CLI (pip package awscli) is not installed in this venv"
 )
@@ -93,18 +85,6 @@ class Aws:
         subprocess.run([AWS, "configure", "set", name, value], env=self.env, check=True, timeout=60)
 
 
-@pytest.fixture(params=["http", "https"])
-def srv(request):
-    return request.getfixturevalue("server" if request.param == "http" else "tls_server")
-
-
-# Tests whose requests do not depend on the transport run over HTTPS in the fast set (the more
-# demanding one: aws-chunked bodies with trailing checksums), over HTTP only in the slow set.
-https_fast = pytest.mark.parametrize(
-    "srv", [pytest.param("http", marks=pytest.mark.slow), "https"], indirect=True
-)
-
-
 @pytest.fixture
 def aws(srv, tmp_path):
     return Aws(srv, tmp_path / "awshome")
@@ -119,26 +99,6 @@ def bucket(srv, bucket_name):
 
 def md5_hex(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
-
-
-def urlopen(srv, url, timeout=60):
-    """urllib straight to the server (no proxy from the environment)."""
-    ctx = ssl.create_default_context(cafile=srv.ca_file) if srv.ca_file else None
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx)
-    )
-    return opener.open(url, timeout=timeout)
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def test_cp_small_up_and_down(aws, srv, bucket, tmp_path):

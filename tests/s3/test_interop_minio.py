@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import ssl
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +17,8 @@ from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
+
+from tests.support.interop import https_fast, urlopen
 
 minio = pytest.importorskip("minio", reason="the minio SDK (pip package minio) is not installed")
 urllib3 = pytest.importorskip("urllib3")
@@ -27,16 +28,6 @@ from minio.deleteobjects import DeleteObject  # noqa: E402
 from minio.error import S3Error  # noqa: E402
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture(params=["http", "https"])
-def srv(request):
-    return request.getfixturevalue("server" if request.param == "http" else "tls_server")
-
-
-https_fast = pytest.mark.parametrize(
-    "srv", [pytest.param("http", marks=pytest.mark.slow), "https"], indirect=True
-)
 
 
 @pytest.fixture
@@ -62,15 +53,6 @@ def mc(srv):
 def bucket(mc, bucket_name):
     mc.make_bucket(bucket_name=bucket_name)
     return bucket_name
-
-
-def urlopen(srv, req, timeout=60):
-    """urllib straight to the server (no proxy from the environment)."""
-    ctx = ssl.create_default_context(cafile=srv.ca_file) if srv.ca_file else None
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx)
-    )
-    return opener.open(req, timeout=timeout)
 
 
 def test_put_get_list_stat_remove(mc, bucket):

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3.conftest import make_client
+from tests.support.interop import https_fast, read_tree, write_tree
+from tests.support.server import make_client
 
 MIB = 1024 * 1024
 RCLONE = shutil.which("rclone")
@@ -67,29 +68,9 @@ class Rclone:
         return proc
 
 
-@pytest.fixture(params=["http", "https"])
-def srv(request):
-    return request.getfixturevalue("server" if request.param == "http" else "tls_server")
-
-
-https_fast = pytest.mark.parametrize(
-    "srv", [pytest.param("http", marks=pytest.mark.slow), "https"], indirect=True
-)
-
-
 @pytest.fixture
 def rclone(srv, tmp_path):
     return Rclone(srv, tmp_path / "home")
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 @https_fast

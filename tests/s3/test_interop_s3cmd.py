@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import ssl
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,17 +17,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.s3.conftest import make_client
+from tests.support.interop import find_executable, https_fast, urlopen
+from tests.support.server import make_client
 
 MIB = 1024 * 1024
 
-
-def _find_s3cmd() -> str | None:
-    here = Path(sys.executable).parent / "s3cmd"
-    return str(here) if here.exists() else shutil.which("s3cmd")
-
-
-S3CMD = _find_s3cmd()
+S3CMD = find_executable("s3cmd")
 pytestmark = pytest.mark.skipif(
     S3CMD is None, reason="s3cmd (pip package s3cmd) is not installed in this venv"
 )
@@ -85,28 +77,9 @@ class S3cmd:
         return self.run(*args).stdout
 
 
-@pytest.fixture(params=["http", "https"])
-def srv(request):
-    return request.getfixturevalue("server" if request.param == "http" else "tls_server")
-
-
-https_fast = pytest.mark.parametrize(
-    "srv", [pytest.param("http", marks=pytest.mark.slow), "https"], indirect=True
-)
-
-
 @pytest.fixture
 def s3cmd(srv, tmp_path):
     return S3cmd(srv, tmp_path / "home")
-
-
-def urlopen(srv, url, timeout=30):
-    """urllib straight to the server (no proxy from the environment)."""
-    ctx = ssl.create_default_context(cafile=srv.ca_file) if srv.ca_file else None
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx)
-    )
-    return opener.open(url, timeout=timeout)
 
 
 def ls_keys(text: str) -> dict[str, int]:

@@ -18,11 +18,10 @@ from s3free.admin.client import AdminClient
 from s3free.format import HEADER_SIZE
 from s3free.format.header import ShardHeader
 from s3free.format.ids import object_id
-from tests.obs_support import scrape, value
 from tests.s3.cli_support import admin, base_env, disk, root_env
-from tests.s3.conftest import make_client
 from tests.s3.raw import version_dirs, wait_until
-from tests.s3.server import start_server
+from tests.support.obs import scrape, value
+from tests.support.server import make_client, start_server
 
 FAST = {"S3FREE_DISK_PROBE_S": "0.1"}
 DATA = random.Random(5).randbytes(300_000)  # shard files of their own (not inline)

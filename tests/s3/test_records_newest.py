@@ -18,10 +18,9 @@ from botocore.exceptions import ClientError
 from s3free.storage.layout import bucket_record_path
 from tests.s3.cli_support import admin as admin_cli
 from tests.s3.cli_support import root_env
-from tests.s3.conftest import make_client
 from tests.s3.raw import disks
-from tests.s3.server import Server, start_server
 from tests.s3.users_support import admin, anonymous_client, client_for, code_of
+from tests.support.server import Server, make_client, start_server
 
 FAST = {"S3FREE_DISK_PROBE_S": "0.2", "S3FREE_SCRUB_INTERVAL_S": "0"}
 

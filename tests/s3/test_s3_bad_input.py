@@ -39,7 +39,7 @@ from tests.s3.raw import (
     version_dirs,
     wait_until,
 )
-from tests.s3.server import Server
+from tests.support.server import Server
 from tests.test_chunked import derive_key, encode
 
 # ---------------------------------------------------------------------------------------------

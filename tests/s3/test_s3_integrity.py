@@ -24,7 +24,6 @@ from botocore.httpchecksum import (
 )
 
 from s3free.s3.auth.sigv4 import STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER, AuthResult
-from tests.s3.conftest import make_client
 from tests.s3.raw import (
     REGION,
     UNSIGNED,
@@ -41,6 +40,7 @@ from tests.s3.raw import (
     version_dirs,
     wait_until,
 )
+from tests.support.server import make_client
 from tests.test_chunked import derive_key, encode
 
 ALGORITHMS = {

@@ -22,7 +22,6 @@ from botocore.exceptions import ClientError
 
 from s3free.admin.client import AdminClient
 from s3free.format import HEADER_SIZE, RECORD_OVERHEAD
-from tests.s3.conftest import make_client
 from tests.s3.raw import (
     connect,
     disks,
@@ -34,8 +33,8 @@ from tests.s3.raw import (
     version_dirs,
     wait_until,
 )
-from tests.s3.server import start_server
 from tests.s3.test_interop_awscli import AWS, Aws
+from tests.support.server import make_client, start_server
 
 FAST = {"S3FREE_DISK_PROBE_S": "0.1", "S3FREE_ACCESS_LOG": "true"}
 BUCKET = "bkt"

@@ -14,7 +14,6 @@ import os
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.s3.server import Server, start_server
 from tests.s3.users_support import (
     ADMIN,
     admin,
@@ -27,6 +26,7 @@ from tests.s3.users_support import (
     status_of,
     user_serial,
 )
+from tests.support.server import Server, start_server
 
 
 def names_of(response) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 
 from s3free.s3.xmlio import BODY_LIMITS, MAX_XML_DEPTH, SMALL_XML_BODY
 from tests.s3.raw import Reply, object_path, raw_request
-from tests.s3.server import Server
+from tests.support.server import Server
 
 
 def _delete(server: Server, bucket: str, body: bytes) -> Reply:

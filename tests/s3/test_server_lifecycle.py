@@ -19,7 +19,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.s3.server import start_server
+from tests.support.server import start_server
 
 
 def test_without_credentials_it_generates_a_pair_once_and_never_runs_open(tmp_path):

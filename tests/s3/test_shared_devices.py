@@ -12,7 +12,7 @@ import pytest
 from s3free.storage.devices import device_of, shared_devices
 from tests.s3.cli_support import admin, root_env
 from tests.s3.raw import wait_until
-from tests.s3.server import start_server
+from tests.support.server import start_server
 
 
 def test_the_server_warns_once_when_all_disks_share_a_filesystem(tmp_path):

@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 from tests.s3.cli_support import base_env, disk
-from tests.s3.conftest import make_client
 from tests.s3.raw import disks
-from tests.s3.server import ACCESS_KEY, SECRET_KEY, start_server
+from tests.support.server import ACCESS_KEY, SECRET_KEY, make_client, start_server
 
 FAST = {"S3FREE_DISK_PROBE_S": "0.1"}
 

@@ -11,8 +11,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.s3.conftest import make_client
-from tests.s3.server import start_server
+from tests.support.server import make_client, start_server
 
 DOMAIN = "s3.example.test"
 

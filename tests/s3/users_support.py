@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from tests.s3.server import Server
+from tests.support.server import Server
 
 ADMIN = "/_s3free/admin/v1"
 user_serial = itertools.count()

@@ -77,3 +77,20 @@ def start_server(
 
     proc, endpoint, output = spawn_server(cmd, full_env, timeout, preexec_fn=preexec)
     return Server(proc, endpoint, data_dir, output=output, ca_file=ca)
+
+
+def make_client(srv, **config):
+    """A boto3 S3 client for a server (its endpoint, root keys and CA), without retries so a
+    failure shows as one."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=srv.endpoint,
+        aws_access_key_id=srv.access_key,
+        aws_secret_access_key=srv.secret_key,
+        region_name="us-east-1",
+        verify=srv.ca_file if srv.ca_file else None,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
+    )

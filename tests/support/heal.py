@@ -6,13 +6,15 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 from s3free.engine import ObjectStore
 from s3free.format import HEADER_SIZE, RECORD_OVERHEAD
 from s3free.format.manifest import Manifest
 from s3free.heal import HealConfig
 from s3free.storage.faulty import flip_bit
 from s3free.storage.layout import manifest_path, part_path
-from tests.helpers import SMALL_BLOCK, open_store, stream_of
+from tests.support.engine import SMALL_BLOCK, open_store, stream_of
 
 BUCKET = "heal"
 K, M = 3, 2
@@ -30,6 +32,10 @@ def config(**overrides) -> HealConfig:
 
 def data_for(key: str, size: int) -> bytes:
     return random.Random(f"{key}/{size}").randbytes(size)
+
+
+# The `store` fixture's options for the heal store (what new_store opens): a module's pytestmark.
+HEAL_STORE = pytest.mark.store(n=N, k=K, m=M, bucket=BUCKET)
 
 
 async def new_store(root: Path) -> ObjectStore:
