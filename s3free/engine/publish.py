@@ -1,6 +1,6 @@
 """Making a written version visible: its manifest next to every surviving shard, then the index
-switch under the key's lock (DESIGN.md, "Write path"). PUT, COPY and a multipart complete all
-end here; the version they replace is handed to the reaper."""
+switch under the key's lock (docs/architecture.md, "Write path"). PUT, COPY and a multipart
+complete all end here; the version they replace is handed to the reaper."""
 
 from __future__ import annotations
 

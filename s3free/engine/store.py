@@ -1,10 +1,11 @@
 """ObjectStore: buckets and objects over a DiskSet, with the LevelDB index as a fast view.
 
-Commit order for a write (see DESIGN.md, "Write path"): shard files (temp, fsync, rename, dir
-fsync) -> the manifest on every disk that holds a shard -> the index (sync) -> reply. The index
-switch is the moment the new object becomes visible; it happens under the key's lock, so
-concurrent writers of one key are serialised there and readers see the whole old object or the
-whole new one. The replaced version's files are removed afterwards, once no reader holds them.
+Commit order for a write (see docs/architecture.md, "Write path"): shard files (temp, fsync,
+rename, dir fsync) -> the manifest on every disk that holds a shard -> the index (sync) ->
+reply. The index switch is the moment the new object becomes visible; it happens under the
+key's lock, so concurrent writers of one key are serialised there and readers see the whole
+old object or the whole new one. The replaced version's files are removed afterwards, once no
+reader holds them.
 
 The store owns its collaborators and wires them together: `buckets` (the bucket table),
 `publisher` (manifests and the index switch), `reaper` (leases and removal of old versions),
