@@ -97,10 +97,13 @@ def test_a_disk_away_at_start_or_replaced_is_locked_when_it_comes_in(tmp_path):
         # A directory replaced by a new empty one is formatted in, and locked too.
         shutil.rmtree(paths[2])
         paths[2].mkdir()
+        # The lock is taken before the format is written: wait for both.
         deadline = time.monotonic() + 30
-        while not locked_by_someone(paths[2]):
-            assert time.monotonic() < deadline, "the replacement disk was never locked"
+        while not (locked_by_someone(paths[2]) and (paths[2] / "format.json").exists()):
+            assert time.monotonic() < deadline, (
+                "the replacement disk was never locked and formatted"
+            )
             time.sleep(0.1)
-        assert (paths[2] / "format.json").exists()
+        assert locked_by_someone(paths[2])
     finally:
         srv.stop()
