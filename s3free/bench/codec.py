@@ -47,16 +47,14 @@ from pathlib import Path
 import blake3
 import crc32c
 
-from s3free.bench.engine import (
-    UNIT,
-    PatternData,
-    filesystem_of,
+from s3free.bench.ceilings import (
     sample_blocks,
     time_codec_encode,
     time_disk_write,
     time_md5,
     time_zfec_encode,
 )
+from s3free.bench.measure import UNIT, PatternData, filesystem_of
 from s3free.erasure import ReedSolomon
 
 MiB = 1 << 20
