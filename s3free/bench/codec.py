@@ -41,7 +41,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import blake3
@@ -213,7 +213,7 @@ def run_codec_bench(
     }
 
 
-def _cpu_bound(stages: dict[str, tuple[float, float]], cores: int) -> dict:
+def _cpu_bound(stages: Mapping[str, tuple[float, float]], cores: int) -> dict:
     """stages: name -> (passes per object byte, single-core MB/s)."""
     cost = {name: passes / rate for name, (passes, rate) in stages.items()}
     total = sum(cost.values())
