@@ -99,8 +99,11 @@ def test_exit_without_shutdown_runs_queued_work_and_exits() -> None:
     """A pool nobody shut down must neither keep the process alive nor drop queued work."""
     script = textwrap.dedent(
         """
-        import threading, time
+        import os, threading, time
         from s3free.engine.pool import IOPool
+
+        def say(line):  # one write per line: threads print at once
+            os.write(1, line.encode() + b"\\n")
 
         pool = IOPool(2)
         started = threading.Event()
@@ -108,13 +111,13 @@ def test_exit_without_shutdown_runs_queued_work_and_exits() -> None:
         def slow():
             started.set()
             time.sleep(0.2)
-            print("slow done", flush=True)
+            say("slow done")
 
         pool.submit(slow)
-        pool.submit(print, "queued done", flush=True)
-        pool.submit(print, "queued done", flush=True)
+        pool.submit(say, "queued done")
+        pool.submit(say, "queued done")
         started.wait(30)
-        print("main done", flush=True)
+        say("main done")
         """
     )
     out = subprocess.run(
