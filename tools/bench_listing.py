@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from s3free.bench.engine import drop_caches
+from s3free.bench.measure import drop_caches
 from s3free.meta.index import Index, ListingEntry
 
 BUCKET = "backups-bucket"

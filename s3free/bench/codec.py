@@ -41,22 +41,20 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import blake3
 import crc32c
 
-from s3free.bench.engine import (
-    UNIT,
-    PatternData,
-    filesystem_of,
+from s3free.bench.ceilings import (
     sample_blocks,
     time_codec_encode,
     time_disk_write,
     time_md5,
     time_zfec_encode,
 )
+from s3free.bench.measure import UNIT, PatternData, filesystem_of
 from s3free.erasure import ReedSolomon
 
 MiB = 1 << 20
@@ -215,7 +213,7 @@ def run_codec_bench(
     }
 
 
-def _cpu_bound(stages: dict[str, tuple[float, float]], cores: int) -> dict:
+def _cpu_bound(stages: Mapping[str, tuple[float, float]], cores: int) -> dict:
     """stages: name -> (passes per object byte, single-core MB/s)."""
     cost = {name: passes / rate for name, (passes, rate) in stages.items()}
     total = sum(cost.values())

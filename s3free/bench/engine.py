@@ -23,36 +23,48 @@ is (k + m) / k, the bytes written per object byte.
 
 The object comes from `PatternData`, a stream cut from a small random buffer with a counter
 per MiB, so memory figures are the engine's and not a 256 MiB bytes object.
+
+The measuring tools are in measure.py, the ceilings' timings in ceilings.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hashlib
 import os
-import random
 import resource
 import shutil
 import statistics
 import tempfile
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import blake3
-import crc32c
-import zfec
-
+from s3free.bench.ceilings import (
+    sample_blocks,
+    time_codec_encode,
+    time_disk_write,
+    time_md5,
+    time_put_hash,
+    time_shard_read,
+    time_verify_hash,
+    time_zfec_encode,
+)
+from s3free.bench.measure import (
+    UNIT,
+    MiB,
+    PatternData,
+    PeakRSS,
+    StreamCheck,
+    cpu_seconds,
+    drop_caches,
+    filesystem_of,
+)
 from s3free.engine import ObjectStore
-from s3free.erasure import ReedSolomon
 from s3free.format.record import RECORD_OVERHEAD
 from s3free.storage.layout import part_path
 
-MiB = 1 << 20
-UNIT = MiB  # the pattern's period: every MiB of the stream starts with its own counter
 BUCKET = "bench"
 TARGET = 0.60
 
@@ -70,278 +82,6 @@ class BenchConfig:
     io_threads: int = 32
     phases: tuple[str, ...] = ("ceilings", "put", "get")
     keep: bool = False  # leave the scratch directory behind
-
-
-# -- the object's bytes ------------------------------------------------------------------------
-
-
-class PatternData:
-    """Deterministic bytes of any length, any range of which can be produced again to check a
-    read. MiB number u is u (8 bytes, little-endian) followed by a window of a 2 MiB random
-    buffer that starts at an offset depending on u."""
-
-    def __init__(self, seed: int = 0x5EED) -> None:
-        self._base = random.Random(seed).randbytes(2 * UNIT)
-        self._view = memoryview(self._base)
-
-    def read(self, pos: int, n: int) -> bytes:
-        pieces: list[bytes | memoryview] = []
-        end = pos + n
-        while pos < end:
-            u, a = divmod(pos, UNIT)
-            b = min(UNIT, a + end - pos)
-            if a < 8:
-                pieces.append(u.to_bytes(8, "little")[a : min(b, 8)])
-            if b > 8:
-                off = (u * 40503) % UNIT
-                pieces.append(self._view[off + max(a, 8) - 8 : off + b - 8])
-            pos += b - a
-        return b"".join(pieces)
-
-    def chunks(self, size: int, chunk: int) -> Iterator[bytes]:
-        for pos in range(0, size, chunk):
-            yield self.read(pos, min(chunk, size - pos))
-
-    async def stream(self, size: int, chunk: int) -> AsyncIterator[bytes]:
-        for piece in self.chunks(size, chunk):
-            yield piece
-
-
-class StreamCheck:
-    """Compares a stream, chunk by chunk, with the pattern it should equal."""
-
-    def __init__(self, data: PatternData) -> None:
-        self._data = data
-        self.pos = 0
-        self.first_bad: int | None = None
-
-    def feed(self, chunk: bytes | memoryview) -> None:
-        if self.first_bad is None:
-            # memoryview == bytes compares item by item (~1 GB/s); a copy + memcmp is faster.
-            got = chunk if isinstance(chunk, bytes) else bytes(chunk)
-            if got != self._data.read(self.pos, len(chunk)):
-                self.first_bad = self.pos
-        self.pos += len(chunk)
-
-    def ok(self, size: int) -> bool:
-        return self.first_bad is None and self.pos == size
-
-
-# -- memory ------------------------------------------------------------------------------------
-
-
-def _status_kib(field_name: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_hwm() -> bool:
-    """Reset the kernel's peak-RSS mark (VmHWM) of this process; False when not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _cpu_seconds() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-class PeakRSS:
-    """Peak resident set size (KiB) while the `with` block runs: the kernel's high-water mark
-    reset on entry when possible, else /proc/self/status sampled every 2 ms in a thread."""
-
-    def __init__(self) -> None:
-        self.before = 0
-        self.peak = 0
-        self.method = ""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> PeakRSS:
-        self.before = _status_kib("VmRSS")
-        self.peak = self.before
-        if _reset_hwm():
-            self.method = "VmHWM"
-        else:
-            self.method = "sampled"
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, _status_kib("VmRSS"))
-
-    def __exit__(self, *exc: object) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-        else:
-            self.peak = max(self.peak, _status_kib("VmHWM"))
-
-
-# -- ceilings ----------------------------------------------------------------------------------
-
-
-def sample_blocks(data: PatternData, count: int = 8) -> list[bytes]:
-    return [data.read(i * UNIT, UNIT) for i in range(count)]
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def time_md5(blocks: list[bytes], n_blocks: int) -> float:
-    def work() -> None:
-        h = hashlib.md5()
-        for i in range(n_blocks):
-            h.update(blocks[i % len(blocks)])
-        h.digest()
-
-    return _timed(work)
-
-
-def time_zfec_encode(blocks: list[bytes], n_blocks: int, k: int, m: int) -> float:
-    """Parity of n_blocks blocks with zfec directly (padded, split into k views beforehand)."""
-    encoder = zfec.Encoder(k, k + m)
-    size = -(-UNIT // k)
-    prepared = []
-    for block in blocks:
-        view = memoryview(block + bytes(size * k - len(block)))
-        prepared.append(tuple(view[i * size : (i + 1) * size] for i in range(k)))
-    wanted = tuple(range(k, k + m))
-
-    def work() -> None:
-        for i in range(n_blocks):
-            encoder.encode(prepared[i % len(prepared)], wanted)
-
-    return _timed(work)
-
-
-def time_codec_encode(blocks: list[bytes], n_blocks: int, k: int, m: int) -> float:
-    codec = ReedSolomon(k, m)
-
-    def work() -> None:
-        for i in range(n_blocks):
-            codec.encode(blocks[i % len(blocks)])
-
-    return _timed(work)
-
-
-def time_put_hash(blocks: list[bytes], n_blocks: int, k: int, m: int) -> float:
-    codec = ReedSolomon(k, m)
-    shard_sets = [codec.encode(b) for b in blocks]
-
-    def work() -> None:
-        for i in range(n_blocks):
-            blake3.blake3(blocks[i % len(blocks)]).digest()
-            for shard in shard_sets[i % len(blocks)]:
-                blake3.blake3(shard).digest()
-                crc32c.crc32c(shard)
-
-    return _timed(work)
-
-
-def time_verify_hash(blocks: list[bytes], n_blocks: int, k: int) -> float:
-    size = -(-UNIT // k)
-
-    def work() -> None:
-        for i in range(n_blocks):
-            block = blocks[i % len(blocks)]
-            view = memoryview(block)
-            for j in range(k):
-                crc32c.crc32c(view[j * size : (j + 1) * size])
-            blake3.blake3(block).digest()
-
-    return _timed(work)
-
-
-def time_disk_write(directory: Path, files: int, record: int, count: int, *, write: int) -> float:
-    """Write `count` records of `record` bytes round-robin over `files` files in `write`-byte
-    pieces (a record when files > 1), then fsync every file in parallel. Removes the files."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = [directory / f"w{i}" for i in range(files)]
-    payload = random.Random(1).randbytes(max(record, write))
-    fds = [os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) for p in paths]
-    try:
-        total = record * count
-        t0 = time.perf_counter()
-        if files > 1:
-            view = memoryview(payload)[:record]
-            for i in range(count):
-                os.write(fds[i % files], view)
-        else:
-            left = total
-            view = memoryview(payload)
-            while left:
-                left -= os.write(fds[0], view[: min(write, left)])
-        with concurrent.futures.ThreadPoolExecutor(files) as pool:
-            list(pool.map(os.fsync, fds))
-        return time.perf_counter() - t0
-    finally:
-        for fd in fds:
-            os.close(fd)
-        for p in paths:
-            p.unlink(missing_ok=True)
-
-
-def time_shard_read(paths: list[Path], record: int) -> tuple[float, int]:
-    """Read the shard files record by record, one record of each file in turn (one thread).
-    Returns (seconds, payload bytes read)."""
-    fds = [os.open(p, os.O_RDONLY) for p in paths]
-    try:
-        got = 0
-        t0 = time.perf_counter()
-        offset = 0
-        while True:
-            short = False
-            for fd in fds:
-                data = os.pread(fd, record, offset)
-                got += max(0, len(data) - RECORD_OVERHEAD)
-                short |= len(data) < record
-            offset += record
-            if short:
-                break
-        return time.perf_counter() - t0, got
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-def drop_caches() -> bool:
-    """Write back and drop the page cache (needs root outside a locked-down container)."""
-    try:
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-        return True
-    except OSError:
-        return False
-
-
-def filesystem_of(path: Path) -> str:
-    """'<type> on <source> (<mount point>)' for the mount holding path."""
-    best = ("", "", "")
-    real = os.path.realpath(path)
-    try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                source, mount, fstype = line.split()[:3]
-                inside = real == mount or real.startswith(mount.rstrip("/") + "/")
-                if inside and len(mount) >= len(best[1]):
-                    best = (source, mount, fstype)
-    except OSError:
-        return "unknown"
-    return f"{best[2]} on {best[0]} ({best[1]})"
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -498,9 +238,9 @@ def _ceilings(cfg: BenchConfig, data: PatternData, work: Path, res: _Results, sa
         say(f"ceilings: run {r + 1}/{cfg.repeats}")
 
         def add(name: str, note: str, nbytes: int, fn: Callable[[], float]) -> None:
-            cpu0 = _cpu_seconds()
+            cpu0 = cpu_seconds()
             seconds = fn()
-            res.fig(name, note).add(nbytes, seconds, _cpu_seconds() - cpu0)
+            res.fig(name, note).add(nbytes, seconds, cpu_seconds() - cpu0)
 
         add("md5", "hashlib.md5, 1 MiB updates", size, lambda: time_md5(blocks, n_blocks))
         add(
@@ -566,11 +306,11 @@ async def _engine(
                 key = f"object-{r}"
             say(f"engine: PUT {r + 1}/{put_runs}")
             with PeakRSS() as rss:
-                cpu0, t0 = _cpu_seconds(), time.perf_counter()
+                cpu0, t0 = cpu_seconds(), time.perf_counter()
                 info = await store.put_object(
                     BUCKET, key, data.stream(cfg.size, cfg.chunk), expected_size=cfg.size
                 )
-                seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+                seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
             if "put" in cfg.phases:
                 res.fig("put", "ObjectStore.put_object, durable").add(cfg.size, seconds, cpu)
                 put_rss.append(_rss_dict(rss))
@@ -596,13 +336,13 @@ async def _engine(
             check = StreamCheck(data)
             md5 = hashlib.md5() if hash_it else None
             with PeakRSS() as rss:
-                cpu0, t0 = _cpu_seconds(), time.perf_counter()
+                cpu0, t0 = cpu_seconds(), time.perf_counter()
                 reader = await store.open_object(BUCKET, key)
                 async for chunk in reader:
                     check.feed(chunk)
                     if md5 is not None:
                         md5.update(chunk)
-                seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+                seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
             res.fig(name, note).add(cfg.size, seconds, cpu)
             get_rss.append(_rss_dict(rss))
             bytes_ok = bytes_ok and check.ok(cfg.size)
@@ -613,10 +353,10 @@ async def _engine(
 
         for r in range(cfg.repeats):
             say(f"engine: hot read + GET {r + 1}/{cfg.repeats}")
-            cpu0 = _cpu_seconds()
+            cpu0 = cpu_seconds()
             seconds, got = time_shard_read(data_paths, record)
             res.fig("read_hot", f"{cfg.k} data shard files from page cache, 1 thread").add(
-                got, seconds, _cpu_seconds() - cpu0
+                got, seconds, cpu_seconds() - cpu0
             )
             await one_get("get_hot", "GET from page cache, bytes compared")
         await one_get("get_hot_md5", "GET from page cache + client MD5 (ETag check)", hash_it=True)
@@ -626,10 +366,10 @@ async def _engine(
                 if not drop_caches():
                     res.notes.append("cannot drop the page cache here: no cold figures")
                     break
-                cpu0 = _cpu_seconds()
+                cpu0 = cpu_seconds()
                 seconds, got = time_shard_read(data_paths, record)
                 res.fig("read_cold", f"{cfg.k} data shard files after drop_caches").add(
-                    got, seconds, _cpu_seconds() - cpu0
+                    got, seconds, cpu_seconds() - cpu0
                 )
                 drop_caches()
                 await one_get("get_cold", "GET after drop_caches, bytes compared")

@@ -16,11 +16,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import blake3
 import crc32c
 
 from s3free.erasure import ReedSolomon
+
+if TYPE_CHECKING:
+    from s3free.admin.client import AdminClient
 
 MiB = 1 << 20
 
@@ -188,7 +192,7 @@ class ScrubDriver:
     """Keeps a scrub running on a server (a new pass as soon as one ends) and samples its
     progress every `poll` s. Runs in its own thread: the admin client blocks."""
 
-    admin: object  # s3free.admin.client.AdminClient
+    admin: AdminClient
     rate_mb_s: float | None  # None: the server's configured cap
     poll: float = 0.25
     max_s: float = 3600.0  # never runs longer than this

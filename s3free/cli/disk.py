@@ -391,8 +391,3 @@ def remove(args) -> None:
     """Drain and remove a disk (not built yet)."""
     _say("remove", "not built yet (draining is designed in the spec, not built)", 2)
     sys.exit(EXIT_USAGE)
-
-
-from s3free.cli.quarantine import quarantine  # noqa: E402 (uses this module's helpers)
-
-disk.add_command(quarantine)

@@ -16,6 +16,7 @@ from s3free.cli.admin_cmds import call as admin_call
 from s3free.cli.admin_cmds import endpoint_options
 from s3free.cli.bench import bench
 from s3free.cli.disk import disk
+from s3free.cli.quarantine import quarantine
 
 NOT_BUILT_EXIT = 2
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -198,6 +199,8 @@ def config_show(as_json: bool, config_file: str | None, endpoint: str, ca_bundle
 
 
 main.add_command(bench)
+# Registered here, not in disk.py: quarantine.py uses disk.py's helpers (no import cycle).
+disk.add_command(quarantine)
 main.add_command(disk)
 add_admin_commands(admin)  # info, bucket usage, rebuild-index (s3free/cli/admin_cmds.py)
 

@@ -28,23 +28,32 @@ id means no manifest or sibling format.json changes), gets a healing tracker, an
 pass over everything is started through the healer (the heal service; s3free.heal sits above
 the engine, so it is attached here through a two-method protocol). A disk of another set, a
 mismatching format.json or a non-empty directory without one is never written to.
+
+The settings and per-disk state are in diskstate.py; the tracker and repair pass of a healing
+disk in diskhealing.py (a HealingDriver the monitor owns).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable
 
+from s3free.engine.diskhealing import HealingDriver
+from s3free.engine.diskstate import (
+    DiskHealth,
+    Healer,
+    MonitorConfig,
+    MonitoredStore,
+    log,
+    log_resource,
+    now_ms,
+)
 from s3free.engine.writer import human_size
 from s3free.errors import StoreInUse
 from s3free.format.diskformat import DiskFormat
-from s3free.obs.ratelimit import LogLimiter
 from s3free.storage.diskset import DiskSlot
 from s3free.storage.health import (
     HealingTracker,
@@ -54,82 +63,16 @@ from s3free.storage.health import (
     format_replacement,
     may_format,
     probe,
-    read_tracker,
-    remove_tracker,
-    write_tracker,
 )
 from s3free.storage.monitored import MonitoredDisk, classify, unwrap
 from s3free.storage.quarantine import summary as quarantine_summary
 
-log = logging.getLogger(__name__)
-# Out of descriptors or memory: can come from every call at once; one line a minute says so.
-_RESOURCE_LOG = LogLimiter(60.0)
-
-
-class Healer(Protocol):
-    """What the monitor needs of the heal service (s3free.heal.HealService)."""
-
-    def start_repair(self, bucket: str | None = None, key: str | None = None) -> Any: ...
-    def job(self, job_id: str) -> Any | None: ...
-    async def wait(self, job_id: str, timeout: float | None = None) -> Any: ...
-    def disk_online(self, disk_id: str) -> None: ...
-    def use_monitor(self, monitor: DiskMonitor) -> None: ...
-
-
-@dataclass
-class MonitorConfig:
-    probe_s: float = 5.0  # one probe of every disk this often
-    error_limit: int = 5  # hard I/O errors within error_window_s that take a disk offline
-    error_window_s: float = 30.0
-    cooldown_s: float = 30.0  # first stay offline after the error limit; doubles each time
-    cooldown_max_s: float = 600.0
-    count_budget_s: float = 1.0  # time allowed to count one disk's shard files
-    count_cache_s: float = 30.0
-    format_fresh: bool = True  # False: report an empty replacement, do not format it
-    # Free space kept back from new data: below it a disk is "full"; back at 2x, writable.
-    full_reserve_pct: float = 1.0
-    full_reserve_max_bytes: int = 1 << 30
-
-
-@dataclass
-class DiskHealth:
-    """What the monitor knows about one slot beyond DiskSlot.online/problem."""
-
-    errors: int = 0  # every OSError seen on this disk
-    hard_errors: int = 0
-    last_error: str = ""
-    last_error_ms: int = 0
-    recent: deque = field(default_factory=deque)  # monotonic times of recent hard errors
-    held_until: float = 0.0  # offline by the error limit: not back before this
-    cooldown: float = 0.0
-    probe_soon: bool = False
-    fresh_seen: int = 0  # probes in a row that found an empty directory
-    last_probe: Probe | None = None
-    last_probe_ms: int = 0
-    tracker: HealingTracker | None = None
-    last_heal: dict | None = None  # summary of the last finished heal
-    count: ShardCount | None = None
-    counted_at: float = 0.0
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _log_resource(what: str) -> None:
-    skipped = _RESOURCE_LOG.admit()
-    if skipped is not None:
-        more = f" ({skipped} more since the last line)" if skipped else ""
-        log.warning(
-            "out of file descriptors or memory, disk state unchanged: %s%s (raise the fd "
-            "limit or lower connections_max)",
-            what,
-            more,
-        )
+# Importers name these through this module.
+__all__ = ["DiskHealth", "DiskMonitor", "Healer", "MonitorConfig"]
 
 
 class DiskMonitor:
-    def __init__(self, store, config: MonitorConfig | None = None) -> None:
+    def __init__(self, store: MonitoredStore, config: MonitorConfig | None = None) -> None:
         self.store = store
         self.diskset = store.diskset
         self.config = config or MonitorConfig()
@@ -140,8 +83,7 @@ class DiskMonitor:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._check_lock = asyncio.Lock()
-        self._job_id: str = ""  # the repair pass healing disks are waiting on
-        self._retry_at = 0.0
+        self._healing = HealingDriver(self.diskset, self.health, store.run_io, self.config)
         self._stopping = False  # stop() asked: the probe loop ends at its next turn
 
     # -- life cycle --------------------------------------------------------------------------
@@ -153,7 +95,7 @@ class DiskMonitor:
             if not isinstance(slot.disk, MonitoredDisk):
                 slot.disk = MonitoredDisk(slot.disk, self._reporter(slot))
         for slot in self.diskset.online_slots():
-            await self._load_tracker(slot)
+            await self._healing.load_tracker(slot)
         await self.check_all()
         if background:
             self._task = asyncio.ensure_future(self._run_loop())
@@ -191,7 +133,7 @@ class DiskMonitor:
 
     # -- errors from real I/O (any thread) -----------------------------------------------------
 
-    def _reporter(self, slot: DiskSlot):
+    def _reporter(self, slot: DiskSlot) -> Callable[[str, OSError], None]:
         def report(op: str, exc: OSError) -> None:
             self._on_error(slot, op, exc)
 
@@ -200,7 +142,7 @@ class DiskMonitor:
     def _on_error(self, slot: DiskSlot, op: str, exc: OSError) -> None:
         kind = classify(exc)
         if kind == "resource":  # the process's shortage, not the disk's error
-            _log_resource(f"{op} on {slot.disk.root}: {exc}")
+            log_resource(f"{op} on {slot.disk.root}: {exc}")
             return
         cfg = self.config
         h = self.health[slot.position]
@@ -213,7 +155,7 @@ class DiskMonitor:
             else:
                 h.errors += 1
                 h.last_error = f"{op}: {exc}"
-                h.last_error_ms = _now_ms()
+                h.last_error_ms = now_ms()
             trip = False
             if kind == "full" and slot.online and not slot.full:
                 slot.full = f"no space left ({op}: {exc})"
@@ -259,7 +201,7 @@ class DiskMonitor:
             looks = await asyncio.gather(*(self.store.run_io(self._look, s) for s in slots))
             for slot, (result, usage) in zip(slots, looks, strict=True):
                 await self._apply(slot, result, usage=usage)
-            await self._drive_healing()
+            await self._healing.drive(self.healer)
 
     async def check(self, position: int, *, format_fresh: bool = True) -> dict:
         """Probe one disk now (the operator's `disk replace`: formats an empty directory even
@@ -268,7 +210,7 @@ class DiskMonitor:
         async with self._check_lock:
             result, usage = await self.store.run_io(self._look, slot)
             await self._apply(slot, result, force=format_fresh, usage=usage)
-            await self._drive_healing()
+            await self._healing.drive(self.healer)
         return (await self.status())["disks"][position]
 
     def _look(self, slot: DiskSlot) -> tuple[Probe, tuple[int, int] | None]:
@@ -290,17 +232,17 @@ class DiskMonitor:
     ) -> None:
         h = self.health[slot.position]
         if result.status == "resource":  # nothing learnt about the disk: state unchanged
-            h.last_probe, h.last_probe_ms, h.probe_soon = result, _now_ms(), False
-            _log_resource(f"probe of {slot.disk.root}: {result.detail}")
+            h.last_probe, h.last_probe_ms, h.probe_soon = result, now_ms(), False
+            log_resource(f"probe of {slot.disk.root}: {result.detail}")
             return
-        h.last_probe, h.last_probe_ms, h.probe_soon = result, _now_ms(), False
+        h.last_probe, h.last_probe_ms, h.probe_soon = result, now_ms(), False
         if result.in_service:
             h.fresh_seen = 0
             if not slot.online and time.monotonic() >= h.held_until:
                 if not await self._take_disk_lock(slot):
                     return
                 slot.mark_online()
-                await self._load_tracker(slot)
+                await self._healing.load_tracker(slot)
                 await self._settle(slot)
                 if self.healer is not None:
                     self.healer.disk_online(slot.disk_id)  # what waited for it is repaired
@@ -375,7 +317,7 @@ class DiskMonitor:
             self.diskset.set_id,
             slot.disk_id,
             slot.position,
-            _now_ms(),
+            now_ms(),
             f"replaced: empty directory at position {slot.position}",
         )
         if not await self._take_disk_lock(slot):
@@ -426,103 +368,6 @@ class DiskMonitor:
         if settled:
             log.info("disk %s is back: %d removed versions settled", slot.disk.root, settled)
 
-    async def _load_tracker(self, slot: DiskSlot) -> None:
-        h = self.health[slot.position]
-        try:
-            tracker = await self.store.run_io(read_tracker, unwrap(slot.disk))
-        except Exception as exc:  # unreadable or invalid: healing state unknown, heal again
-            log.error("healing tracker on %s unusable (%s): healing again", slot.disk.root, exc)
-            tracker = HealingTracker(
-                self.diskset.set_id, slot.disk_id, slot.position, _now_ms(), f"tracker: {exc}"
-            )
-        if tracker is not None and (
-            tracker.set_id != self.diskset.set_id or tracker.disk_id != slot.disk_id
-        ):
-            log.error("healing tracker on %s names another disk: healing again", slot.disk.root)
-            tracker = HealingTracker(
-                self.diskset.set_id, slot.disk_id, slot.position, _now_ms(), "tracker mismatch"
-            )
-        h.tracker = tracker
-
-    # -- healing ------------------------------------------------------------------------------
-
-    async def _drive_healing(self) -> None:
-        """Follow the repair pass the healing disks wait on; start one when none runs; a
-        disk is healed when a pass that started after it came in finished."""
-        healing = [
-            s for s in self.diskset.online_slots() if self.health[s.position].tracker is not None
-        ]
-        if not healing or self.healer is None:
-            return
-        job = self.healer.job(self._job_id) if self._job_id else None
-        if job is not None and job.state == "running":
-            for slot in healing:
-                tracker = self.health[slot.position].tracker
-                if tracker is not None and tracker.job_id == job.id:
-                    self._copy_progress(tracker, job)
-                    await self._save_tracker(slot)
-            return
-        for slot in healing:
-            h = self.health[slot.position]
-            tracker = h.tracker
-            assert tracker is not None
-            if job is not None and tracker.job_id == job.id:
-                self._copy_progress(tracker, job)
-                if job.state == "done":
-                    await self._finish(slot, job)
-                    continue
-            tracker.job_id = ""  # none yet, failed, cancelled, or unknown after a restart
-        waiting = [s for s in healing if self.health[s.position].tracker is not None]
-        if job is not None and job.state in ("failed", "cancelled"):
-            log.error("repair pass %s %s: %s; retrying", job.id, job.state, job.error)
-            self._retry_at = time.monotonic() + self.config.cooldown_s
-        self._job_id = ""
-        if not waiting or time.monotonic() < self._retry_at:
-            return
-        job = self.healer.start_repair()
-        self._job_id = job.id
-        for slot in waiting:
-            tracker = self.health[slot.position].tracker
-            assert tracker is not None
-            tracker.job_id, tracker.job_state = job.id, job.state
-            tracker.passes += 1
-            await self._save_tracker(slot)
-        log.info("repair pass %s started to heal %d disk(s)", job.id, len(waiting))
-
-    @staticmethod
-    def _copy_progress(tracker: HealingTracker, job) -> None:
-        tracker.job_state = job.state
-        tracker.objects_checked = job.objects_checked
-        tracker.objects_repaired = job.repaired
-        tracker.bytes_checked = job.bytes_checked
-        tracker.unrepairable = job.unrepairable
-        tracker.last_key = str(job.to_json().get("last_key") or "")
-
-    async def _save_tracker(self, slot: DiskSlot) -> None:
-        tracker = self.health[slot.position].tracker
-        try:
-            await self.store.run_io(write_tracker, unwrap(slot.disk), tracker)
-        except OSError as exc:
-            log.warning("could not update healing tracker on %s: %s", slot.disk.root, exc)
-
-    async def _finish(self, slot: DiskSlot, job) -> None:
-        h = self.health[slot.position]
-        try:
-            await self.store.run_io(remove_tracker, unwrap(slot.disk))
-        except OSError as exc:
-            log.warning("could not remove healing tracker on %s: %s", slot.disk.root, exc)
-            return
-        assert h.tracker is not None
-        h.last_heal = {**h.tracker.to_json(), "finished_ms": _now_ms()}
-        h.tracker = None
-        log.warning(
-            "disk %s healed: %d objects checked, %d repaired, %d unrepairable",
-            slot.disk.root,
-            job.objects_checked,
-            job.repaired,
-            job.unrepairable,
-        )
-
     async def wait_healed(self, own_job: str | None = None) -> list[str]:
         """Wait until no disk is healing or about to be (an empty directory the probe will
         format): what a scrub or repair pass that promises "every object is back at k+m" must
@@ -548,11 +393,17 @@ class DiskMonitor:
                 ]
             if not fresh and not healing:
                 return []
-            if own_job and self._job_id == own_job:
+            if own_job and self._healing.job_id == own_job:
                 return []  # this pass is the disk heal
-            job = self.healer.job(self._job_id) if self.healer and self._job_id else None
-            if job is not None and job.state == "running" and job.id != own_job:
-                await self.healer.wait(job.id)
+            healer, job_id = self.healer, self._healing.job_id
+            job = healer.job(job_id) if healer is not None and job_id else None
+            if (
+                healer is not None
+                and job is not None
+                and job.state == "running"
+                and job.id != own_job
+            ):
+                await healer.wait(job.id)
             else:  # the next probe formats the disk or starts the heal pass
                 await asyncio.sleep(max(0.05, min(1.0, self.config.probe_s / 2)))
                 if self._task is None:

@@ -81,7 +81,7 @@ class ObjectStore:
         diskset: DiskSet,
         index: Index,
         *,
-        executor: concurrent.futures.ThreadPoolExecutor,
+        executor: concurrent.futures.Executor,
         min_part_size: int = DEFAULT_MIN_PART_SIZE,
         inline_max: int = DEFAULT_INLINE_MAX,
         store_lock: StoreLock | None = None,

@@ -56,6 +56,7 @@ class _IsalParity:
 
     def parity(self, padded: bytes, size: int) -> list[bytes]:
         base = ctypes.cast(ctypes.c_char_p(padded), ctypes.c_void_p).value
+        assert base is not None  # a bytes object's buffer is never NULL
         data = (ctypes.c_void_p * self.k)(*(base + i * size for i in range(self.k)))
         out = bytearray(self.m * size)
         obase = ctypes.addressof(ctypes.c_char.from_buffer(out))

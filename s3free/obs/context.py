@@ -3,10 +3,11 @@ when tracing is on, its span.
 
 Both live in context variables. asyncio tasks copy the context they are created in, but a
 ThreadPoolExecutor does not: a function run by `loop.run_in_executor` sees the worker thread's
-own, empty context. `ContextExecutor` is the store's pool; its `submit` (which
-`run_in_executor`, the writer's lanes and the group commit all go through) runs each call in a
-copy of the submitter's context, so a line logged or a stage marked in a worker thread belongs
-to the request that asked for the work. Copying a context is O(1) (an immutable mapping).
+own, empty context. The store's pool (`IOPool`, s3free/engine/pool.py) and `ContextExecutor`
+here run each call given to `submit` (which `run_in_executor`, the writer's lanes and the group
+commit all go through) in a copy of the submitter's context, so a line logged or a stage marked
+in a worker thread belongs to the request that asked for the work. Copying a context is O(1)
+(an immutable mapping).
 """
 
 from __future__ import annotations

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from time import perf_counter
+from typing import Any
 
 from s3free.obs.stage import DISK_READ, DISK_WRITE, stage
-from s3free.storage.disk import LocalDisk
+from s3free.storage.disk import Disk, LocalDisk
 from s3free.storage.layout import FORMAT_FILE
 from s3free.storage.monitored import MonitoredDisk, unwrap
 
 try:
     from s3free.storage import _batchio
 except ImportError:  # not compiled here: the Python versions below give the same results
-    _batchio = None
+    _batchio = None  # type: ignore[assignment]  # None: no C helper (checked before each use)
 
 Chunks = list[bytes | memoryview]
 
@@ -34,7 +35,7 @@ def native() -> bool:
     return _batchio is not None
 
 
-def read_heads(items: Sequence[tuple[object, str]], limit: int) -> list[bytes | OSError]:
+def read_heads(items: Sequence[tuple[Disk, str]], limit: int) -> list[bytes | OSError]:
     """For each (disk, rel): the file's first `limit` bytes (all of it when shorter), or the
     OSError reading it raised."""
     results: list[bytes | OSError | None] = [None] * len(items)
@@ -66,12 +67,12 @@ def read_heads(items: Sequence[tuple[object, str]], limit: int) -> list[bytes | 
     return results  # type: ignore[return-value]
 
 
-def read_heads_cached(items: Sequence[tuple[object, str]], limit: int) -> list[bytes | OSError]:
+def read_heads_cached(items: Sequence[tuple[Disk, str]], limit: int) -> list[bytes | OSError]:
     """`read_heads` from memory alone, safe on the event loop: what would wait for a disk
     (a name or page not cached, a disk other than a plain local one, no C helper) comes
     back as BlockingIOError, for the caller to read in a thread instead."""
-    paths = [_plain_path(disk, rel) for disk, rel in items]
-    if _batchio is None or None in paths:
+    paths = [p for disk, rel in items if (p := _plain_path(disk, rel)) is not None]
+    if _batchio is None or len(paths) < len(items):
         return [BlockingIOError(errno.EAGAIN, "not read from memory")] * len(items)
     start = perf_counter()
     with stage(DISK_READ):
@@ -79,14 +80,14 @@ def read_heads_cached(items: Sequence[tuple[object, str]], limit: int) -> list[b
     share = (perf_counter() - start) / len(items)
     results: list[bytes | OSError] = []
     for (disk, _), path, outcome in zip(items, paths, raw, strict=True):
-        result = _error(outcome, path) if isinstance(outcome, int) else outcome  # type: ignore[arg-type]
+        result = _error(outcome, path) if isinstance(outcome, int) else outcome
         results.append(result)
         if not isinstance(result, BlockingIOError):
             _account(disk, "read_head", share, result)
     return results
 
 
-def create_files(items: Sequence[tuple[object, str, Chunks]]) -> list[OSError | None]:
+def create_files(items: Sequence[tuple[Disk, str, Chunks]]) -> list[OSError | None]:
     """For each (disk, rel, chunks): create rel, which must not exist, with its directories,
     and write the chunks, without fsync (Disk.create_file); None or the OSError raised. A
     file whose write failed is removed."""
@@ -124,19 +125,19 @@ def create_files(items: Sequence[tuple[object, str, Chunks]]) -> list[OSError | 
     return results
 
 
-def _local_root(disk) -> str | None:
+def _local_root(disk: Disk) -> str | None:
     """The root of a plain local disk (under any monitors), or None for any other kind."""
     disk = unwrap(disk)
     return disk._root if type(disk) is LocalDisk else None
 
 
-def _plain_path(disk, rel: str) -> bytes | None:
+def _plain_path(disk: Disk, rel: str) -> bytes | None:
     """rel's absolute path on a plain local disk, or None for any other kind of disk."""
     root = _local_root(disk)
     return None if root is None else os.fsencode(os.path.join(root, rel))
 
 
-def _account(disk, op: str, seconds: float, outcome: object) -> None:
+def _account(disk: Disk, op: str, seconds: float, outcome: object) -> None:
     """Tell each monitor wrapping the disk what the call did, outermost first."""
     error = outcome if isinstance(outcome, OSError) else None
     while isinstance(disk, MonitoredDisk):
@@ -148,7 +149,7 @@ def _error(code: int, path: bytes) -> OSError:
     return OSError(code, os.strerror(code), os.fsdecode(path))
 
 
-def _errno_of(call, *args) -> object:
+def _errno_of(call: Callable[..., object], *args: object) -> Any:
     """call(*args), or the errno it failed with (what the C helper returns)."""
     try:
         return call(*args)

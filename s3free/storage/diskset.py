@@ -143,7 +143,7 @@ class DiskSet:
         m: int | None = None,
         block_size: int | None = None,
     ) -> DiskSet:
-        objs: list[Disk] = [d if hasattr(d, "create_temp") else LocalDisk(d) for d in disks]
+        objs: list[Disk] = [LocalDisk(d) if isinstance(d, (str, os.PathLike)) else d for d in disks]
         _refuse_duplicates(objs)
         formats: list[DiskFormat | None] = []
         problems: list[str] = []

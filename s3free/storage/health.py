@@ -34,6 +34,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from s3free.format.diskformat import DiskFormat
 from s3free.format.errors import FormatError
@@ -167,7 +168,7 @@ class HealingTracker:
             raise FormatError("healing.json is not an s3free healing tracker")
         if obj.get("version") != 1:
             raise FormatError(f"unsupported healing.json version {obj.get('version')!r}")
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             value = obj.get(f.name)
             want = str if f.type == "str" else int

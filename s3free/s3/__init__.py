@@ -1,0 +1,1 @@
+"""The S3 protocol layer: requests, signatures, operation handlers, error XML."""

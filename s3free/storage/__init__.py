@@ -1,0 +1,1 @@
+"""Disks: shard files, the disk set, health tracking, quarantine (below the engine)."""
