@@ -44,7 +44,7 @@ LAYERS = [
     "reload",
     "admin",
     "s3",
-    "(appkeys)",  # optional: the web helper's neutral module, not on main yet
+    "appkeys",
     "heal",
     "engine",
     "meta",
@@ -54,26 +54,10 @@ LAYERS = [
     "config | errors",
 ]
 
-# Known violations on main that issue 13 removes. Each entry must still exist (the test fails
-# when one is gone: delete it here when merging the branch that removes it).
-ALLOWED_UPWARD = {
-    # Issue 13 item 1 (web): s3/app.py routes `_s3free/` paths to the admin handler;
-    # server.py is to wire the two handlers together.
-    ("s3free.s3.app", "s3free.admin.api"),
-}
-ALLOWED_CYCLE_EDGES = {
-    # Issue 13 item 1 (web): the app keys live in s3/app.py, which admin/ and s3/limits.py
-    # import back (lazily); the neutral app-keys module removes these edges.
-    ("s3free.s3.app", "s3free.admin.api"),
-    ("s3free.admin.api", "s3free.s3.app"),
-    ("s3free.admin.disks", "s3free.s3.app"),
-    ("s3free.admin.info", "s3free.s3.app"),
-    ("s3free.s3.limits", "s3free.s3.app"),
-    # Issue 13 item 2 (engine): the mixins import store.py's private helpers back (lazily);
-    # collaborators that take what they need in their constructor remove these.
-    ("s3free.engine.multipart", "s3free.engine.store"),
-    ("s3free.engine.healing", "s3free.engine.store"),
-}
+# Known violations, to be removed by the change that lists them. Each entry must still exist (fails
+# when one is gone, so the lists never outlive what they excuse).
+ALLOWED_UPWARD: set[tuple[str, str]] = set()  # (importer, imported): none left
+ALLOWED_CYCLE_EDGES: set[tuple[str, str]] = set()  # none left
 
 
 @pytest.fixture(scope="module")
