@@ -57,7 +57,7 @@ class MultipartUploads:
         index: Index,
         run_io: RunIO,
         *,
-        executor: concurrent.futures.ThreadPoolExecutor,
+        executor: concurrent.futures.Executor,
         codec: ReedSolomon,
         syncer: Syncer,
         manifests: Manifests,
