@@ -28,6 +28,7 @@ from chaos.report import Row, finish
 from chaos.rig import BUCKET, Rig
 from chaos.verify import inventory, removed_unexpectedly, verify_engine
 from s3free.engine.diskmonitor import DiskMonitor
+from s3free.format.ids import version_hex
 from s3free.storage.layout import version_dir
 
 Hook = Callable[[Rig], Awaitable[None]]
@@ -199,7 +200,7 @@ async def _plant_orphans(rig: Rig) -> tuple[set[str], set[str]]:
     await rig.write([old])
     first = await rig.store.get_manifest(BUCKET, key)
     layout = rig.layout()
-    vdir = version_dir(first.object_id, first.version_id.replace("-", ""))
+    vdir = version_dir(first.object_id, first.version_hex)
     saved = rig.root / "orphan-copy"
     for disk_id, root in layout.roots.items():
         if (root / vdir).exists():
@@ -210,7 +211,7 @@ async def _plant_orphans(rig: Rig) -> tuple[set[str], set[str]]:
     second = await rig.store.get_manifest(BUCKET, key)
     await rig.write([Version(key, 3, size, seed=rig.seed)])
     await rig.store.wait_idle()
-    vdir2 = version_dir(second.object_id, second.version_id.replace("-", ""))
+    vdir2 = version_dir(second.object_id, second.version_hex)
     prefixes_old, prefixes_young = set(), set()
     day2 = time.time() - 2 * 86400
     for disk_id, root in layout.roots.items():
@@ -274,7 +275,7 @@ async def _flow(rig: Rig, scenario: EngineScenario, row: Row, heal: bool) -> Non
     before = inventory(roots)
     # Versions the store itself retired while a disk was offline (journalled, spec 13.1): it
     # removes them everywhere once a disk comes back, planted copies included.
-    retired = {v.replace("-", "") for v, _ in await store.run_io(store.index.journal)}
+    retired = {version_hex(v) for v, _ in await store.run_io(store.index.journal)}
     settled = {p for p in old | young if p.rsplit("/", 1)[1] in retired}
     service = await healing.start_service(store, orphan_grace_s=3600.0)
     # The disk monitor, as the server runs it: two probes in a row find an emptied disk
@@ -305,7 +306,7 @@ async def _flow(rig: Rig, scenario: EngineScenario, row: Row, heal: bool) -> Non
         )
     # A version replaced while a disk was offline and not settled yet stays in the crash
     # journal, the store's to settle (spec 13.1), never the scrubber's: such a copy is kept.
-    journalled = {v.replace("-", "") for v, _ in await store.run_io(store.index.journal)}
+    journalled = {version_hex(v) for v, _ in await store.run_io(store.index.journal)}
     kept = {o for o in old if o.rsplit("/", 1)[1] in journalled}
     if kept:
         row.notes.append(f"{len(kept)} old orphan copies kept: journalled while a disk was offline")

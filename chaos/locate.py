@@ -40,13 +40,13 @@ def envelope_length(manifest_file: Path) -> int:
 def shard_location(root: Path, manifest: Manifest, part: int) -> tuple[Path, int]:
     """(file, offset of record 0) of this disk's shard of `part`: the part file, or, for an
     inline object, the manifest file after its envelope."""
-    vhex = manifest.version_id.replace("-", "")
+    vhex = manifest.version_hex
     path = root / shard_file(manifest.object_id, vhex, part, manifest.inline)
     return path, envelope_length(path) if manifest.inline else 0
 
 
 def manifest_file(root: Path, manifest: Manifest) -> Path:
-    vhex = manifest.version_id.replace("-", "")
+    vhex = manifest.version_hex
     return root / layout_manifest_file(manifest.object_id, vhex, manifest.inline)
 
 

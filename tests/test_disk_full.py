@@ -82,7 +82,7 @@ async def test_full_disks_stay_in_service_for_reads_and_deletes(tmp_path):
         assert "needs about 97.7 KiB on each of 5 disks" in text
         # A delete frees the files on every (full) disk.
         manifest = await store.get_manifest(BUCKET, "k0")
-        vdir = version_dir(manifest.object_id, manifest.version_id.replace("-", ""))
+        vdir = version_dir(manifest.object_id, manifest.version_hex)
         assert all((Path(d.root) / vdir).exists() for d in disks)
         assert await store.delete_object(BUCKET, "k0") is True
         await store.wait_idle()

@@ -408,7 +408,7 @@ async def test_versions_replaced_while_a_disk_was_away_are_removed_when_it_retur
         root = tmp_path / f"disk{position}"
 
         def files_of(manifest) -> list[Path]:
-            vhex = manifest.version_id.replace("-", "")
+            vhex = manifest.version_hex
             return [
                 p
                 for p in (root / version_dir(manifest.object_id, vhex),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from s3free.errors import NoSuchBucket, NoSuchKey, NoSuchUpload
-from s3free.format.ids import object_id
+from s3free.format.ids import object_id, version_hex
 from tests.support.engine import SMALL_BLOCK, bounded, open_store, shard_files, stream_of
 
 B = SMALL_BLOCK
@@ -103,7 +103,7 @@ async def test_concurrent_puts_of_one_key_leave_exactly_one(tmp_path, store):
         data = await store.get_object_bytes(BUCKET, "k")
         assert data == by_etag[head.etag], round_  # one whole payload, never a mix
         await store.wait_idle()
-        assert version_dirs(tmp_path, "k") == {head.version_id.replace("-", "")}
+        assert version_dirs(tmp_path, "k") == {version_hex(head.version_id)}
         assert len(shard_files(tmp_path)) == 9
         assert temp_files(tmp_path) == []
         listing = await store.list_objects(BUCKET)
@@ -148,7 +148,7 @@ async def test_gets_during_overwrites_return_whole_payloads(tmp_path, store):
     assert outcomes["whole"] and outcomes["range"]
     await store.wait_idle()
     head = await store.head_object(BUCKET, "k")
-    assert version_dirs(tmp_path, "k") == {head.version_id.replace("-", "")}
+    assert version_dirs(tmp_path, "k") == {version_hex(head.version_id)}
 
 
 @pytest.mark.store(n=3)
@@ -205,7 +205,7 @@ async def test_delete_racing_put_ends_consistent(tmp_path):
             else:
                 etag, version, data = state
                 assert data == by_etag[etag]
-                assert version_dirs(tmp_path, key) == {version.replace("-", "")}, key
+                assert version_dirs(tmp_path, key) == {version_hex(version)}, key
             seen[key] = state
         listed = {o.key: o.etag for o in (await store.list_objects(BUCKET)).objects}
         assert listed == {k: s[0] for k, s in seen.items() if s is not None}

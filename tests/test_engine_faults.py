@@ -118,12 +118,12 @@ def blocks_of(manifest: Manifest) -> list[Block]:
 
 def shard_path(store: ObjectStore, manifest: Manifest, part: int, shard: int) -> Path:
     slot = store.diskset.slot_for(manifest.placement[shard])
-    vhex = manifest.version_id.replace("-", "")
+    vhex = manifest.version_hex
     return Path(slot.disk.root) / part_path(manifest.object_id, vhex, part)
 
 
 def object_files(store: ObjectStore, manifest: Manifest) -> list[Path]:
-    vhex = manifest.version_id.replace("-", "")
+    vhex = manifest.version_hex
     out = []
     for slot in store.diskset.slots:
         vdir = Path(slot.disk.root) / part_path(manifest.object_id, vhex, 1)
@@ -553,7 +553,7 @@ async def test_index_deleted_with_damaged_manifests_and_shards(tmp_path):
     damage = {}
     for n_key, key in enumerate(expected):
         manifest = await store.get_manifest(BUCKET, key)
-        vhex = manifest.version_id.replace("-", "")
+        vhex = manifest.version_hex
         for j in range(M):
             slot = store.diskset.slot_for(manifest.placement[(n_key + j) % N])
             mpath = Path(slot.disk.root) / part_path(manifest.object_id, vhex, 1)

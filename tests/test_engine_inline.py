@@ -66,7 +66,7 @@ async def test_a_small_put_is_one_file_per_disk_holding_manifest_and_records(tmp
         assert record.header.block_length == len(data)
         assert parse_inline_name(path.name) == (
             manifest.object_id,
-            manifest.version_id.replace("-", ""),
+            manifest.version_hex,
         )
     # the index keeps the envelope only
     assert store.index.get_manifest(BUCKET, "small") == manifest.encode()
@@ -168,7 +168,7 @@ async def test_overwriting_an_inline_object_with_a_large_one_and_back(tmp_path):
     assert shard_files(tmp_path) == [] and len(inline_files(tmp_path)) == K + M
     manifest = await store.get_manifest(BUCKET, "k")
     for slot in store.diskset.slots:
-        vdir = version_dir(manifest.object_id, manifest.version_id.replace("-", ""))
+        vdir = version_dir(manifest.object_id, manifest.version_hex)
         assert not (Path(slot.disk.root) / vdir).exists()
     assert await store.get_object_bytes(BUCKET, "k") == b"tiny again"
     await store.close()

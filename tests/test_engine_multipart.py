@@ -19,7 +19,7 @@ from s3free.errors import (
     NoSuchKey,
     NoSuchUpload,
 )
-from s3free.format.ids import object_id
+from s3free.format.ids import object_id, version_hex
 from tests.support.engine import SMALL_BLOCK, shard_files, stream_of
 
 B = SMALL_BLOCK
@@ -383,7 +383,7 @@ async def test_complete_over_existing_key_replaces_it(tmp_path, store):
     head = await store.head_object(BUCKET, "k")
     assert (head.etag, head.user_metadata) == (s3_multipart_etag(parts), {"v": "2"})
     await store.wait_idle()
-    assert version_dirs(tmp_path, "k") == {info.version_id.replace("-", "")}
+    assert version_dirs(tmp_path, "k") == {version_hex(info.version_id)}
     assert len(shard_files(tmp_path)) == 9 * 2
     assert staging_dirs(tmp_path) == []
 

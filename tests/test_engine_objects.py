@@ -21,7 +21,7 @@ from s3free.errors import (
     NoSuchKey,
     PreconditionFailed,
 )
-from s3free.format.ids import object_id
+from s3free.format.ids import object_id, version_hex
 from tests.support.engine import SMALL_BLOCK, open_store, shard_files, stream_of, with_store
 
 B = SMALL_BLOCK
@@ -54,7 +54,7 @@ def version_dirs(root: Path, bucket: str, key: str) -> dict[str, set[str]]:
 
 
 def vhex(version_id: str) -> str:
-    return version_id.replace("-", "")
+    return version_hex(version_id)
 
 
 async def assert_nothing_left(store, root: Path, key: str) -> None:

@@ -83,7 +83,7 @@ async def test_a_wiped_disk_is_refilled_without_touching_the_others(tmp_path, st
         assert (await store.get_manifest(BUCKET, key)).generation == gens[key]
     assert {p: v for p, v in snapshot(tmp_path).items() if victim not in p.parents} == (others)
     tiny = await store.get_manifest(BUCKET, "tiny")
-    vhex = tiny.version_id.replace("-", "")
+    vhex = tiny.version_hex
     assert (victim / inline_path(tiny.object_id, vhex)).exists()
     for key, data in objects.items():
         assert await store.get_object_bytes(BUCKET, key) == data

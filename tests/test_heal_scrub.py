@@ -86,7 +86,7 @@ async def test_orphans_older_than_grace_are_collected_young_ones_and_writes_in_f
     try:
         data = await put(store, "live", 2 * BS)
         m = await store.get_manifest(BUCKET, "live")
-        vhex = m.version_id.replace("-", "")
+        vhex = m.version_hex
         live_dir = manifest_copy(store, m, 0).parent
         age(live_dir)  # the live object is old too: it must stay
         disks = sorted(tmp_path.glob("disk*"))

@@ -64,7 +64,7 @@ def run(coro):
 def inline_file(store: ObjectStore, manifest: Manifest, shard: int) -> Path:
     """Where shard `shard` of an inline version is: its disk's one file for the version."""
     slot = store.diskset.slot_for(manifest.placement[shard])
-    vhex = manifest.version_id.replace("-", "")
+    vhex = manifest.version_hex
     return Path(slot.disk.root) / inline_path(manifest.object_id, vhex)
 
 

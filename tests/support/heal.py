@@ -65,13 +65,13 @@ async def put_multipart(store: ObjectStore, key: str, sizes: list[int]) -> bytes
 
 def shard_path(store: ObjectStore, manifest: Manifest, part: int, shard: int) -> Path:
     slot = store.diskset.slot_for(manifest.placement[shard])
-    vhex = manifest.version_id.replace("-", "")
+    vhex = manifest.version_hex
     return Path(slot.disk.root) / part_path(manifest.object_id, vhex, part)
 
 
 def manifest_copy(store: ObjectStore, manifest: Manifest, shard: int) -> Path:
     slot = store.diskset.slot_for(manifest.placement[shard])
-    vhex = manifest.version_id.replace("-", "")
+    vhex = manifest.version_hex
     return Path(slot.disk.root) / manifest_path(manifest.object_id, vhex)
 
 
@@ -88,7 +88,7 @@ def flip(path: Path, block: int, region: str, block_length: int = BS, salt: int 
 
 def version_files(root: Path, manifest: Manifest) -> dict[Path, bytes]:
     """Every file of the version on every disk, with its bytes (to prove nothing changed)."""
-    vhex = manifest.version_id.replace("-", "")
+    vhex = manifest.version_hex
     out = {}
     for disk in sorted(root.glob("disk*")):
         vdir = disk / part_path(manifest.object_id, vhex, 1)
