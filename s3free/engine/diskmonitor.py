@@ -43,10 +43,12 @@ from collections.abc import Callable
 
 from s3free.engine.diskhealing import HealingDriver
 from s3free.engine.diskstate import (
+    PROBE_DECISIONS,
     DiskHealth,
     Healer,
     MonitorConfig,
     MonitoredStore,
+    ProbeDecision,
     log,
     log_resource,
     now_ms,
@@ -232,12 +234,13 @@ class DiskMonitor:
         usage: tuple[int, int] | None = None,
     ) -> None:
         h = self.health[slot.position]
-        if result.status is ProbeStatus.RESOURCE:  # nothing learnt about the disk: state unchanged
+        decision = PROBE_DECISIONS[result.status]
+        if decision is ProbeDecision.UNCHANGED:  # the process's shortage: nothing learnt
             h.last_probe, h.last_probe_ms, h.probe_soon = result, now_ms(), False
             log_resource(f"probe of {slot.disk.root}: {result.detail}")
             return
         h.last_probe, h.last_probe_ms, h.probe_soon = result, now_ms(), False
-        if result.in_service:
+        if decision is ProbeDecision.SERVE:
             h.fresh_seen = 0
             if not slot.online and time.monotonic() >= h.held_until:
                 if not await self._take_disk_lock(slot):
@@ -249,8 +252,8 @@ class DiskMonitor:
                     self.healer.disk_online(slot.disk_id)  # what waited for it is repaired
             self._judge_full(slot, result, usage)
             return
-        h.fresh_seen = h.fresh_seen + 1 if result.status is ProbeStatus.FRESH else 0
-        if result.status is ProbeStatus.FRESH:
+        h.fresh_seen = h.fresh_seen + 1 if decision is ProbeDecision.FORMAT else 0
+        if decision is ProbeDecision.FORMAT:
             # Formatted only when two probes in a row (probe_s apart) found it empty, so a
             # directory caught half-way through an `rm -rf` or a mount is left alone, unless
             # the operator asked for it (check(), i.e. `disk replace`).
