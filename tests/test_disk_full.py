@@ -17,6 +17,7 @@ import pytest
 from s3free.engine.diskmonitor import DiskMonitor, MonitorConfig
 from s3free.errors import InsufficientWriteQuorum, StorageFull
 from s3free.heal import HealService
+from s3free.states import ProbeStatus
 from s3free.storage.disk import LocalDisk
 from s3free.storage.faulty import FaultyDisk
 from s3free.storage.health import Probe
@@ -131,7 +132,7 @@ async def test_full_comes_and_goes_with_hysteresis(tmp_path):
     try:
         slot = store.diskset.slots[0]
         total = 100 << 20  # reserve 1 MiB
-        ok = Probe("ok")
+        ok = Probe(ProbeStatus.OK)
         for free, full in [
             (3 << 20, False),
             (900 << 10, True),  # below the reserve
@@ -142,7 +143,7 @@ async def test_full_comes_and_goes_with_hysteresis(tmp_path):
             monitor._judge_full(slot, ok, (total - free, total))
             assert bool(slot.full) is full, (free, slot.full)
             assert monitor.state(slot) == ("full" if full else "online")
-        monitor._judge_full(slot, Probe("full", "no space for the probe file"), None)
+        monitor._judge_full(slot, Probe(ProbeStatus.FULL, "no space for the probe file"), None)
         assert monitor.state(slot) == "full"
     finally:
         await monitor.stop()

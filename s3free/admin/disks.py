@@ -33,6 +33,7 @@ from s3free.engine import ObjectStore
 from s3free.engine.diskmonitor import DiskMonitor
 from s3free.errors import InvalidObjectKey, NoSuchBucket, NoSuchKey
 from s3free.heal import HealService, quarantine
+from s3free.states import DiskState
 
 log = logging.getLogger(__name__)
 
@@ -216,14 +217,14 @@ async def _buckets(request: web.Request):
     return await _store(request).list_buckets()
 
 
-def _action(before: str, disk: dict) -> str:
-    after = disk["state"]
-    if before != "healing" and after == "healing":
+def _action(before: DiskState, disk: dict) -> str:
+    after = DiskState(disk["state"])
+    if before is not DiskState.HEALING and after is DiskState.HEALING:
         return "formatted the empty directory into the set; healing started"
-    if after == "healing":
+    if after is DiskState.HEALING:
         return "healing in progress"
-    if before == "offline" and after == "online":
+    if before is DiskState.OFFLINE and after is DiskState.ONLINE:
         return "back online"
-    if after == "online":
+    if after is DiskState.ONLINE:
         return "nothing to do: the disk is online and formatted"
     return f"still offline: {disk['problem']}"

@@ -33,6 +33,7 @@ from s3free.admin.rebuild import IndexRebuilder, RebuildRefused
 from s3free.admin.usage import Usage, walk_usage
 from s3free.appkeys import DISKS, HEAL, SETTINGS, STARTED_AT, STORE
 from s3free.engine import ObjectStore
+from s3free.states import DiskState
 from s3free.storage.devices import shared_devices
 
 REBUILDER = web.AppKey("rebuilder", IndexRebuilder)
@@ -114,7 +115,7 @@ async def server_info(request: web.Request) -> dict[str, Any]:
     else:
         disks = [
             {"position": s.position, "path": str(s.disk.root), "disk_id": s.disk_id,
-             "state": "online" if s.online else "offline", "problem": s.problem,
+             "state": str(DiskState.plain(s.online)), "problem": s.problem,
              "used_bytes": None, "total_bytes": None, "shards": None}
             for s in ds.slots
         ]  # fmt: skip
@@ -154,7 +155,7 @@ async def server_info(request: web.Request) -> dict[str, Any]:
         "block_size": ds.block_size,
         "write_quorum": ds.write_quorum,
         "disks": rows,
-        "disks_online": sum(r["state"] != "offline" for r in rows),
+        "disks_online": sum(r["state"] != DiskState.OFFLINE for r in rows),
         # groups of disk positions on one filesystem: they fail together (storage/devices.py)
         "shared_devices": [[slots[i].position for i in group] for group in shared],
         "buckets": len(await store.list_buckets()),

@@ -18,6 +18,7 @@ from s3free.errors import DiskSetError
 from s3free.format.diskformat import DiskFormat
 from s3free.format.errors import FormatError
 from s3free.heal import HealService
+from s3free.states import DiskState
 from s3free.storage.layout import FORMAT_FILE
 
 
@@ -106,7 +107,7 @@ class LocalDisks:
         position = find_slot(self.monitor, disk)
         before = self.monitor.state(self.monitor.diskset.slots[position])
         status = await self.monitor.check(position)
-        if status["state"] == "healing":
+        if status["state"] == DiskState.HEALING:
             await self.heal()
             status = await self.monitor.check(position)  # starts the repair pass
         answer: dict[str, Any] = {"disk": status, "action": _action(before, status)}

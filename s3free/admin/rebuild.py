@@ -51,6 +51,7 @@ from s3free.engine.store import ObjectStore, now_ms
 from s3free.errors import DataUnavailable, StorageError
 from s3free.format.errors import FormatError
 from s3free.meta.index import Index, ListingEntry
+from s3free.states import JobState
 from s3free.storage.diskset import DiskSet
 from s3free.storage.layout import OBJECTS_DIR
 
@@ -68,7 +69,7 @@ class RebuildJob:
     """Progress and result of one rebuild; field names are the JSON contract."""
 
     id: str
-    state: str = "running"  # running | done | failed
+    state: JobState = JobState.RUNNING  # running | done | failed
     phase: str = "starting"  # scanning | uploads | swapping | done
     started_ms: int = 0
     finished_ms: int | None = None
@@ -88,7 +89,7 @@ class RebuildJob:
     error: str = ""
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "state": str(self.state)}  # the plain string, as shown
 
     def problem(self, text: str) -> None:
         self.unreadable += 1
@@ -108,7 +109,7 @@ class IndexRebuilder:
         self._running: RebuildJob | None = None
 
     def start(self) -> RebuildJob:
-        if self._running is not None and self._running.state == "running":
+        if self._running is not None and self._running.state is JobState.RUNNING:
             raise RebuildRefused(f"a rebuild is already running (job {self._running.id})")
         ds = self.store.diskset
         online = len(ds.online_slots())
@@ -154,11 +155,11 @@ class IndexRebuilder:
             job.buckets = len(await store.list_buckets())
             job.objects = await store.run_io(_count, self.db, b"O")
             job.uploads = await store.run_io(_count, self.db, b"U")
-            job.phase = job.state = "done"
+            job.phase, job.state = "done", JobState.DONE
             log.info("rebuild-index: done: %s", {k: v for k, v in job.to_json().items()})
         except Exception as exc:
             log.exception("rebuild-index failed")
-            job.state = "failed"
+            job.state = JobState.FAILED
             job.error = str(exc) or type(exc).__name__
         finally:
             self.db.stop_tracking()

@@ -22,6 +22,7 @@ import blake3
 import crc32c
 
 from s3free.erasure import ReedSolomon
+from s3free.states import JobState
 
 if TYPE_CHECKING:
     from s3free.admin.client import AdminClient
@@ -238,8 +239,8 @@ class ScrubDriver:
                         done_objects + job["objects_checked"],
                     )
                 )
-                if job["state"] != "running":
-                    if job["state"] != "done":
+                if job["state"] != JobState.RUNNING:
+                    if job["state"] != JobState.DONE:
                         self.error = f"scrub {job['id']} {job['state']}: {job['error']}"
                         return
                     self.jobs.append(job)

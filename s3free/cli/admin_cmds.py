@@ -17,6 +17,7 @@ import time
 import click
 
 from s3free.cli.diskview import heal_lines, size
+from s3free.states import JobState
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -126,7 +127,7 @@ def scrub_line(scrub: dict | None, now_ms: int) -> str:
     )
     scope = f" of bucket {scrub['bucket']}" if scrub.get("bucket") else ""
     started = scrub.get("started_ms")
-    if scrub.get("state") == "running":
+    if scrub.get("state") == JobState.RUNNING:
         since = f" since {when(started, now_ms)}" if started else ""
         return f"scrub{scope}: running{since}, {found} so far"
     finished = scrub.get("finished_ms")
@@ -271,7 +272,7 @@ def rebuild_index(
             return
         job = _follow(endpoint, ca_bundle, job, timeout, as_json)
     _emit(as_json, {"job": job}, rebuild_lines(job))
-    sys.exit(0 if job["state"] == "done" else EXIT_FAILED)
+    sys.exit(0 if job["state"] == JobState.DONE else EXIT_FAILED)
 
 
 def _usage(message: str) -> None:
@@ -282,7 +283,7 @@ def _usage(message: str) -> None:
 def _follow(endpoint: str, ca_bundle, job: dict, timeout: float, as_json: bool) -> dict:
     deadline = time.monotonic() + timeout
     shown = 0.0
-    while job["state"] == "running":
+    while job["state"] == JobState.RUNNING:
         if time.monotonic() > deadline:
             click.echo(
                 f"s3free admin rebuild-index: job {job['id']} still running after "
@@ -292,7 +293,7 @@ def _follow(endpoint: str, ca_bundle, job: dict, timeout: float, as_json: bool) 
             sys.exit(EXIT_FAILED)
         time.sleep(0.2)
         job = call("rebuild-index", endpoint, ca_bundle, lambda c, i=job["id"]: c.rebuild_job(i))
-        if not as_json and job["state"] == "running" and time.monotonic() - shown >= 2:
+        if not as_json and job["state"] == JobState.RUNNING and time.monotonic() - shown >= 2:
             click.echo(progress_line(job), err=True)
             shown = time.monotonic()
     return job
@@ -306,7 +307,7 @@ def progress_line(job: dict) -> str:
 
 
 def rebuild_lines(job: dict) -> list[str]:
-    if job["state"] != "done":
+    if job["state"] != JobState.DONE:
         return [f"rebuild-index {job['id']}: {job['state']}: {job['error'] or job['phase']}"]
     changed = job.get("changed_during") or {}
     lines = [

@@ -26,6 +26,7 @@ from pathlib import Path
 import click
 
 from s3free.cli import diskview
+from s3free.states import DiskState, JobState
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_DENIED = 1, 2, 3, 4
 EXIT_NOT_THIS_STORE, EXIT_IN_USE, EXIT_NO_HEAL, EXIT_UNREPAIRABLE, EXIT_NEEDS_REPAIR = 5, 6, 7, 8, 9
@@ -209,7 +210,7 @@ async def _follow(opts: dict, backend, job: dict, wait: bool, timeout: float) ->
     deadline = time.monotonic() + timeout
     tty = sys.stderr.isatty()
     shown = 0.0
-    while job.get("state") == "running":
+    while job.get("state") == JobState.RUNNING:
         if time.monotonic() > deadline:
             raise Fail(f"job {job['id']} still running after {timeout:g} s (it goes on)")
         await asyncio.sleep(0.2)
@@ -225,7 +226,7 @@ async def _follow(opts: dict, backend, job: dict, wait: bool, timeout: float) ->
         click.echo("", err=True)
     await backend.settle()
     _emit(opts, {"job": job}, diskview.summary_lines(job))
-    if job.get("state") != "done" or (job.get("key") and job.get("error")):
+    if job.get("state") != JobState.DONE or (job.get("key") and job.get("error")):
         return EXIT_FAILED  # (a key deleted before its repair ran: error, nothing checked)
     if job.get("unrepairable"):
         return EXIT_UNREPAIRABLE
@@ -281,7 +282,7 @@ def job(job_id, wait, timeout, **opts) -> None:
         found = await backend.job(job_id)
         if found is None:
             raise Fail(f"no job {job_id}")
-        if not wait and found.get("state") == "running":
+        if not wait and found.get("state") == JobState.RUNNING:
             _emit(opts, {"job": found}, [diskview.progress_line(found)])
             return 0
         return await _follow(opts, backend, found, True, timeout)
@@ -343,7 +344,7 @@ def replace(which, rate, wait, timeout, **opts) -> None:
         if wait and heal.get("job_id"):
             job = await backend.job(heal["job_id"])
             return await _follow(opts, backend, job, True, timeout)
-        return 0 if answer["disk"]["state"] != "offline" else EXIT_FAILED
+        return 0 if answer["disk"]["state"] != DiskState.OFFLINE else EXIT_FAILED
 
     _run("replace", opts, body)
 

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from s3free.engine.diskstate import DiskHealth, Healer, MonitorConfig, log, now_ms
+from s3free.states import JobState
 from s3free.storage.diskset import DiskSet, DiskSlot
 from s3free.storage.health import HealingTracker, read_tracker, remove_tracker, write_tracker
 from s3free.storage.monitored import unwrap
@@ -60,7 +61,7 @@ class HealingDriver:
         if not healing or healer is None:
             return
         job = healer.job(self.job_id) if self.job_id else None
-        if job is not None and job.state == "running":
+        if job is not None and job.state == JobState.RUNNING:
             for slot in healing:
                 tracker = self.health[slot.position].tracker
                 if tracker is not None and tracker.job_id == job.id:
@@ -73,12 +74,12 @@ class HealingDriver:
             assert tracker is not None
             if job is not None and tracker.job_id == job.id:
                 self._copy_progress(tracker, job)
-                if job.state == "done":
+                if job.state == JobState.DONE:
                     await self._finish(slot, job)
                     continue
             tracker.job_id = ""  # none yet, failed, cancelled, or unknown after a restart
         waiting = [s for s in healing if self.health[s.position].tracker is not None]
-        if job is not None and job.state in ("failed", "cancelled"):
+        if job is not None and job.state in (JobState.FAILED, JobState.CANCELLED):
             log.error("repair pass %s %s: %s; retrying", job.id, job.state, job.error)
             self._retry_at = time.monotonic() + self.config.cooldown_s
         self.job_id = ""
@@ -89,14 +90,14 @@ class HealingDriver:
         for slot in waiting:
             tracker = self.health[slot.position].tracker
             assert tracker is not None
-            tracker.job_id, tracker.job_state = job.id, job.state
+            tracker.job_id, tracker.job_state = job.id, str(job.state)
             tracker.passes += 1
             await self.save_tracker(slot)
         log.info("repair pass %s started to heal %d disk(s)", job.id, len(waiting))
 
     @staticmethod
     def _copy_progress(tracker: HealingTracker, job: Any) -> None:
-        tracker.job_state = job.state
+        tracker.job_state = str(job.state)
         tracker.objects_checked = job.objects_checked
         tracker.objects_repaired = job.repaired
         tracker.bytes_checked = job.bytes_checked

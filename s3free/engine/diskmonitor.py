@@ -43,10 +43,12 @@ from collections.abc import Callable
 
 from s3free.engine.diskhealing import HealingDriver
 from s3free.engine.diskstate import (
+    PROBE_DECISIONS,
     DiskHealth,
     Healer,
     MonitorConfig,
     MonitoredStore,
+    ProbeDecision,
     log,
     log_resource,
     now_ms,
@@ -54,6 +56,7 @@ from s3free.engine.diskstate import (
 from s3free.engine.writer import human_size
 from s3free.errors import StoreInUse
 from s3free.format.diskformat import DiskFormat
+from s3free.states import DiskErrorKind, DiskState, JobState, ProbeStatus
 from s3free.storage.diskset import DiskSlot
 from s3free.storage.health import (
     HealingTracker,
@@ -141,14 +144,14 @@ class DiskMonitor:
 
     def _on_error(self, slot: DiskSlot, op: str, exc: OSError) -> None:
         kind = classify(exc)
-        if kind == "resource":  # the process's shortage, not the disk's error
+        if kind is DiskErrorKind.RESOURCE:  # the process's shortage, not the disk's error
             log_resource(f"{op} on {slot.disk.root}: {exc}")
             return
         cfg = self.config
         h = self.health[slot.position]
         now = time.monotonic()
         with self._lock:
-            if kind == "suspect":
+            if kind is DiskErrorKind.SUSPECT:
                 # A missing file is normal (a missing shard); it is not an error of the disk
                 # unless the probe says so.
                 h.probe_soon = True
@@ -157,7 +160,7 @@ class DiskMonitor:
                 h.last_error = f"{op}: {exc}"
                 h.last_error_ms = now_ms()
             trip = False
-            if kind == "full" and slot.online and not slot.full:
+            if kind is DiskErrorKind.FULL and slot.online and not slot.full:
                 slot.full = f"no space left ({op}: {exc})"
                 log.warning(
                     "disk %s (%s) full: no new data until space is freed (%s: %s)",
@@ -166,7 +169,7 @@ class DiskMonitor:
                     op,
                     exc,
                 )
-            if kind == "hard":
+            if kind is DiskErrorKind.HARD:
                 h.hard_errors += 1
                 h.recent.append(now)
                 while h.recent and h.recent[0] < now - cfg.error_window_s:
@@ -183,7 +186,7 @@ class DiskMonitor:
                 f"{cfg.error_limit} I/O errors within {cfg.error_window_s:g} s "
                 f"(last: {op}: {exc}); retried in {h.cooldown:g} s"
             )
-        if kind != "soft":
+        if kind is not DiskErrorKind.SOFT:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     # -- the probe and what follows from it ------------------------------------------------------
@@ -231,12 +234,13 @@ class DiskMonitor:
         usage: tuple[int, int] | None = None,
     ) -> None:
         h = self.health[slot.position]
-        if result.status == "resource":  # nothing learnt about the disk: state unchanged
+        decision = PROBE_DECISIONS[result.status]
+        if decision is ProbeDecision.UNCHANGED:  # the process's shortage: nothing learnt
             h.last_probe, h.last_probe_ms, h.probe_soon = result, now_ms(), False
             log_resource(f"probe of {slot.disk.root}: {result.detail}")
             return
         h.last_probe, h.last_probe_ms, h.probe_soon = result, now_ms(), False
-        if result.in_service:
+        if decision is ProbeDecision.SERVE:
             h.fresh_seen = 0
             if not slot.online and time.monotonic() >= h.held_until:
                 if not await self._take_disk_lock(slot):
@@ -248,8 +252,8 @@ class DiskMonitor:
                     self.healer.disk_online(slot.disk_id)  # what waited for it is repaired
             self._judge_full(slot, result, usage)
             return
-        h.fresh_seen = h.fresh_seen + 1 if result.status == "fresh" else 0
-        if result.status == "fresh":
+        h.fresh_seen = h.fresh_seen + 1 if decision is ProbeDecision.FORMAT else 0
+        if decision is ProbeDecision.FORMAT:
             # Formatted only when two probes in a row (probe_s apart) found it empty, so a
             # directory caught half-way through an `rm -rf` or a mount is left alone, unless
             # the operator asked for it (check(), i.e. `disk replace`).
@@ -259,7 +263,7 @@ class DiskMonitor:
             why = "formatted at the next probe if still empty"
             if not self.config.format_fresh:
                 why = "not formatted here (`s3free disk replace` does it)"
-            result = Probe("fresh", f"empty directory: {why}")
+            result = Probe(ProbeStatus.FRESH, f"empty directory: {why}")
         slot.full = ""
         if slot.online:
             slot.mark_offline(result.detail)
@@ -276,12 +280,12 @@ class DiskMonitor:
         again only when free space is back at twice the reserve (hysteresis)."""
         was = slot.full
         if usage is None:  # free space unknown: the probe's write decides alone
-            now = result.detail if result.status == "full" else ""
+            now = result.detail if result.status is ProbeStatus.FULL else ""
         else:
             used, total = usage
             free, reserve = max(0, total - used), self.reserve(total)
             figures = f"{human_size(free)} free of {human_size(total)}"
-            if result.status == "full":
+            if result.status is ProbeStatus.FULL:
                 now = f"{figures}; {result.detail}"
             elif free < reserve:
                 now = f"{figures}, below the reserve of {human_size(reserve)}"
@@ -382,7 +386,7 @@ class DiskMonitor:
                 for s in self.diskset.slots
                 if not s.online
                 and (p := self.health[s.position].last_probe) is not None
-                and p.status == "fresh"
+                and p.status is ProbeStatus.FRESH
             ]
             healing = [s for s in self.diskset.online_slots() if self.health[s.position].tracker]
             if fresh and not self.config.format_fresh:
@@ -400,7 +404,7 @@ class DiskMonitor:
             if (
                 healer is not None
                 and job is not None
-                and job.state == "running"
+                and job.state == JobState.RUNNING
                 and job.id != own_job
             ):
                 await healer.wait(job.id)
@@ -411,13 +415,15 @@ class DiskMonitor:
 
     # -- status -------------------------------------------------------------------------------
 
-    def state(self, slot: DiskSlot) -> str:
+    def state(self, slot: DiskSlot) -> DiskState:
         """offline, full (in service, no new data), healing or online."""
         if not slot.online:
-            return "offline"
+            return DiskState.OFFLINE
         if slot.full:
-            return "full"
-        return "healing" if self.health[slot.position].tracker is not None else "online"
+            return DiskState.FULL
+        if self.health[slot.position].tracker is not None:
+            return DiskState.HEALING
+        return DiskState.ONLINE
 
     async def status(self) -> dict:
         """Everything `disk status` shows, JSON-ready."""
@@ -443,10 +449,10 @@ class DiskMonitor:
                     "path": str(slot.disk.root),
                     "disk_id": slot.disk_id,
                     "set_id": self.diskset.set_id,
-                    "state": self.state(slot),
+                    "state": str(self.state(slot)),
                     "problem": slot.problem,
                     "full": slot.full,  # why it takes no new data, "" when it does
-                    "format": h.last_probe.status if h.last_probe else "unknown",
+                    "format": str(h.last_probe.status) if h.last_probe else "unknown",
                     "last_probe_ms": h.last_probe_ms,
                     "used_bytes": None if isinstance(usage, BaseException) else usage[0],
                     "total_bytes": None if isinstance(usage, BaseException) else usage[1],

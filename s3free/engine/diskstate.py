@@ -1,5 +1,6 @@
 """What the disk monitor (s3free/engine/diskmonitor.py) knows and is configured with: its
-settings, what it keeps per disk, and the two-way protocol to the heal service above it."""
+settings, what it keeps per disk, what it does with each probe result, and the two-way
+protocol to the heal service above it."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from s3free.engine.storelock import DiskLocks
 from s3free.obs.ratelimit import LogLimiter
+from s3free.states import ProbeStatus
 from s3free.storage.diskset import DiskSet
 from s3free.storage.health import HealingTracker, Probe, ShardCount
 
@@ -24,6 +27,31 @@ if TYPE_CHECKING:
 log = logging.getLogger("s3free.engine.diskmonitor")
 # Out of descriptors or memory: can come from every call at once; one line a minute says so.
 _RESOURCE_LOG = LogLimiter(60.0)
+
+
+class ProbeDecision(StrEnum):
+    """What the monitor does with a disk after a probe (DiskMonitor._apply)."""
+
+    UNCHANGED = "unchanged"  # nothing was learnt about the disk: its state stays as it was
+    SERVE = "serve"  # in service (back online if it was not); full or not by its free space
+    FORMAT = "format"  # an empty directory: formatted into the set when allowed, else offline
+    OFFLINE = "offline"  # not this set's disk as it should be: out of service, never written
+
+
+# Every probe status has one decision; tests/test_states.py fails on a status without one.
+PROBE_DECISIONS: dict[ProbeStatus, ProbeDecision] = {
+    ProbeStatus.OK: ProbeDecision.SERVE,
+    ProbeStatus.FULL: ProbeDecision.SERVE,
+    ProbeStatus.FRESH: ProbeDecision.FORMAT,
+    ProbeStatus.RESOURCE: ProbeDecision.UNCHANGED,
+    ProbeStatus.MISSING: ProbeDecision.OFFLINE,
+    ProbeStatus.UNREADABLE: ProbeDecision.OFFLINE,
+    ProbeStatus.INVALID: ProbeDecision.OFFLINE,
+    ProbeStatus.NOT_EMPTY: ProbeDecision.OFFLINE,
+    ProbeStatus.FOREIGN: ProbeDecision.OFFLINE,
+    ProbeStatus.MISMATCH: ProbeDecision.OFFLINE,
+    ProbeStatus.IO: ProbeDecision.OFFLINE,
+}
 
 
 class Healer(Protocol):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
+from s3free.states import JobState  # lives below the engine, which reads it too
+
 LEFT_KEPT = 10_000  # versions a pass remembers by name as left to do; more are counted
 
 
@@ -42,13 +44,6 @@ class DataProblem(StrEnum):
 class JobKind(StrEnum):
     SCRUB = "scrub"
     REPAIR = "repair"
-
-
-class JobState(StrEnum):
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 class JobPhase(StrEnum):

@@ -38,6 +38,7 @@ from s3free.heal.repair import RepairOutcome
 from s3free.heal.waiting import WaitingSet
 from s3free.heal.worker import RepairWorker
 from s3free.meta.healstate import HealState
+from s3free.states import DiskState
 
 if TYPE_CHECKING:
     from s3free.engine.diskmonitor import DiskMonitor
@@ -334,8 +335,8 @@ class HealService:
         if self.monitor is not None:
             for slot in self.store.diskset.slots:
                 state = self.monitor.state(slot)
-                healing += state == "healing"
-                offline += state == "offline"
+                healing += state is DiskState.HEALING
+                offline += state is DiskState.OFFLINE
         else:
             offline = sum(not s.online for s in self.store.diskset.slots)
         return {

@@ -18,6 +18,7 @@ The body names counts and positions only: no paths, errors or ids (probes are un
 from __future__ import annotations
 
 from s3free.obs.metrics import DISK_STATES, Sources
+from s3free.states import DiskState
 
 
 def degraded_objects(sources: Sources) -> int:
@@ -29,12 +30,11 @@ def readiness(sources: Sources) -> tuple[bool, dict]:
     """(ready, JSON-ready body)."""
     ds, monitor = sources.diskset, sources.monitor
     states = [
-        monitor.state(s) if monitor is not None else ("online" if s.online else "offline")
-        for s in ds.slots
+        monitor.state(s) if monitor is not None else DiskState.plain(s.online) for s in ds.slots
     ]
     counts = {name: states.count(name) for name in DISK_STATES}
-    writable = counts["online"] + counts["healing"]
-    in_service = writable + counts["full"]
+    writable = sum(counts[s] for s in DiskState if s.takes_new_data)
+    in_service = sum(counts[s] for s in DiskState if s.in_service)
     index_loaded = sources.index_loaded()
     draining = bool(getattr(sources.inflight, "draining", False))
     quorum = in_service >= ds.write_quorum
@@ -47,14 +47,14 @@ def readiness(sources: Sources) -> tuple[bool, dict]:
         # service knows to be short of shards (queued, or waiting for a disk).
         "degraded": quorum
         and (
-            counts["offline"] + counts["healing"] + counts["full"] > 0
+            counts[DiskState.OFFLINE] + counts[DiskState.HEALING] + counts[DiskState.FULL] > 0
             or degraded_objects(sources) > 0
         ),
         "read_only": read_only,
         "degraded_objects": degraded_objects(sources),
-        "disks": {**counts, "total": len(states)},
-        "offline_positions": [i for i, s in enumerate(states) if s == "offline"],
-        "full_positions": [i for i, s in enumerate(states) if s == "full"],
+        "disks": {**{str(s): n for s, n in counts.items()}, "total": len(states)},
+        "offline_positions": [i for i, s in enumerate(states) if s == DiskState.OFFLINE],
+        "full_positions": [i for i, s in enumerate(states) if s == DiskState.FULL],
         "write_quorum": ds.write_quorum,
         "k": ds.k,
         "m": ds.m,
@@ -63,7 +63,7 @@ def readiness(sources: Sources) -> tuple[bool, dict]:
     }
     if read_only:
         body["read_only_reason"] = (
-            f"only {writable} disks take new data ({counts['full']} full), a write needs "
+            f"only {writable} disks take new data ({counts[DiskState.FULL]} full), a write needs "
             f"{ds.write_quorum}: writes answer 507 XS3freeStorageFull until space is freed"
         )
     if not ready:

@@ -37,6 +37,7 @@ from prometheus_client.core import (
 
 from s3free import __version__
 from s3free.obs.stage import STAGES
+from s3free.states import DiskErrorKind, DiskState, JobState
 
 # No *_created series: they double the series count and no dashboard reads them.
 disable_created_metrics()
@@ -49,8 +50,9 @@ STAGE_BUCKETS = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
 )  # fmt: skip
-DISK_STATES = ("online", "offline", "healing", "full")
-ERROR_KINDS = ("hard", "suspect", "full", "soft", "resource")
+# The label values of s3free_disk_state and s3free_disk_errors: every member, in order.
+DISK_STATES = tuple(DiskState)
+ERROR_KINDS = tuple(DiskErrorKind)
 IO_CLASSES = ("read", "write", "sync", "meta")  # as s3free/storage/monitored.py reports them
 CLIENT_CLOSED = 499  # the client went away before the response was finished (nginx's code)
 # heal/repair.py's RepairStatus values, shown at 0 before the first repair.
@@ -208,12 +210,12 @@ class Metrics:
             key = (position, str(fault.kind.group))
             self._shards_bad[key] = self._shards_bad.get(key, 0) + 1
 
-    def disk_observer(self, position: int) -> Callable[[str, float, str | None], None]:
+    def disk_observer(self, position: int) -> Callable[[str, float, DiskErrorKind | None], None]:
         """What MonitoredDisk.observe_io is set to for the disk at `position`."""
         hists = {c: self.disk_io[(position, c)] for c in IO_CLASSES}
         errors, lock = self._disk_errors, self._errors_lock
 
-        def observe(io_class: str, seconds: float, error_kind: str | None) -> None:
+        def observe(io_class: str, seconds: float, error_kind: DiskErrorKind | None) -> None:
             hists.get(io_class, hists["meta"]).observe(seconds)
             if error_kind is not None:
                 with lock:
@@ -301,7 +303,7 @@ class _Live:
         with self.m._errors_lock:
             counts = dict(self.m._disk_errors)
         for (position, kind), count in counts.items():
-            errors.add_metric([str(position), kind], count)
+            errors.add_metric([str(position), str(kind)], count)
         yield errors
 
     def _disks(self, ds) -> Iterable[Metric]:
@@ -331,7 +333,7 @@ class _Live:
             disk = str(slot.position)
             now = monitor.state(slot) if monitor is not None else _plain_state(slot)
             for name in DISK_STATES:
-                state.add_metric([disk, name], int(name == now))
+                state.add_metric([disk, str(name)], int(name == now))
             disk_info.add_metric([disk, slot.disk_id], 1)
             figures = usage.get(slot.position)
             if figures is not None:
@@ -396,7 +398,7 @@ class _Live:
 
     def _scrub(self, heal) -> Iterable[Metric]:
         job = heal.status().get("scrub")
-        running = bool(job) and job.get("state") == "running"
+        running = bool(job) and job.get("state") == JobState.RUNNING
         yield GaugeMetricFamily("s3free_scrub_running", "1 while a scrub pass runs", value=running)
         job = job or {}
         yield GaugeMetricFamily(
@@ -419,7 +421,7 @@ class _Live:
             "Bytes verified by the current (or last) scrub pass",
             value=job.get("bytes_checked") or 0,
         )
-        finished = job.get("finished_ms") if job.get("state") == "done" else None
+        finished = job.get("finished_ms") if job.get("state") == JobState.DONE else None
         yield GaugeMetricFamily(
             "s3free_scrub_last_completed_timestamp_seconds",
             "When the last scrub pass completed (0: none known)",
@@ -442,5 +444,5 @@ class _Live:
         )
 
 
-def _plain_state(slot) -> str:
-    return "online" if slot.online else "offline"
+def _plain_state(slot) -> DiskState:
+    return DiskState.plain(slot.online)

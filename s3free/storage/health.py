@@ -38,6 +38,7 @@ from typing import Any
 
 from s3free.format.diskformat import DiskFormat
 from s3free.format.errors import FormatError
+from s3free.states import ProbeStatus
 from s3free.storage.disk import TMP_DIR
 from s3free.storage.layout import (
     DATA_DIRS,
@@ -55,19 +56,17 @@ PROBE_BYTES = b"s3free health probe\n"
 
 @dataclass(frozen=True)
 class Probe:
-    # ok | full | fresh | missing | unreadable | invalid | not-empty | foreign | mismatch | io
-    # | resource
-    status: str
+    status: ProbeStatus
     detail: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status is ProbeStatus.OK
 
     @property
     def in_service(self) -> bool:
         """The disk is the right one and reads: "ok", or "full" (no room for new data)."""
-        return self.status in ("ok", "full")
+        return self.status.in_service
 
 
 def probe(disk, expected: DiskFormat) -> Probe:
@@ -75,29 +74,30 @@ def probe(disk, expected: DiskFormat) -> Probe:
     root = Path(disk.root)
     try:
         if not root.is_dir():
-            return Probe("missing", "directory missing")
+            return Probe(ProbeStatus.MISSING, "directory missing")
         try:
             data = disk.read_file(FORMAT_FILE)
         except FileNotFoundError:
             entries = unformatted_entries(disk)
             if entries:
                 return Probe(
-                    "not-empty", f"format.json missing and not empty ({len(entries)} entries)"
+                    ProbeStatus.NOT_EMPTY,
+                    f"format.json missing and not empty ({len(entries)} entries)",
                 )
-            return Probe("fresh", "format.json missing, directory empty")
+            return Probe(ProbeStatus.FRESH, "format.json missing, directory empty")
         except OSError as exc:
             if exc.errno in RESOURCE_ERRNOS:
                 raise
-            return Probe("unreadable", f"format.json unreadable: {exc}")
+            return Probe(ProbeStatus.UNREADABLE, f"format.json unreadable: {exc}")
         try:
             fmt = DiskFormat.decode(data)
         except FormatError as exc:
-            return Probe("invalid", f"format.json invalid: {exc}")
+            return Probe(ProbeStatus.INVALID, f"format.json invalid: {exc}")
         if fmt.set_id != expected.set_id:
-            return Probe("foreign", f"belongs to another set ({fmt.set_id})")
+            return Probe(ProbeStatus.FOREIGN, f"belongs to another set ({fmt.set_id})")
         if fmt != expected:
             return Probe(
-                "mismatch",
+                ProbeStatus.MISMATCH,
                 f"format.json says disk {fmt.disk_id} at position {fmt.position}, "
                 f"expected {expected.disk_id} at {expected.position}",
             )
@@ -107,24 +107,24 @@ def probe(disk, expected: DiskFormat) -> Probe:
                 disk.write_file(name, PROBE_BYTES, sync=False)
             except OSError as exc:
                 if exc.errno in FULL_ERRNOS:
-                    return Probe("full", f"no space for the probe file: {exc}")
+                    return Probe(ProbeStatus.FULL, f"no space for the probe file: {exc}")
                 raise
             back = disk.read_file(name)
         finally:
             with contextlib.suppress(OSError):
                 disk.remove(name)
         if back != PROBE_BYTES:
-            return Probe("io", "probe file read back different bytes")
-        return Probe("ok")
+            return Probe(ProbeStatus.IO, "probe file read back different bytes")
+        return Probe(ProbeStatus.OK)
     except OSError as exc:
         if exc.errno in RESOURCE_ERRNOS:
             return resource_exhausted(exc)
-        return Probe("io", f"probe failed: {exc}")
+        return Probe(ProbeStatus.IO, f"probe failed: {exc}")
 
 
 def resource_exhausted(exc: OSError) -> Probe:
     """The probe could not run for want of descriptors or memory: says so, judges nothing."""
-    return Probe("resource", f"resource exhausted ({exc.strerror}): disk state unchanged")
+    return Probe(ProbeStatus.RESOURCE, f"resource exhausted ({exc.strerror}): disk state unchanged")
 
 
 def may_format(root: Path, sibling_roots: list[Path]) -> str:

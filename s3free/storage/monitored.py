@@ -22,6 +22,7 @@ from pathlib import Path
 from time import perf_counter
 
 from s3free.obs.stage import DISK_READ, DISK_SYNC, DISK_WRITE, stage
+from s3free.states import DiskErrorKind
 
 # The device or filesystem is failing: enough of these take a disk offline.
 HARD_ERRNOS = frozenset(
@@ -49,7 +50,7 @@ RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 
 ErrorReport = Callable[[str, OSError], None]
 # (I/O class, seconds, error kind from classify() or None): called after every disk call.
-IOObserver = Callable[[str, float, "str | None"], None]
+IOObserver = Callable[[str, float, "DiskErrorKind | None"], None]
 
 # The calls that move data are stages; the others (listing, renames, removes) are not.
 _STAGE_OF = {
@@ -80,20 +81,20 @@ _CLASS_OF = {
 _NULL = nullcontext()
 
 
-def classify(exc: OSError) -> str:
+def classify(exc: OSError) -> DiskErrorKind:
     """ "hard" (counts toward offline), "suspect" (probe soon), "full" (ENOSPC, EDQUOT: no
     new writes until space is freed), "resource" (the process, not the disk, is out of
     descriptors or memory: not the disk's error) or "soft" (counted only: EACCES, anything
     else)."""
     if exc.errno in RESOURCE_ERRNOS:
-        return "resource"
+        return DiskErrorKind.RESOURCE
     if exc.errno in HARD_ERRNOS:
-        return "hard"
+        return DiskErrorKind.HARD
     if exc.errno in SUSPECT_ERRNOS:
-        return "suspect"
+        return DiskErrorKind.SUSPECT
     if exc.errno in FULL_ERRNOS:
-        return "full"
-    return "soft"
+        return DiskErrorKind.FULL
+    return DiskErrorKind.SOFT
 
 
 class MonitoredDisk:
