@@ -106,7 +106,12 @@ def test_a_disk_wiped_while_serving_is_replaced_and_healing(srv, s3c):
     assert DiskFormat.decode((victim / FORMAT_FILE).read_bytes()) == old
     heal = doc["heal"] or doc["last_heal"]
     assert heal["position"] == 1 and heal["disk_id"] == old.disk_id
-    assert (victim / HEALING_FILE).exists() == (doc["state"] == "healing")
+    # The heal tracker is on the disk while it heals. The heal may finish between the status
+    # read and this look: then a fresh status no longer says "healing".
+    if (victim / HEALING_FILE).exists():
+        assert doc["state"] == "healing", doc
+    else:
+        assert status_json(srv)["disks"][1]["state"] != "healing"
     s3c.put_object(Bucket="bkt", Key="after", Body=b"x" * 100_000)
     objects["after"] = b"x" * 100_000
     check_all(s3c, objects)
