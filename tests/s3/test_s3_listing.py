@@ -377,10 +377,46 @@ def test_encoding_type_url_in_raw_xml(server, s3, bucket):
         query=[("encoding-type", "url"), ("prefix", "ключ/"), ("delimiter", "/"), ("marker", "ä")],
     )
     root = ET.fromstring(raw)
-    assert root.findtext(f"{NS}Prefix") == quote("ключ/", safe="")
-    assert root.findtext(f"{NS}Delimiter") == "%2F"
+    assert root.findtext(f"{NS}Prefix") == "ключ/"  # V1 echoes Prefix as given
+    assert root.findtext(f"{NS}Delimiter") == "/"
     assert unquote(root.findtext(f"{NS}Marker")) == "ä"
-    assert [unquote(p.text) for p in root.iter(f"{NS}Prefix")][1:] == ["ключ/日本語/"]
+    assert [p.text for p in root.iter(f"{NS}Prefix")][1:] == [quote("ключ/日本語/")]
+
+
+ENCODED = ["foo+1/bar", "foo/bar/xyzzy", "quux ab/thud", "asdf+b", "test_file(3).png", "100%"]
+
+
+@pytest.mark.parametrize("listing", ["v2", "v1", "versions"])
+def test_encoding_type_url_leaves_slash_alone(server, s3, bucket, listing):
+    """S3's url encoding percent-encodes every byte but the unreserved characters and `/`:
+    keys, common prefixes and the `/` delimiter keep their slashes."""
+    put_keys(s3, bucket, ENCODED)
+    extra = {"v2": [("list-type", "2")], "v1": [], "versions": [("versions", "")]}[listing]
+    query = [*extra, ("encoding-type", "url"), ("delimiter", "/")]
+    status, _, raw = raw_request(server, "GET", f"/{bucket}", query=query)
+    assert status == 200, raw
+    root = ET.fromstring(raw)
+    assert [k.text for k in root.iter(f"{NS}Key")] == ["100%25", "asdf%2Bb", "test_file%283%29.png"]
+    prefixes = [p.findtext(f"{NS}Prefix") for p in root.iter(f"{NS}CommonPrefixes")]
+    assert prefixes == ["foo%2B1/", "foo/", "quux%20ab/"]
+    assert root.findtext(f"{NS}Delimiter") == "/"
+    query = [*extra, ("encoding-type", "url"), ("prefix", "foo/b"), ("delimiter", "/")]
+    status, _, raw = raw_request(server, "GET", f"/{bucket}", query=query)
+    root = ET.fromstring(raw)
+    assert root.findtext(f"{NS}Prefix") == "foo/b"
+    assert [p.findtext(f"{NS}Prefix") for p in root.iter(f"{NS}CommonPrefixes")] == ["foo/bar/"]
+
+
+def test_boto3_v1_listing_reads_prefix_and_delimiter_back(s3, bucket):
+    """boto3 asks for url encoding on V1 listings by itself and decodes keys, Marker and
+    Delimiter, not Prefix: the Prefix it shows must be the one it sent."""
+    put_keys(s3, bucket, ENCODED)
+    page = s3.list_objects(Bucket=bucket, Prefix="quux ab/", Delimiter="/")
+    assert page["Prefix"] == "quux ab/"
+    assert page["Delimiter"] == "/"
+    assert [o["Key"] for o in page["Contents"]] == ["quux ab/thud"]
+    page = s3.list_objects(Bucket=bucket, Prefix="\n")
+    assert page["Prefix"] == "\n" and "Contents" not in page
 
 
 def test_carriage_return_in_key_survives_plain_xml(server, s3, bucket):

@@ -18,12 +18,14 @@ MAX_KEYS = 1000
 
 
 def _encoder(query):
+    """encoding-type=url: percent-encode UTF-8 as S3 does, every byte but the unreserved
+    characters and `/` (`a b/c+d` is `a%20b/c%2Bd`), so a `/` delimiter reads as itself."""
     encoding = query.get("encoding-type")
     if encoding is None:
         return lambda s: s
     if encoding != "url":
         raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
-    return lambda s: quote(s, safe="") if s is not None else None
+    return lambda s: quote(s, safe="/") if s is not None else None
 
 
 def _page_args(ctx: Ctx, marker: str):
@@ -67,7 +69,9 @@ async def list_objects(ctx: Ctx) -> web.StreamResponse:
     root = add(
         element("ListBucketResult"),
         ("Name", ctx.s3.bucket),
-        ("Prefix", enc(args["prefix"])),
+        # V1 echoes Prefix as given, encoded or not: botocore, which asks for url encoding
+        # on every V1 listing by itself, decodes Marker, Delimiter and keys but not Prefix.
+        ("Prefix", args["prefix"]),
         ("Marker", enc(args["start_after"])),
         ("MaxKeys", args["max_keys"]),
         ("Delimiter", enc(args["delimiter"]) if args["delimiter"] else None),
