@@ -178,6 +178,13 @@ def test_v2_start_after(s3, tree):
 def test_max_keys_zero_and_bad_arguments(server, s3, tree):
     page = s3.list_objects_v2(Bucket=tree, MaxKeys=0)
     assert page["KeyCount"] == 0 and "Contents" not in page
+    # An empty page has nothing to go on from: not truncated, as in S3.
+    assert page["IsTruncated"] is False and "NextContinuationToken" not in page
+    page = s3.list_objects(Bucket=tree, MaxKeys=0, Delimiter="/")
+    assert page["IsTruncated"] is False and "Contents" not in page and "NextMarker" not in page
+    page = s3.list_object_versions(Bucket=tree, MaxKeys=0)
+    assert page["IsTruncated"] is False and "Versions" not in page
+    assert "NextKeyMarker" not in page
     for query in [
         [("list-type", "2"), ("max-keys", "-1")],
         [("list-type", "2"), ("max-keys", "many")],

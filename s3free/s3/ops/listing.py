@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from urllib.parse import quote
 
 from aiohttp import web
 
 from s3free.appkeys import Ctx
+from s3free.engine.types import ListResult
 from s3free.s3.errors import S3Error
 from s3free.s3.ops.common import bucket_owner, int_param, owner_element, quote_etag, xml_reply
 from s3free.s3.xmlio import add, element, iso8601
@@ -38,6 +40,15 @@ def _page_args(ctx: Ctx, marker: str):
     }
 
 
+async def _list_page(ctx: Ctx, args: dict) -> ListResult:
+    """One page from the store; a max-keys=0 page is empty and not truncated, as in S3 (it
+    has nothing to continue from)."""
+    page = await ctx.store.list_objects(ctx.s3.bucket, **args)
+    if args["max_keys"] == 0:
+        page = dataclasses.replace(page, is_truncated=False, next_marker="")
+    return page
+
+
 def _contents(
     obj, enc, owner: tuple[str, str] | None, tag: str = "Contents", version: bool = False
 ):
@@ -64,7 +75,7 @@ async def list_objects(ctx: Ctx) -> web.StreamResponse:
     q = ctx.s3.query
     enc = _encoder(q)
     args = _page_args(ctx, q.get("marker", ""))
-    page = await ctx.store.list_objects(ctx.s3.bucket, **args)
+    page = await _list_page(ctx, args)
     owner = bucket_owner(ctx, ctx.bucket)
     root = add(
         element("ListBucketResult"),
@@ -105,7 +116,7 @@ async def list_objects_v2(ctx: Ctx) -> web.StreamResponse:
     start_after = q.get("start-after", "")
     marker = _untoken(token) if token is not None else start_after
     args = _page_args(ctx, marker)
-    page = await ctx.store.list_objects(ctx.s3.bucket, **args)
+    page = await _list_page(ctx, args)
     fetch_owner = q.get("fetch-owner", "false").lower() == "true"
     owner = bucket_owner(ctx, ctx.bucket) if fetch_owner else None
     root = add(
@@ -138,7 +149,7 @@ async def list_object_versions(ctx: Ctx) -> web.StreamResponse:
     # Each key has exactly one version, "null", so the page starts after key-marker whether
     # or not version-id-marker is given (S3's key-marker is exclusive).
     args = _page_args(ctx, key_marker)
-    page = await ctx.store.list_objects(ctx.s3.bucket, **args)
+    page = await _list_page(ctx, args)
     owner = bucket_owner(ctx, ctx.bucket)
     root = add(
         element("ListVersionsResult"),
