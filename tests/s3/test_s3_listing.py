@@ -197,6 +197,15 @@ def test_max_keys_zero_and_bad_arguments(server, s3, tree):
         assert ET.fromstring(raw).findtext("Code") == "InvalidArgument", raw
 
 
+def test_empty_continuation_token_is_no_token(s3, tree):
+    """continuation-token= (empty) lists from the start, or from start-after, and is echoed."""
+    page = s3.list_objects_v2(Bucket=tree, ContinuationToken="")
+    assert page["ContinuationToken"] == ""
+    assert entries_v2(page) == model(TREE)
+    page = s3.list_objects_v2(Bucket=tree, ContinuationToken="", StartAfter="d/")
+    assert entries_v2(page) == model(TREE, after="d/")
+
+
 def test_listing_a_missing_bucket(s3, bucket_name):
     for call in (s3.list_objects_v2, s3.list_objects, s3.list_object_versions):
         with pytest.raises(ClientError) as exc:

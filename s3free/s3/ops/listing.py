@@ -114,7 +114,8 @@ async def list_objects_v2(ctx: Ctx) -> web.StreamResponse:
     enc = _encoder(q)
     token = q.get("continuation-token")
     start_after = q.get("start-after", "")
-    marker = _untoken(token) if token is not None else start_after
+    # An empty token is no token (S3 lists from the start, or start-after, and echoes it).
+    marker = _untoken(token) if token else start_after
     args = _page_args(ctx, marker)
     page = await _list_page(ctx, args)
     fetch_owner = q.get("fetch-owner", "false").lower() == "true"
