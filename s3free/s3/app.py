@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
 
 from s3free.appkeys import INFLIGHT, PARSED, SETTINGS, STORE, USERS, Ctx, InFlight, Settings
 from s3free.engine import ObjectStore
@@ -49,10 +50,20 @@ def make_app(
     app[SETTINGS] = settings
     app[INFLIGHT] = InFlight()
     handler = _route(admin) if admin is not None else dispatch
-    app.router.add_route("*", r"/{tail:[\s\S]*}", handler)  # keys may hold newlines
+    # keys may hold newlines
+    app.router.add_route("*", r"/{tail:[\s\S]*}", handler, expect_handler=_expect_continue)
     app.on_response_prepare.append(_stamp)
     app.on_startup.append(_innermost_middlewares)  # after the cleanup contexts have run
     return app
+
+
+async def _expect_continue(request: web.Request) -> None:
+    """`Expect: 100-continue` gets its interim response, so the client sends the body; any
+    other Expect value is ignored, as S3 does (aiohttp's default handler answers it 417)."""
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.version == HttpVersion11 and expect.lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the interim response is not the reply's body
 
 
 async def _innermost_middlewares(app: web.Application) -> None:
