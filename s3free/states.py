@@ -26,7 +26,7 @@ class DiskState(StrEnum):
     @property
     def in_service(self) -> bool:
         """Serves reads and deletes (every state but offline)."""
-        return self is not DiskState.OFFLINE
+        return self != DiskState.OFFLINE
 
     @property
     def takes_new_data(self) -> bool:

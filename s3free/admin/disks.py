@@ -219,12 +219,12 @@ async def _buckets(request: web.Request):
 
 def _action(before: DiskState, disk: dict) -> str:
     after = DiskState(disk["state"])
-    if before is not DiskState.HEALING and after is DiskState.HEALING:
+    if before != DiskState.HEALING and after == DiskState.HEALING:
         return "formatted the empty directory into the set; healing started"
-    if after is DiskState.HEALING:
+    if after == DiskState.HEALING:
         return "healing in progress"
-    if before is DiskState.OFFLINE and after is DiskState.ONLINE:
+    if before == DiskState.OFFLINE and after == DiskState.ONLINE:
         return "back online"
-    if after is DiskState.ONLINE:
+    if after == DiskState.ONLINE:
         return "nothing to do: the disk is online and formatted"
     return f"still offline: {disk['problem']}"

@@ -109,7 +109,7 @@ class IndexRebuilder:
         self._running: RebuildJob | None = None
 
     def start(self) -> RebuildJob:
-        if self._running is not None and self._running.state is JobState.RUNNING:
+        if self._running is not None and self._running.state == JobState.RUNNING:
             raise RebuildRefused(f"a rebuild is already running (job {self._running.id})")
         ds = self.store.diskset
         online = len(ds.online_slots())

@@ -144,14 +144,14 @@ class DiskMonitor:
 
     def _on_error(self, slot: DiskSlot, op: str, exc: OSError) -> None:
         kind = classify(exc)
-        if kind is DiskErrorKind.RESOURCE:  # the process's shortage, not the disk's error
+        if kind == DiskErrorKind.RESOURCE:  # the process's shortage, not the disk's error
             log_resource(f"{op} on {slot.disk.root}: {exc}")
             return
         cfg = self.config
         h = self.health[slot.position]
         now = time.monotonic()
         with self._lock:
-            if kind is DiskErrorKind.SUSPECT:
+            if kind == DiskErrorKind.SUSPECT:
                 # A missing file is normal (a missing shard); it is not an error of the disk
                 # unless the probe says so.
                 h.probe_soon = True
@@ -160,7 +160,7 @@ class DiskMonitor:
                 h.last_error = f"{op}: {exc}"
                 h.last_error_ms = now_ms()
             trip = False
-            if kind is DiskErrorKind.FULL and slot.online and not slot.full:
+            if kind == DiskErrorKind.FULL and slot.online and not slot.full:
                 slot.full = f"no space left ({op}: {exc})"
                 log.warning(
                     "disk %s (%s) full: no new data until space is freed (%s: %s)",
@@ -169,7 +169,7 @@ class DiskMonitor:
                     op,
                     exc,
                 )
-            if kind is DiskErrorKind.HARD:
+            if kind == DiskErrorKind.HARD:
                 h.hard_errors += 1
                 h.recent.append(now)
                 while h.recent and h.recent[0] < now - cfg.error_window_s:
@@ -186,7 +186,7 @@ class DiskMonitor:
                 f"{cfg.error_limit} I/O errors within {cfg.error_window_s:g} s "
                 f"(last: {op}: {exc}); retried in {h.cooldown:g} s"
             )
-        if kind is not DiskErrorKind.SOFT:
+        if kind != DiskErrorKind.SOFT:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     # -- the probe and what follows from it ------------------------------------------------------
@@ -280,12 +280,12 @@ class DiskMonitor:
         again only when free space is back at twice the reserve (hysteresis)."""
         was = slot.full
         if usage is None:  # free space unknown: the probe's write decides alone
-            now = result.detail if result.status is ProbeStatus.FULL else ""
+            now = result.detail if result.status == ProbeStatus.FULL else ""
         else:
             used, total = usage
             free, reserve = max(0, total - used), self.reserve(total)
             figures = f"{human_size(free)} free of {human_size(total)}"
-            if result.status is ProbeStatus.FULL:
+            if result.status == ProbeStatus.FULL:
                 now = f"{figures}; {result.detail}"
             elif free < reserve:
                 now = f"{figures}, below the reserve of {human_size(reserve)}"
@@ -386,7 +386,7 @@ class DiskMonitor:
                 for s in self.diskset.slots
                 if not s.online
                 and (p := self.health[s.position].last_probe) is not None
-                and p.status is ProbeStatus.FRESH
+                and p.status == ProbeStatus.FRESH
             ]
             healing = [s for s in self.diskset.online_slots() if self.health[s.position].tracker]
             if fresh and not self.config.format_fresh:

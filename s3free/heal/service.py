@@ -335,8 +335,8 @@ class HealService:
         if self.monitor is not None:
             for slot in self.store.diskset.slots:
                 state = self.monitor.state(slot)
-                healing += state is DiskState.HEALING
-                offline += state is DiskState.OFFLINE
+                healing += state == DiskState.HEALING
+                offline += state == DiskState.OFFLINE
         else:
             offline = sum(not s.online for s in self.store.diskset.slots)
         return {

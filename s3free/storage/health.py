@@ -61,7 +61,7 @@ class Probe:
 
     @property
     def ok(self) -> bool:
-        return self.status is ProbeStatus.OK
+        return self.status == ProbeStatus.OK
 
     @property
     def in_service(self) -> bool:
