@@ -101,7 +101,10 @@ class MultipartUploads:
     ) -> str:
         validate_key(key)
         self.buckets.head(bucket)
-        upload_id = uuid.uuid4().hex
+        # The upload id is the hex of the version it will publish, so a complete repeated
+        # after the upload is forgotten can still be recognised (see _completed_already).
+        vid = uuid7()
+        upload_id = vid.hex
         oid = object_id(bucket, key)
         placement = self.diskset.placement(oid)
         record = UploadRecord(
@@ -109,7 +112,7 @@ class MultipartUploads:
             key=key,
             upload_id=upload_id,
             object_id=oid.hex(),
-            version_id=str(uuid7()),
+            version_id=str(vid),
             placement=[s.disk_id for s in placement],
             initiated_ms=now_ms(),
             content_type=content_type,
@@ -220,6 +223,9 @@ class MultipartUploads:
         verify: Callable[[AsyncIterable[bytes | memoryview]], Awaitable[None]] | None = None,
     ) -> ObjectInfo:
         async with self.key_locks.hold(("upload", upload_id)):
+            done = await self._completed_already(bucket, key, upload_id, parts)
+            if done is not None:
+                return done
             record = await self._upload(bucket, key, upload_id)
             if not parts:
                 raise InvalidPart("CompleteMultipartUpload needs at least one part")
@@ -307,6 +313,23 @@ class MultipartUploads:
             )
             await self.forget_completed(upload_id, bucket, key, vid)
             return info
+
+    async def _completed_already(
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+    ) -> ObjectInfo | None:
+        """The object a repeated complete of an already completed upload made (as S3 answers a
+        retried CompleteMultipartUpload: success, same ETag), or None. Recognised when the
+        upload is gone, the key's current version is the one the upload published (its id is
+        the upload id) and the listed parts are exactly that version's parts."""
+        if await self.run_io(self.index.get_upload, upload_id) is not None:
+            return None
+        manifest = await self.run_io(self.manifests.load, bucket, key)
+        if manifest is None or manifest.version_hex != upload_id:
+            return None
+        listed = [(n, etag.strip('"')) for n, etag in parts]
+        if listed != [(p.number, p.etag) for p in manifest.parts]:
+            return None
+        return ObjectInfo.from_manifest(manifest)
 
     def _draft_reader(self, manifest: Manifest) -> ObjectReader:
         """A reader over a version that is not visible yet (its files are already in place)."""
