@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import hashlib
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 
 from s3free.engine.buckets import Buckets, record_bytes
 from s3free.engine.fanout import RunIO, gather_disk_failures, on_disks
@@ -48,6 +49,12 @@ from s3free.storage.diskset import DiskSet, DiskSlot
 from s3free.storage.layout import UPLOAD_RECORD, part_path, upload_dir, upload_part_path
 
 log = logging.getLogger(__name__)
+
+# Reads the assembled object (its bytes, then its part sizes) before it becomes visible; raises
+# to refuse it, or returns checksums (algorithm -> value) to store with the object.
+Verify = Callable[
+    [AsyncIterable[bytes | memoryview], Sequence[int]], Awaitable[Mapping[str, str] | None]
+]
 
 
 class MultipartUploads:
@@ -201,14 +208,15 @@ class MultipartUploads:
         parts: Sequence[tuple[int, str]],
         *,
         precondition: Precondition | None = None,
-        verify: Callable[[AsyncIterable[bytes | memoryview]], Awaitable[None]] | None = None,
+        verify: Verify | None = None,
     ) -> ObjectInfo:
         """Assemble the listed (part number, ETag) pairs into the object, ETag
         "<md5 of the parts' md5s>-<count>" as S3 computes it.
 
         `verify`, if given, reads the assembled object (every block checked as in any read)
         before it becomes visible, and raises to refuse it (e.g. a full-object checksum that
-        does not match); the upload is then left as it was, so it can be retried."""
+        does not match); the upload is then left as it was, so it can be retried. The
+        checksums it returns are stored with the object."""
         return await asyncio.shield(
             self._complete(bucket, key, upload_id, parts, precondition, verify)
         )
@@ -220,7 +228,7 @@ class MultipartUploads:
         upload_id: str,
         parts: Sequence[tuple[int, str]],
         precondition: Precondition | None,
-        verify: Callable[[AsyncIterable[bytes | memoryview]], Awaitable[None]] | None = None,
+        verify: Verify | None = None,
     ) -> ObjectInfo:
         async with self.key_locks.hold(("upload", upload_id)):
             done = await self._completed_already(bucket, key, upload_id, parts)
@@ -304,10 +312,15 @@ class MultipartUploads:
 
             if verify is not None:
                 try:
-                    await verify(self._draft_reader(manifest))
+                    found = await verify(
+                        self._draft_reader(manifest), [p.size for p in manifest.parts]
+                    )
                 except BaseException:
                     await undo()
                     raise
+                if found:
+                    checksums = {**manifest.checksums, **found}
+                    manifest = dataclasses.replace(manifest, checksums=checksums)
             info = await self.publisher.publish(
                 manifest, placement, failed, precondition, undo=undo, upload_id=upload_id
             )
