@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import hashlib
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 
 from s3free.engine.buckets import Buckets, record_bytes
 from s3free.engine.fanout import RunIO, gather_disk_failures, on_disks
@@ -48,6 +49,12 @@ from s3free.storage.diskset import DiskSet, DiskSlot
 from s3free.storage.layout import UPLOAD_RECORD, part_path, upload_dir, upload_part_path
 
 log = logging.getLogger(__name__)
+
+# Reads the assembled object (its bytes, then its part sizes) before it becomes visible; raises
+# to refuse it, or returns checksums (algorithm -> value) to store with the object.
+Verify = Callable[
+    [AsyncIterable[bytes | memoryview], Sequence[int]], Awaitable[Mapping[str, str] | None]
+]
 
 
 class MultipartUploads:
@@ -101,7 +108,10 @@ class MultipartUploads:
     ) -> str:
         validate_key(key)
         self.buckets.head(bucket)
-        upload_id = uuid.uuid4().hex
+        # The upload id is the hex of the version it will publish, so a complete repeated
+        # after the upload is forgotten can still be recognised (see _completed_already).
+        vid = uuid7()
+        upload_id = vid.hex
         oid = object_id(bucket, key)
         placement = self.diskset.placement(oid)
         record = UploadRecord(
@@ -109,7 +119,7 @@ class MultipartUploads:
             key=key,
             upload_id=upload_id,
             object_id=oid.hex(),
-            version_id=str(uuid7()),
+            version_id=str(vid),
             placement=[s.disk_id for s in placement],
             initiated_ms=now_ms(),
             content_type=content_type,
@@ -198,14 +208,15 @@ class MultipartUploads:
         parts: Sequence[tuple[int, str]],
         *,
         precondition: Precondition | None = None,
-        verify: Callable[[AsyncIterable[bytes | memoryview]], Awaitable[None]] | None = None,
+        verify: Verify | None = None,
     ) -> ObjectInfo:
         """Assemble the listed (part number, ETag) pairs into the object, ETag
         "<md5 of the parts' md5s>-<count>" as S3 computes it.
 
         `verify`, if given, reads the assembled object (every block checked as in any read)
         before it becomes visible, and raises to refuse it (e.g. a full-object checksum that
-        does not match); the upload is then left as it was, so it can be retried."""
+        does not match); the upload is then left as it was, so it can be retried. The
+        checksums it returns are stored with the object."""
         return await asyncio.shield(
             self._complete(bucket, key, upload_id, parts, precondition, verify)
         )
@@ -217,9 +228,12 @@ class MultipartUploads:
         upload_id: str,
         parts: Sequence[tuple[int, str]],
         precondition: Precondition | None,
-        verify: Callable[[AsyncIterable[bytes | memoryview]], Awaitable[None]] | None = None,
+        verify: Verify | None = None,
     ) -> ObjectInfo:
         async with self.key_locks.hold(("upload", upload_id)):
+            done = await self._completed_already(bucket, key, upload_id, parts)
+            if done is not None:
+                return done
             record = await self._upload(bucket, key, upload_id)
             if not parts:
                 raise InvalidPart("CompleteMultipartUpload needs at least one part")
@@ -298,15 +312,37 @@ class MultipartUploads:
 
             if verify is not None:
                 try:
-                    await verify(self._draft_reader(manifest))
+                    found = await verify(
+                        self._draft_reader(manifest), [p.size for p in manifest.parts]
+                    )
                 except BaseException:
                     await undo()
                     raise
+                if found:
+                    checksums = {**manifest.checksums, **found}
+                    manifest = dataclasses.replace(manifest, checksums=checksums)
             info = await self.publisher.publish(
                 manifest, placement, failed, precondition, undo=undo, upload_id=upload_id
             )
             await self.forget_completed(upload_id, bucket, key, vid)
             return info
+
+    async def _completed_already(
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+    ) -> ObjectInfo | None:
+        """The object a repeated complete of an already completed upload made (as S3 answers a
+        retried CompleteMultipartUpload: success, same ETag), or None. Recognised when the
+        upload is gone, the key's current version is the one the upload published (its id is
+        the upload id) and the listed parts are exactly that version's parts."""
+        if await self.run_io(self.index.get_upload, upload_id) is not None:
+            return None
+        manifest = await self.run_io(self.manifests.load, bucket, key)
+        if manifest is None or manifest.version_hex != upload_id:
+            return None
+        listed = [(n, etag.strip('"')) for n, etag in parts]
+        if listed != [(p.number, p.etag) for p in manifest.parts]:
+            return None
+        return ObjectInfo.from_manifest(manifest)
 
     def _draft_reader(self, manifest: Manifest) -> ObjectReader:
         """A reader over a version that is not visible yet (its files are already in place)."""

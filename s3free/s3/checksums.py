@@ -17,6 +17,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,14 @@ DIGEST_SIZE = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8, "SHA1": 20, "SHA256": 32
 HEADER_PREFIX = "x-amz-checksum-"
 HEADERS = {alg: HEADER_PREFIX + alg.lower() for alg in ALGORITHMS}
 _BY_HEADER = {h: alg for alg, h in HEADERS.items()}
+# A multipart object's composite checksum: base64 of the checksum of its parts' digests, "-N".
+COMPOSITE_VALUE = re.compile(r"^(.+)-([0-9]{1,5})$")
+
+
+def checksum_type(value: str) -> str:
+    """COMPOSITE for a stored "checksum of checksums-N", else FULL_OBJECT: the type S3 reports
+    (x-amz-checksum-type, ChecksumType) follows from the stored value alone."""
+    return "COMPOSITE" if COMPOSITE_VALUE.match(value) else "FULL_OBJECT"
 
 
 def header_name(algorithm: str) -> str:

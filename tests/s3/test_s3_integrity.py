@@ -372,18 +372,91 @@ def test_complete_multipart_with_a_wrong_full_object_checksum_is_refused(s3, buc
     assert s3.get_object(Bucket=bucket, Key="mp")["Body"].read() == data
 
 
-def test_complete_multipart_with_a_composite_checksum_is_not_implemented(s3, bucket):
-    upload_id, done, _ = _two_part_upload(s3, bucket, "mp")
+def composite(algorithm: str, parts: list[bytes]) -> str:
+    """S3's composite checksum: the checksum of the parts' binary checksums, "-<count>"."""
+    digests = b"".join(base64.b64decode(checksum(algorithm, p)) for p in parts)
+    return f"{checksum(algorithm, digests)}-{len(parts)}"
+
+
+@pytest.mark.parametrize("algorithm", ["SHA256", "CRC32"])
+def test_complete_multipart_with_a_composite_checksum(s3, bucket, algorithm):
+    """A composite ("checksum of checksums-N") value is checked against the parts (BadDigest,
+    nothing visible, when wrong), answered with ChecksumType COMPOSITE, stored, returned by
+    HeadObject/GetObject with ChecksumMode=ENABLED, and again by a repeated complete."""
+    upload_id, done, data = _two_part_upload(s3, bucket, "mp")
+    parts = [data[: 5 * 1024 * 1024], data[5 * 1024 * 1024 :]]
+    good = composite(algorithm, parts)
+    field = "Checksum" + algorithm
     with pytest.raises(ClientError) as info:
         s3.complete_multipart_upload(
             Bucket=bucket,
             Key="mp",
             UploadId=upload_id,
             MultipartUpload={"Parts": done},
-            ChecksumCRC32="AAAAAA==-2",
-            ChecksumType="COMPOSITE",
+            **{field: composite(algorithm, [parts[0], parts[1] + b"x"])},
         )
-    assert client_error(info) == ("NotImplemented", 501)
+    assert client_error(info) == ("BadDigest", 400)
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="mp")
+    listed = [dict(p, **{field: checksum(algorithm, d)}) for p, d in zip(done, parts, strict=True)]
+    ident = {"Bucket": bucket, "Key": "mp", "UploadId": upload_id}
+    answer = s3.complete_multipart_upload(
+        MultipartUpload={"Parts": listed}, **ident, **{field: good}
+    )
+    assert (answer[field], answer["ChecksumType"]) == (good, "COMPOSITE")
+    head = s3.head_object(Bucket=bucket, Key="mp", ChecksumMode="ENABLED")
+    assert (head[field], head["ChecksumType"]) == (good, "COMPOSITE")
+    got = s3.get_object(Bucket=bucket, Key="mp", ChecksumMode="ENABLED")
+    assert got[field] == good and got["Body"].read() == data
+    again = s3.complete_multipart_upload(
+        MultipartUpload={"Parts": listed}, **ident, **{field: good}
+    )
+    assert (again[field], again["ETag"]) == (good, answer["ETag"])
+
+
+def test_complete_multipart_part_checksums_are_checked(s3, bucket):
+    """Part checksums listed in the Complete document must be the parts' (InvalidPart if not);
+    without a header value the composite is computed from the parts and stored."""
+    upload_id, done, data = _two_part_upload(s3, bucket, "mp")
+    parts = [data[: 5 * 1024 * 1024], data[5 * 1024 * 1024 :]]
+    wrong = [dict(done[0], ChecksumSHA1=checksum("SHA1", b"no")), dict(done[1])]
+    ident = {"Bucket": bucket, "Key": "mp", "UploadId": upload_id}
+    with pytest.raises(ClientError) as info:
+        s3.complete_multipart_upload(MultipartUpload={"Parts": wrong}, **ident)
+    assert client_error(info) == ("InvalidPart", 400)
+    listed = [dict(p, ChecksumSHA1=checksum("SHA1", d)) for p, d in zip(done, parts, strict=True)]
+    answer = s3.complete_multipart_upload(MultipartUpload={"Parts": listed}, **ident)
+    assert answer["ChecksumSHA1"] == composite("SHA1", parts)
+
+
+def test_complete_multipart_full_object_checksum_is_stored(s3, bucket):
+    upload_id, done, data = _two_part_upload(s3, bucket, "mp")
+    value = checksum("CRC64NVME", data)
+    answer = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="mp",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": done},
+        ChecksumCRC64NVME=value,
+    )
+    assert (answer["ChecksumCRC64NVME"], answer["ChecksumType"]) == (value, "FULL_OBJECT")
+    head = s3.head_object(Bucket=bucket, Key="mp", ChecksumMode="ENABLED")
+    assert (head["ChecksumCRC64NVME"], head["ChecksumType"]) == (value, "FULL_OBJECT")
+    assert "ChecksumCRC64NVME" not in s3.head_object(Bucket=bucket, Key="mp")
+
+
+def test_complete_multipart_checksum_type_must_fit_the_algorithm(s3, bucket):
+    upload_id, done, data = _two_part_upload(s3, bucket, "mp")
+    with pytest.raises(ClientError) as info:
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key="mp",
+            UploadId=upload_id,
+            MultipartUpload={"Parts": done},
+            ChecksumSHA256=checksum("SHA256", data),
+            ChecksumType="FULL_OBJECT",
+        )
+    assert client_error(info) == ("InvalidRequest", 400)
     s3.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id)
 
 

@@ -114,6 +114,21 @@ def test_single_small_part_and_unquoted_etags(s3, bucket):
     assert read(s3, bucket, "one") == b"tiny"
 
 
+def test_repeated_complete_answers_the_same_object(s3, bucket):
+    """A CompleteMultipartUpload retried after it succeeded (the client lost the answer)
+    answers success with the same ETag, as S3 does, instead of NoSuchUpload; a different
+    parts list, or the upload's object replaced since, still gets NoSuchUpload."""
+    upload_id, done = upload(s3, bucket, "k", [part_data(1, MIN_PART), b"x"])
+    first = complete(s3, bucket, "k", upload_id, done)
+    again = complete(s3, bucket, "k", upload_id, done)
+    assert again["ETag"] == first["ETag"]
+    assert read(s3, bucket, "k")[-1:] == b"x"
+    expect_error("NoSuchUpload", complete, s3, bucket, "k", upload_id, done[:1])
+    s3.put_object(Bucket=bucket, Key="k", Body=b"replaced")
+    expect_error("NoSuchUpload", complete, s3, bucket, "k", upload_id, done)
+    assert read(s3, bucket, "k") == b"replaced"
+
+
 def test_complete_replaces_an_existing_object(s3, bucket):
     s3.put_object(Bucket=bucket, Key="k", Body=b"old", Metadata={"old": "yes"})
     upload_id, done = upload(s3, bucket, "k", [b"new"])

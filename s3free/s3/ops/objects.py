@@ -15,6 +15,7 @@ from s3free.engine.types import ObjectInfo
 from s3free.errors import NoSuchKey, StorageError
 from s3free.s3 import access, conditions
 from s3free.s3.body import open_body, read_small_body
+from s3free.s3.checksums import checksum_type
 from s3free.s3.errors import S3Error, from_storage
 from s3free.s3.numbers import parse_uint
 from s3free.s3.ops.acl import policy, requested_canned
@@ -101,6 +102,7 @@ def object_headers(info: ObjectInfo, checksums: bool) -> dict[str, str]:
     if checksums:
         for algorithm, value in info.checksums.items():
             headers[f"x-amz-checksum-{algorithm.lower()}"] = value
+            headers["x-amz-checksum-type"] = checksum_type(value)
     return headers
 
 
@@ -285,6 +287,7 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
     headers = {"ETag": quote_etag(info.etag)}
     for algorithm, value in info.checksums.items():
         headers[f"x-amz-checksum-{algorithm.lower()}"] = value
+        headers["x-amz-checksum-type"] = checksum_type(value)
     return web.Response(status=200, headers=headers)
 
 
