@@ -110,6 +110,7 @@ MANIFEST_FIELDS = [
     "parts",
     "placement",
     "size",
+    "tags",
     "user_metadata",
     "version_id",
 ]
@@ -529,6 +530,11 @@ def check_manifest(data: bytes) -> Manifest | None:
         assert part.blocks == max(1, -(-part.size // manifest.block_size))
         assert HEX64.fullmatch(part.merkle_root), f"part merkle root {part.merkle_root!r}"
     assert sum(p.size for p in manifest.parts) == manifest.size
+    # tags (spec 8.3): at most 10, keys 1..128 and values 0..256 code points, all strings
+    assert type(manifest.tags) is dict and len(manifest.tags) <= 10
+    for key, value in manifest.tags.items():
+        assert type(key) is str and type(value) is str
+        assert 1 <= len(key) <= 128 and len(value) <= 256, (key, value)
     return manifest
 
 

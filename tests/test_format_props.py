@@ -512,6 +512,13 @@ def _mutated(change) -> bytes:
         pytest.param(lambda o: o.update(key=""), id="empty key"),
         pytest.param(lambda o: o["ec"].update(k=250, m=7), id="k + m > 256"),
         pytest.param(lambda o: o["ec"].update(block_size=0), id="block size 0"),
+        pytest.param(lambda o: o.update(tags={}), id="tags present but empty"),
+        pytest.param(lambda o: o.update(tags=[["a", "b"]]), id="tags as a list"),
+        pytest.param(lambda o: o.update(tags={"a": 1}), id="tag value not str"),
+        pytest.param(lambda o: o.update(tags={"": "v"}), id="empty tag key"),
+        pytest.param(lambda o: o.update(tags={"k" * 129: ""}), id="tag key of 129"),
+        pytest.param(lambda o: o.update(tags={"k": "v" * 257}), id="tag value of 257"),
+        pytest.param(lambda o: o.update(tags={str(i): "" for i in range(11)}), id="eleven tags"),
     ],
 )
 def test_manifest_with_valid_crc_but_bad_content_is_refused(change):
@@ -530,9 +537,24 @@ def test_manifest_encode_refuses_invalid_values():
         {"key": "x" * 1025},
         {"bucket": "ab"},
         {"generation": 0},
+        {"tags": {"k" * 129: "v"}},
+        {"tags": {str(i): "" for i in range(11)}},
     ):
         with pytest.raises(FormatError):
             replace(good, **bad).encode()
+
+
+def test_manifest_tags_at_their_limits_round_trip_and_leave_others_unchanged():
+    from dataclasses import replace
+
+    good = _sample_manifest()
+    assert b'"tags"' not in good.encode()  # absent when empty: old manifests are unchanged
+    # 10 tags, keys of 128 and values of 256 code points (4-byte UTF-8 ones: not bytes)
+    tags = {f"{i}" + "\U0001f600" * 127: "\u00fc" * 256 for i in range(10)}
+    tagged = replace(good, tags=tags)
+    back = Manifest.decode(tagged.encode())
+    assert back.tags == tags and back == tagged
+    assert list(json.loads(tagged.encode()[16:-4])["tags"]) == sorted(tags)
 
 
 # -- format.json ----------------------------------------------------------------------------------

@@ -72,6 +72,14 @@ EMPTY_VERSION_ID = "018bcfe5-6801-7000-8000-000000000002"
 EMPTY_LAST_MODIFIED_MS = 1_700_000_000_456
 EMPTY_PLACEMENT = (0, 2, 1)
 
+# Added with object tagging: a manifest with the optional `tags` (spec 8.3).
+TAGGED_KEY = "golden/tagged"
+TAGGED_VERSION_ID = "018bcfe5-6802-7000-8000-000000000003"
+TAGGED_LAST_MODIFIED_MS = 1_700_000_000_789
+TAGGED_CONTENT = b"tagged object\n"
+TAGS = {"owner": "gr\u00fc\u00dfe", "Project": "backup", "empty": ""}
+TAGGED_PLACEMENT = (0, 2, 1)
+
 # Values the spec states for these inputs (sections 5, 7.4); each is also recomputed below from
 # the spec's definitions.
 OBJECT_ID = "61c287a6abfa23d959c0c1f188c32c40"
@@ -91,9 +99,11 @@ def obj_dir(key: str, version_id: str) -> str:
 OBJ_DIR = f"objects/61/c2/{OBJECT_ID}/018bcfe5680070008123456789abcdef"
 EMPTY_OBJECT_ID = "90d58e11387d0369eb7cd80a13bb58b1"
 EMPTY_OBJ_DIR = f"objects/90/d5/{EMPTY_OBJECT_ID}/018bcfe5680170008000000000000002"
+TAGGED_OBJECT_ID = "a4ddf980fff2d4435033d26ee6f76476"
+TAGGED_OBJ_DIR = f"objects/a4/dd/{TAGGED_OBJECT_ID}/018bcfe5680270008000000000000003"
 
 # sha256 of every fixture file under tests/golden/disks (any byte change fails loudly);
-# {O} = OBJ_DIR, {E} = EMPTY_OBJ_DIR.
+# {O} = OBJ_DIR, {E} = EMPTY_OBJ_DIR, {T} = TAGGED_OBJ_DIR (added later; the others unchanged).
 PINNED = """
 e669807240e71e9a7fab51614a24f96a82fe8ef17630e29b17249780c8cfc915 disk0/buckets/golden-bucket.json
 3af9b663a81ff0899a60c7e17774acb6095d2d2ae98c95fa6b3bd5369d5b3d0a disk0/format.json
@@ -113,9 +123,15 @@ da4cdbb963a1e509f7eb6cfeef7945508bd63a1a803f916d37f45c3767785de2 disk2/{O}/manif
 1c214ce9c115f05ed5259e6808ecfcf0b250d45ea3eab494021ca3e93828e41c disk2/{O}/part.00001
 fd37284c92b03daabca46339d7dee824db89dfa2f78d59c5d2c4631f0df9b2cf disk2/{E}/manifest
 da11c3e49d2433063c53c1e61397588fe940bb6aa71ed70638a3fd06340e88f3 disk2/{E}/part.00001
+1b4e8cdf67bace1435bed1450d3a25a25af45432ea41c719d50b03fde9804148 disk0/{T}/manifest
+b38dc85e15e006185df18e02658d6f118d3c1a8dc1f570f71721a1dd130d4e02 disk0/{T}/part.00001
+1b4e8cdf67bace1435bed1450d3a25a25af45432ea41c719d50b03fde9804148 disk1/{T}/manifest
+74b3af6f67d5b314c9fb726c491e920d42732a89867a0944fc1d471b91cb59fa disk1/{T}/part.00001
+1b4e8cdf67bace1435bed1450d3a25a25af45432ea41c719d50b03fde9804148 disk2/{T}/manifest
+62dfda375f6e7095950c03575c12dfdab6bb75f877220778e4345966cd7913c0 disk2/{T}/part.00001
 """
 PINNED_SHA256 = {
-    path.format(O=OBJ_DIR, E=EMPTY_OBJ_DIR): digest
+    path.format(O=OBJ_DIR, E=EMPTY_OBJ_DIR, T=TAGGED_OBJ_DIR): digest
     for digest, path in (line.split() for line in PINNED.strip().splitlines())
 }
 
@@ -272,6 +288,7 @@ def spec_manifest_body(
     user_metadata,
     http_headers,
     placement,
+    tags=None,
 ) -> dict:
     count = max(1, -(-len(content) // BLOCK_SIZE))
     hashes = [
@@ -279,7 +296,7 @@ def spec_manifest_body(
     ]
     part_root = spec_mth(hashes)
     etag = hashlib.md5(content).hexdigest()
-    return {
+    body = {
         "bucket": BUCKET,
         "checksum_algo": "crc32c",
         "checksums": {},
@@ -307,6 +324,9 @@ def spec_manifest_body(
         "user_metadata": user_metadata,
         "version_id": version_id,
     }
+    if tags:  # optional, absent when empty (spec 8.3)
+        body["tags"] = tags
+    return body
 
 
 def spec_manifest(body: dict) -> bytes:
@@ -335,6 +355,17 @@ EMPTY_BODY = dict(
     http_headers={},
     placement=EMPTY_PLACEMENT,
 )
+TAGGED_BODY = dict(
+    key=TAGGED_KEY,
+    version_id=TAGGED_VERSION_ID,
+    content=TAGGED_CONTENT,
+    last_modified_ms=TAGGED_LAST_MODIFIED_MS,
+    content_type="text/plain",
+    user_metadata={},
+    http_headers={},
+    placement=TAGGED_PLACEMENT,
+    tags=TAGS,
+)
 
 
 # -- the fixture is exactly what it was ----------------------------------------------------------
@@ -357,10 +388,15 @@ def test_spec_constants_follow_from_the_inputs():
     assert obj_dir(KEY, VERSION_ID) == OBJ_DIR
     assert spec_object_id(BUCKET, EMPTY_KEY).hex() == EMPTY_OBJECT_ID
     assert obj_dir(EMPTY_KEY, EMPTY_VERSION_ID) == EMPTY_OBJ_DIR
+    assert obj_dir(TAGGED_KEY, TAGGED_VERSION_ID) == TAGGED_OBJ_DIR
     assert int(version_hex(VERSION_ID)[:12], 16) == VERSION_MS
     assert b"".join(BLOCKS) == CONTENT and [len(b) for b in BLOCKS] == [64, 64, 22]
     # Placement by the spec's rendezvous rule (section 10): descending BLAKE3(oid || disk id).
-    for key, placement in ((KEY, PLACEMENT), (EMPTY_KEY, EMPTY_PLACEMENT)):
+    for key, placement in (
+        (KEY, PLACEMENT),
+        (EMPTY_KEY, EMPTY_PLACEMENT),
+        (TAGGED_KEY, TAGGED_PLACEMENT),
+    ):
         oid = spec_object_id(BUCKET, key)
         score = {p: blake3.blake3(oid + bytes.fromhex(d)).digest(8) for p, d in enumerate(DISK_IDS)}
         assert tuple(sorted(score, key=score.get, reverse=True)) == placement
@@ -371,7 +407,11 @@ def test_spec_constants_follow_from_the_inputs():
 
 @pytest.mark.parametrize("shard", [0, 1, 2])
 def test_shard_files_are_the_spec_construction(shard):
-    for body, placement in ((OBJECT_BODY, PLACEMENT), (EMPTY_BODY, EMPTY_PLACEMENT)):
+    for body, placement in (
+        (OBJECT_BODY, PLACEMENT),
+        (EMPTY_BODY, EMPTY_PLACEMENT),
+        (TAGGED_BODY, TAGGED_PLACEMENT),
+    ):
         expected = spec_shard_file(body["key"], body["version_id"], body["content"], shard)
         assert shard_file(body["key"], body["version_id"], shard, placement) == expected
 
@@ -389,7 +429,9 @@ def test_shard_file_sizes_and_record_offsets():
     assert empty[128 + 24 : 128 + 56].hex() == BLAKE3_EMPTY  # leaf of the empty payload
 
 
-@pytest.mark.parametrize("body", [OBJECT_BODY, EMPTY_BODY], ids=["object", "empty"])
+@pytest.mark.parametrize(
+    "body", [OBJECT_BODY, EMPTY_BODY, TAGGED_BODY], ids=["object", "empty", "tagged"]
+)
 def test_manifests_are_the_spec_construction(body):
     expected = spec_manifest(spec_manifest_body(**body))
     for position in range(3):
@@ -688,6 +730,13 @@ def test_manifest_decodes_to_known_values():
     )
     assert (e.parts[0].blocks, e.parts[0].size) == (1, 0)
     assert e.parts[0].merkle_root == h(b"\x00" + bytes.fromhex(BLAKE3_EMPTY)).hex()
+    assert m.tags == e.tags == {}  # absent from their bodies
+
+    t = Manifest.decode(fixture(f"disk2/{TAGGED_OBJ_DIR}/manifest"))
+    assert (t.key, t.size, t.tags) == (TAGGED_KEY, len(TAGGED_CONTENT), TAGS)
+    body = fixture(f"disk2/{TAGGED_OBJ_DIR}/manifest")[16:-4]
+    # sorted by code point: "Project" before "empty" before "owner"
+    assert b'"tags":{"Project":"backup","empty":"","owner":"gr\xc3\xbc\xc3\x9fe"}' in body
 
 
 def test_format_json_decodes_to_known_values():
@@ -867,6 +916,12 @@ async def test_engine_rebuilds_lists_and_reads_the_golden_store(tmp_path):
         assert [(o.key, o.size, o.etag, o.last_modified_ms) for o in listing.objects] == [
             (EMPTY_KEY, 0, "d41d8cd98f00b204e9800998ecf8427e", EMPTY_LAST_MODIFIED_MS),
             (KEY, 150, hashlib.md5(CONTENT).hexdigest(), LAST_MODIFIED_MS),
+            (
+                TAGGED_KEY,
+                len(TAGGED_CONTENT),
+                hashlib.md5(TAGGED_CONTENT).hexdigest(),
+                TAGGED_LAST_MODIFIED_MS,
+            ),
         ]
         info = await store.head_object(BUCKET, KEY)
         assert (info.content_type, info.version_id) == (CONTENT_TYPE, VERSION_ID)
@@ -878,6 +933,9 @@ async def test_engine_rebuilds_lists_and_reads_the_golden_store(tmp_path):
         assert await store.get_object_bytes(BUCKET, KEY, start=60, end=70) == CONTENT[60:71]
         assert await store.get_object_bytes(BUCKET, KEY, start=140, end=149) == CONTENT[140:]
         assert await store.get_object_bytes(BUCKET, EMPTY_KEY) == b""
+        assert (await store.head_object(BUCKET, KEY)).tags == {}
+        assert (await store.head_object(BUCKET, TAGGED_KEY)).tags == TAGS
+        assert await store.get_object_bytes(BUCKET, TAGGED_KEY) == TAGGED_CONTENT
     finally:
         await store.close()
     # reading never changes the disks' format files
@@ -953,16 +1011,23 @@ async def test_rebuild_ignores_versions_without_a_manifest_and_recovery_restores
             [
                 (OBJECT_ID, version_hex(VERSION_ID)),
                 (EMPTY_OBJECT_ID, version_hex(EMPTY_VERSION_ID)),
+                (TAGGED_OBJECT_ID, version_hex(TAGGED_VERSION_ID)),
             ]
         )
         report = await store.recover_headerless()
-        assert report.from_headers == 2 and report.unreadable == []
+        assert report.from_headers == 3 and report.unreadable == []
         lost_key = f"lost+found/{OBJECT_ID}/{VERSION_ID}"
         listing = await store.list_objects(BUCKET, prefix="lost+found/")
         assert {o.key for o in listing.objects} == {
             lost_key,
             f"lost+found/{EMPTY_OBJECT_ID}/{EMPTY_VERSION_ID}",
+            f"lost+found/{TAGGED_OBJECT_ID}/{TAGGED_VERSION_ID}",
         }
+        # the headers carry no tags: rule 5 restores the data, not them
+        tagged = await store.head_object(
+            BUCKET, f"lost+found/{TAGGED_OBJECT_ID}/{TAGGED_VERSION_ID}"
+        )
+        assert tagged.tags == {}
         info = await store.head_object(BUCKET, lost_key)
         assert (info.size, info.etag) == (150, hashlib.md5(CONTENT).hexdigest())
         assert info.last_modified_ms == VERSION_MS  # the version id's timestamp
@@ -1017,7 +1082,7 @@ async def test_rebuild_survives_a_stray_file_in_the_objects_tree(tmp_path):
     store = await open_golden(tmp_path, disks)
     try:
         keys = [o.key for o in (await store.list_objects(BUCKET)).objects]
-        assert keys == [EMPTY_KEY, KEY]
+        assert keys == [EMPTY_KEY, KEY, TAGGED_KEY]
         assert await store.get_object_bytes(BUCKET, KEY) == CONTENT
     finally:
         await store.close()

@@ -9,8 +9,9 @@ out exactly as the engine lays one out (specs/beexl-v1.md, "Disk layout"):
     disks/diskN/objects/<o[0:2]>/<o[2:4]>/<o>/<version hex>/manifest
     disks/diskN/objects/<o[0:2]>/<o[2:4]>/<o>/<version hex>/part.00001
 
-with two objects in bucket "golden-bucket": "golden/object.txt" (150 bytes of known text: blocks
-of 64, 64 and 22 bytes) and "golden/empty" (0 bytes: one part with one empty block).
+with three objects in bucket "golden-bucket": "golden/object.txt" (150 bytes of known text:
+blocks of 64, 64 and 22 bytes), "golden/empty" (0 bytes: one part with one empty block) and
+"golden/tagged" (14 bytes, with three tags; added later, the others' files unchanged).
 
 Every byte comes from the fixed inputs below through the real s3free.format and s3free.erasure
 encoders (the engine is not used: it draws random ids and clocks), so two runs give identical
@@ -30,7 +31,7 @@ import json
 import shutil
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import blake3
@@ -78,6 +79,7 @@ class GoldenObject:
     content_type: str
     user_metadata: dict[str, str]
     http_headers: dict[str, str]
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 OBJECTS = (
@@ -104,6 +106,19 @@ OBJECTS = (
         content_type="",
         user_metadata={},
         http_headers={},
+    ),
+    # Added with object tagging (the manifest's optional `tags`); the files of the two objects
+    # above are unchanged by it.
+    GoldenObject(
+        key="golden/tagged",
+        # unix ms 1_700_000_000_002 (0x018bcfe56802), counter 0, random bits 3
+        version_id="018bcfe5-6802-7000-8000-000000000003",
+        content=b"tagged object\n",
+        last_modified_ms=1_700_000_000_789,
+        content_type="text/plain",
+        user_metadata={},
+        http_headers={},
+        tags={"owner": "grüße", "Project": "backup", "empty": ""},
     ),
 )
 
@@ -184,6 +199,7 @@ def _object_files(obj: GoldenObject, diskset: DiskSet) -> dict[int, dict[str, by
         user_metadata=dict(obj.user_metadata),
         http_headers=dict(obj.http_headers),
         checksums={},
+        tags=dict(obj.tags),
     ).encode()
     out: dict[int, dict[str, bytes]] = {}
     for j, slot in enumerate(placement):

@@ -105,6 +105,7 @@ class MultipartUploads:
         user_metadata: dict[str, str] | None = None,
         http_headers: dict[str, str] | None = None,
         checksums: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
     ) -> str:
         validate_key(key)
         self.buckets.head(bucket)
@@ -126,6 +127,7 @@ class MultipartUploads:
             user_metadata=user_metadata or {},
             http_headers=http_headers or {},
             checksums=checksums or {},
+            tags=tags or {},
         )
         blob = record_bytes(record.to_json())
         rel = f"{upload_dir(upload_id)}/{UPLOAD_RECORD}"
@@ -290,6 +292,7 @@ class MultipartUploads:
                 user_metadata=record.user_metadata,
                 http_headers=record.http_headers,
                 checksums=record.checksums,
+                tags=record.tags,
             )
             moved = [j for j in live if j not in failed]
 

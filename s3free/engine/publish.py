@@ -70,6 +70,7 @@ class Publisher:
         http_headers: dict[str, str],
         checksums: dict[str, str],
         inline: bool = False,
+        tags: dict[str, str] | None = None,
     ) -> Manifest:
         """The manifest of a new version of this set's layout, checked."""
         roots = [bytes.fromhex(p.merkle_root) for p in parts]
@@ -93,6 +94,7 @@ class Publisher:
             http_headers=dict(http_headers),
             checksums=dict(checksums),
             inline=inline,
+            tags=dict(tags or {}),
         )
         manifest.validate()
         return manifest

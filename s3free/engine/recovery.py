@@ -43,7 +43,7 @@ from s3free.format import records
 from s3free.format.errors import FormatError
 from s3free.format.header import HEADER_SIZE, ShardHeader
 from s3free.format.ids import bucket_hash, version_hex, version_id_from_hex
-from s3free.format.manifest import Manifest, PartEntry, blocks_for
+from s3free.format.manifest import MAX_TAGS, Manifest, PartEntry, blocks_for, check_tags
 from s3free.format.merkle import merkle_root
 from s3free.format.record import RECORD_OVERHEAD, decode_record
 from s3free.meta.index import Index, ListingEntry, PartRecord, UploadRecord
@@ -289,11 +289,7 @@ def scan_uploads(
                 elif entry == UPLOAD_RECORD and upload_id not in found:
                     try:
                         record = json.loads(slot.disk.read_file(f"{udir}/{UPLOAD_RECORD}"))
-                        if not isinstance(record, dict) or set(record) != set(UploadRecord.FIELDS):
-                            raise ValueError("unexpected fields")
-                        for name, kind in UploadRecord.FIELDS.items():
-                            if not isinstance(record[name], kind):
-                                raise ValueError(f"{name} is not a {kind.__name__}")
+                        _check_upload_fields(record)
                         if record["upload_id"] != upload_id:
                             raise ValueError("record names another upload")
                         if len(record["placement"]) != diskset.n:
@@ -303,6 +299,24 @@ def scan_uploads(
                         continue
                     found[upload_id] = UploadRecord.from_json(record)
     return [(record, files.get(upload_id, [])) for upload_id, record in sorted(found.items())]
+
+
+def _check_upload_fields(record: object) -> None:
+    """ValueError unless an upload.json holds exactly the record's fields (the optional ones
+    may be absent), each of its JSON type (rule 6)."""
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    optional = set(record) & set(UploadRecord.OPTIONAL)
+    if set(record) - optional != set(UploadRecord.FIELDS):
+        raise ValueError("unexpected fields")
+    for name, kind in {**UploadRecord.FIELDS, **UploadRecord.OPTIONAL}.items():
+        if name in record and not isinstance(record[name], kind):
+            raise ValueError(f"{name} is not a {kind.__name__}")
+    if "tags" in record:
+        try:
+            check_tags(record["tags"], MAX_TAGS)
+        except FormatError as exc:
+            raise ValueError(str(exc)) from None
 
 
 @dataclass

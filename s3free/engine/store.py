@@ -329,6 +329,7 @@ class ObjectStore:
         expected_size: int | None = None,
         expected_md5: bytes | None = None,
         precondition: Precondition | None = None,
+        tags: dict[str, str] | None = None,
     ) -> ObjectInfo:
         """Store a stream as bucket/key; returns once it is durable and visible.
 
@@ -365,6 +366,7 @@ class ObjectStore:
                 user_metadata=user_metadata or {},
                 http_headers=http_headers or {},
                 checksums=checksums if checksums is not None else {},
+                tags=tags or {},
                 precondition=precondition,
             )
         )
@@ -402,12 +404,25 @@ class ObjectStore:
     ) -> ObjectInfo:
         """Replace an object's stored HTTP headers (e.g. its canned ACL) without touching its
         data: the manifest is rewritten with the next generation on its disks, then indexed."""
+        return await self._rewrite_manifest(
+            bucket, key, lambda m: replace(m, http_headers=dict(http_headers))
+        )
+
+    async def set_object_tags(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectInfo:
+        """Replace an object's tags ({} removes them) without touching its data, the same way
+        as its headers: they live in the manifest, so a rebuilt index or a healed disk keeps
+        them."""
+        return await self._rewrite_manifest(bucket, key, lambda m: replace(m, tags=dict(tags)))
+
+    async def _rewrite_manifest(
+        self, bucket: str, key: str, change: Callable[[Manifest], Manifest]
+    ) -> ObjectInfo:
+        """The current version's manifest, changed and rewritten with the next generation on
+        its disks (a write quorum of them), then indexed, all under the key's lock."""
         validate_key(key)
         async with self._gates.shared(bucket), self._key_locks.hold((bucket, key)):
             manifest = await self.get_manifest(bucket, key)
-            updated = replace(
-                manifest, http_headers=dict(http_headers), generation=manifest.generation + 1
-            )
+            updated = replace(change(manifest), generation=manifest.generation + 1)
             blob = await self.run_io(updated.encode)
             mpath = manifest_file(updated.object_id, updated.version_hex, updated.inline)
             results = await on_disks(

@@ -59,6 +59,7 @@ class ObjectInfo:
     http_headers: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
     parts_count: int = 1
+    tags: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_manifest(cls, m: Manifest) -> ObjectInfo:
@@ -74,6 +75,7 @@ class ObjectInfo:
             http_headers=dict(m.http_headers),
             checksums=dict(m.checksums),
             parts_count=len(m.parts),
+            tags=dict(m.tags),
         )
 
 

@@ -40,6 +40,11 @@ _ENVELOPE = struct.Struct("<8sHHI")
 HASH_ALGO = "blake3"
 CHECKSUM_ALGO = "crc32c"
 
+# Object tags (spec 8.3): S3's limits, which the decoder also enforces.
+MAX_TAGS = 10
+MAX_TAG_KEY = 128  # Unicode characters
+MAX_TAG_VALUE = 256
+
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -91,6 +96,9 @@ class Manifest:
     checksums: dict[str, str] = field(default_factory=dict)
     codec_id: int = CODEC_ZFEC_RS
     inline: bool = False
+    # The object's tags (S3 object tagging), key -> value; encoded sorted by key, absent
+    # when empty so manifests of untagged objects are unchanged.
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def version_hex(self) -> str:
@@ -122,6 +130,8 @@ class Manifest:
         }
         if self.inline:  # absent when false, so manifests of ordinary objects are unchanged
             out["inline"] = True
+        if self.tags:  # absent when empty, like inline
+            out["tags"] = dict(self.tags)
         return out
 
     def encode(self) -> bytes:
@@ -221,6 +231,7 @@ class Manifest:
             checksums=d.take("checksums", dict),
             codec_id=ec.take("codec", int),
             inline=d.take_optional("inline", bool, False),
+            tags=d.take_optional("tags", dict, {}),
         )
         ec.done()
         d.done()
@@ -282,6 +293,7 @@ class Manifest:
                 for a, b in mapping.items()
             ):
                 raise FormatError(f"{name} must map strings to strings")
+        check_tags(self.tags, MAX_TAGS)
         if self.inline is not False and (
             self.inline is not True or len(self.parts) != 1 or self.parts[0].blocks != 1
         ):
@@ -289,6 +301,24 @@ class Manifest:
         for text in (self.etag, self.content_type, *(p.etag for p in self.parts)):
             if not isinstance(text, str) or not _utf8_ok(text):
                 raise FormatError("text fields must be valid UTF-8 strings")
+
+
+def check_tags(tags: object, limit: int) -> None:
+    """FormatError unless tags maps at most `limit` keys of 1..128 characters to values of
+    0..256 characters, all valid UTF-8 (spec 8.3; bucket records use the same rule, 11.6)."""
+    if not isinstance(tags, dict):
+        raise FormatError("tags must map strings to strings")
+    if len(tags) > limit:
+        raise FormatError(f"at most {limit} tags, found {len(tags)}")
+    for key, value in tags.items():
+        if not (isinstance(key, str) and isinstance(value, str)):
+            raise FormatError("tags must map strings to strings")
+        if not (_utf8_ok(key) and _utf8_ok(value)):
+            raise FormatError("tags must be valid UTF-8 strings")
+        if not 1 <= len(key) <= MAX_TAG_KEY:
+            raise FormatError(f"a tag key has 1..{MAX_TAG_KEY} characters")
+        if len(value) > MAX_TAG_VALUE:
+            raise FormatError(f"a tag value has 0..{MAX_TAG_VALUE} characters")
 
 
 def envelope_length(data: bytes | memoryview) -> int:

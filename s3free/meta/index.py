@@ -138,8 +138,10 @@ class UploadRecord:
     user_metadata: dict[str, str] = field(default_factory=dict)
     http_headers: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)  # x-amz-tagging, given at complete
 
-    # The stored fields and their JSON types (recovery checks a record read from a disk).
+    # The stored fields and their JSON types (recovery checks a record read from a disk);
+    # OPTIONAL ones are absent when empty, so records without them read as before.
     FIELDS: ClassVar[dict[str, type]] = {
         "bucket": str,
         "checksums": dict,
@@ -153,9 +155,10 @@ class UploadRecord:
         "user_metadata": dict,
         "version_id": str,
     }
+    OPTIONAL: ClassVar[dict[str, type]] = {"tags": dict}
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "bucket": self.bucket,
             "checksums": dict(self.checksums),
             "content_type": self.content_type,
@@ -168,6 +171,9 @@ class UploadRecord:
             "user_metadata": dict(self.user_metadata),
             "version_id": self.version_id,
         }
+        if self.tags:
+            out["tags"] = dict(self.tags)
+        return out
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> UploadRecord:
@@ -183,6 +189,7 @@ class UploadRecord:
             user_metadata=dict(obj["user_metadata"]),
             http_headers=dict(obj["http_headers"]),
             checksums=dict(obj["checksums"]),
+            tags=dict(obj.get("tags", {})),
         )
 
 

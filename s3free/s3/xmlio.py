@@ -35,6 +35,8 @@ MAX_XML_BODY = 4 * 1024 * 1024
 BODY_LIMITS = {
     "CompleteMultipartUpload": MAX_XML_BODY,
     "DeleteObjects": 2 * 1024 * 1024,
+    # 50 tags of 128 + 256 four-byte characters, with their markup, is ~80 KB.
+    "PutBucketTagging": 128 * 1024,
 }
 SMALL_XML_BODY = 64 * 1024
 MAX_XML_DEPTH = 32  # S3's own documents nest at most ~6 deep

@@ -498,3 +498,43 @@ def test_checksums_when_required(aws, bucket, tmp_path):
     assert head["ETag"].endswith('-2"')
     aws.out("s3", "sync", "--only-show-errors", f"s3://{bucket}", str(tmp_path / "down"))
     assert read_tree(tmp_path / "down") == {"w.bin": data, "s.txt": b"small\n"}
+
+
+@https_fast
+def test_s3api_object_tagging(aws, bucket, tmp_path):
+    body = tmp_path / "body"
+    body.write_bytes(b"tagged by the CLI")
+    aws.api(
+        "put-object", "--bucket", bucket, "--key", "t/obj", "--body", str(body),
+        "--tagging", "project=s3free&empty",
+    )  # fmt: skip
+    got = aws.api("get-object-tagging", "--bucket", bucket, "--key", "t/obj")
+    assert got["TagSet"] == [{"Key": "empty", "Value": ""}, {"Key": "project", "Value": "s3free"}]
+    out = aws.api("get-object", "--bucket", bucket, "--key", "t/obj", str(tmp_path / "back"))
+    assert out["TagCount"] == 2
+    aws.api(
+        "put-object-tagging", "--bucket", bucket, "--key", "t/obj",
+        "--tagging", '{"TagSet": [{"Key": "n\u00e4me", "Value": "v"}]}',
+    )  # fmt: skip
+    got = aws.api("get-object-tagging", "--bucket", bucket, "--key", "t/obj")
+    assert got["TagSet"] == [{"Key": "n\u00e4me", "Value": "v"}]
+    # S3's limits, with S3's error code; the tags stay as they were
+    eleven = json.dumps({"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(11)]})
+    proc = aws.run(
+        "s3api", "put-object-tagging", "--bucket", bucket, "--key", "t/obj", "--tagging", eleven,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and b"InvalidTag" in proc.stderr, proc.stderr
+    proc = aws.run(
+        "s3api", "put-object-tagging", "--bucket", bucket, "--key", "t/obj",
+        "--tagging", '{"TagSet": [{"Key": "aws:mine", "Value": "v"}]}', check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and b"InvalidTag" in proc.stderr, proc.stderr
+    aws.api(
+        "copy-object", "--bucket", bucket, "--key", "t/copy", "--copy-source", f"{bucket}/t/obj",
+        "--tagging-directive", "REPLACE", "--tagging", "c=1",
+    )  # fmt: skip
+    got = aws.api("get-object-tagging", "--bucket", bucket, "--key", "t/copy")
+    assert got["TagSet"] == [{"Key": "c", "Value": "1"}]
+    aws.api("delete-object-tagging", "--bucket", bucket, "--key", "t/obj")
+    assert aws.api("get-object-tagging", "--bucket", bucket, "--key", "t/obj")["TagSet"] == []

@@ -175,9 +175,9 @@ def test_path_with_invalid_utf8_is_a_client_error(server, s3, bucket):
 @pytest.mark.parametrize(
     ("method", "on_key", "query", "body"),
     [
-        ("GET", True, "tagging", b""),
-        ("PUT", True, "tagging", b"<Tagging><TagSet/></Tagging>"),
-        ("DELETE", True, "tagging", b""),
+        ("GET", True, "legal-hold", b""),
+        ("PUT", True, "legal-hold", b"<LegalHold><Status>ON</Status></LegalHold>"),
+        ("DELETE", False, "cors", b""),
         ("GET", False, "policy", b""),
         ("PUT", False, "policy", b'{"Version": "2012-10-17", "Statement": []}'),
         ("PUT", False, "lifecycle", b"<LifecycleConfiguration/>"),
@@ -239,13 +239,11 @@ def test_unsupported_calls_through_boto3_keep_the_connection_usable(server, s3, 
     with unread body bytes that would corrupt the next request."""
     s3.put_object(Bucket=bucket, Key="obj", Body=b"payload")
     calls = [
-        lambda: s3.put_object_tagging(
-            Bucket=bucket, Key="obj", Tagging={"TagSet": [{"Key": "a", "Value": "b" * 200}]}
-        ),
+        lambda: s3.put_object_legal_hold(Bucket=bucket, Key="obj", LegalHold={"Status": "ON"}),
         lambda: s3.put_bucket_policy(Bucket=bucket, Policy='{"Statement": []}' + " " * 5000),
         lambda: s3.get_bucket_policy(Bucket=bucket),
         lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket),
-        lambda: s3.get_object_tagging(Bucket=bucket, Key="obj"),
+        lambda: s3.get_object_retention(Bucket=bucket, Key="obj"),
     ]
     for call in calls:
         with pytest.raises(ClientError) as info:
@@ -257,12 +255,12 @@ def test_unsupported_calls_through_boto3_keep_the_connection_usable(server, s3, 
 @pytest.mark.parametrize(
     "extra",
     [
-        {"Tagging": "a=b"},
+        {"ObjectLockLegalHoldStatus": "ON"},
         {"ServerSideEncryption": "AES256"},
         {"StorageClass": "GLACIER"},
         {"WebsiteRedirectLocation": "/elsewhere"},
     ],
-    ids=["tagging", "sse", "storage-class", "redirect"],
+    ids=["legal-hold", "sse", "storage-class", "redirect"],
 )
 def test_put_with_unsupported_header_stores_nothing(server, s3, bucket, extra):
     with pytest.raises(ClientError) as info:
@@ -534,7 +532,7 @@ def test_every_response_has_request_ids(server, s3, bucket):
         ("GET", "/{bucket}/missing", "", 404, "NoSuchKey"),
         ("GET", "/no-such-bucket-here/k", "", 404, "NoSuchBucket"),
         ("PUT", "/A_B", "", 400, "InvalidBucketName"),
-        ("GET", "/{bucket}", "tagging", 501, "NotImplemented"),
+        ("GET", "/{bucket}", "cors", 501, "NotImplemented"),
         ("POST", "/{bucket}/k", "", 405, "MethodNotAllowed"),
         ("GET", "/{bucket}/k", "versionId=123", 404, "NoSuchVersion"),
     ],
@@ -561,7 +559,7 @@ def test_error_bodies(server, bucket, method, path, query, status, code):
     ("path_of", "query", "extra", "code"),
     [
         (lambda b: f"/{b}-missing/k", "", {}, "NoSuchBucket"),
-        (lambda b: f"/{b}/k", "tagging", {}, "NotImplemented"),
+        (lambda b: f"/{b}/k", "legal-hold", {}, "NotImplemented"),
         (lambda b: f"/{b}/k", "", {"x-amz-acl": "authenticated-read"}, "NotImplemented"),
         (lambda b: f"/{b}/k", "", {"Content-MD5": "bad"}, "InvalidDigest"),
     ],

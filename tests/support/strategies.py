@@ -44,6 +44,15 @@ utf8_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
 text_map = st.dictionaries(utf8_text, utf8_text, max_size=3)
 bucket_names = st.from_regex(r"\A[a-z0-9][a-z0-9.-]{1,20}[a-z0-9]\Z")
 keys = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40)
+# Object tags within S3's limits (10 tags, keys of 1..128 and values of 0..256 characters).
+tag_maps = st.one_of(
+    st.just({}),
+    st.dictionaries(
+        st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=128),
+        st.text(st.characters(exclude_categories=("Cs",)), max_size=256),
+        max_size=10,
+    ),
+)
 
 
 @st.composite
@@ -86,4 +95,5 @@ def manifests(draw) -> Manifest:
         user_metadata=draw(text_map),
         http_headers=draw(text_map),
         checksums=draw(st.dictionaries(utf8_text, utf8_text, max_size=2)),
+        tags=draw(tag_maps),
     )

@@ -1,7 +1,7 @@
 """Operation handlers, one module per resource, and the table the dispatcher uses."""
 
 from s3free.appkeys import OpHandler
-from s3free.s3.ops import acl, buckets, listing, multipart, objects
+from s3free.s3.ops import acl, buckets, listing, multipart, objects, tagging
 
 HANDLERS: dict[str, OpHandler] = {
     "ListBuckets": buckets.list_buckets,
@@ -24,6 +24,9 @@ HANDLERS: dict[str, OpHandler] = {
     "CopyObject": objects.copy_object,
     "GetObjectAcl": objects.get_object_acl,
     "PutObjectAcl": objects.put_object_acl,
+    "GetObjectTagging": tagging.get_object_tagging,
+    "PutObjectTagging": tagging.put_object_tagging,
+    "DeleteObjectTagging": tagging.delete_object_tagging,
     "CreateMultipartUpload": multipart.create_multipart_upload,
     "UploadPart": multipart.upload_part,
     "UploadPartCopy": multipart.upload_part_copy,

@@ -27,6 +27,7 @@ from s3free.s3.ops.common import (
     user_metadata,
     xml_reply,
 )
+from s3free.s3.ops.tagging import header_tags
 from s3free.s3.readfail import log_read_failure
 from s3free.s3.xmlio import add, child_text, children, element, http_date, iso8601, parse_body_async
 
@@ -99,6 +100,8 @@ def object_headers(info: ObjectInfo, checksums: bool) -> dict[str, str]:
         headers["-".join(p.capitalize() for p in name.split("-"))] = value
     for name, value in info.user_metadata.items():
         headers[f"x-amz-meta-{name}"] = value
+    if info.tags:
+        headers["x-amz-tagging-count"] = str(len(info.tags))
     if checksums:
         for algorithm, value in info.checksums.items():
             headers[f"x-amz-checksum-{algorithm.lower()}"] = value
@@ -246,7 +249,6 @@ def _refuse_unsupported(ctx: Ctx) -> None:
     for name in (
         "x-amz-server-side-encryption",
         "x-amz-server-side-encryption-customer-algorithm",
-        "x-amz-tagging",
         "x-amz-object-lock-mode",
         "x-amz-object-lock-legal-hold",
         "x-amz-website-redirect-location",
@@ -256,7 +258,7 @@ def _refuse_unsupported(ctx: Ctx) -> None:
 
 
 def new_object_fields(ctx: Ctx) -> dict:
-    """content_type, user_metadata and http_headers of a new object from the request."""
+    """content_type, user_metadata, http_headers and tags of a new object from the request."""
     headers = ctx.request.headers
     stored = stored_headers(headers)
     acl_value = _canned_acl(ctx)
@@ -266,6 +268,7 @@ def new_object_fields(ctx: Ctx) -> dict:
         "content_type": headers.get("Content-Type", ""),
         "user_metadata": user_metadata(headers),
         "http_headers": stored,
+        "tags": header_tags(ctx),
     }
 
 
@@ -398,6 +401,10 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
     directive = headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "x-amz-metadata-directive must be COPY or REPLACE")
+    tagging = headers.get("x-amz-tagging-directive", "COPY").upper()
+    if tagging not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", "x-amz-tagging-directive must be COPY or REPLACE")
+    new_tags = header_tags(ctx)  # checked before the source is opened
     src_bucket, src_key, reader = await open_copy_source(ctx)
     try:
         info = reader.info
@@ -426,6 +433,8 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
             }
         else:
             fields = new_object_fields(ctx)
+        # The tagging directive is independent of the metadata directive, as in S3.
+        fields["tags"] = dict(info.tags) if tagging == "COPY" else new_tags
         result = await ctx.store.put_object(
             ctx.s3.bucket,
             ctx.s3.key,
