@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from s3free.engine.fanout import RunIO, disk_failures, on_disks
 from s3free.engine.locks import BucketGates
@@ -19,6 +20,8 @@ from s3free.engine.types import BucketInfo, now_ms
 from s3free.engine.writer import is_full, quorum_error
 from s3free.errors import BucketAlreadyExists, BucketNotEmpty, InvalidArgument, NoSuchBucket
 from s3free.format import records
+from s3free.format.errors import FormatError
+from s3free.format.manifest import check_tags
 from s3free.meta.index import Index
 from s3free.storage.diskset import DiskSet, DiskSlot
 from s3free.storage.layout import BUCKETS_DIR, bucket_record_path
@@ -26,6 +29,7 @@ from s3free.storage.layout import BUCKETS_DIR, bucket_record_path
 log = logging.getLogger(__name__)
 
 CANNED_ACLS = ("private", "public-read")
+MAX_BUCKET_TAGS = 50  # S3's limit (an object has at most 10)
 
 
 class Buckets:
@@ -86,7 +90,22 @@ class Buckets:
             info = self.head(name)
             copies = await self.run_io(self.record_copies, name)
             generation = next_generation(copies, info.generation)
-            info = BucketInfo(info.name, info.created_ms, info.owner, acl, generation)
+            info = replace(info, acl=acl, generation=generation)
+            await self._save(info)
+        return info
+
+    async def set_tags(self, name: str, tags: dict[str, str]) -> BucketInfo:
+        """Replace a bucket's tags ({} removes them): a new generation of its record, written
+        like an ACL change, so a lost index is rebuilt with them."""
+        try:
+            check_tags(tags, MAX_BUCKET_TAGS)
+        except FormatError as exc:
+            raise InvalidArgument(f"bucket tags: {exc}") from None
+        async with self.lock:
+            info = self.head(name)
+            copies = await self.run_io(self.record_copies, name)
+            generation = next_generation(copies, info.generation)
+            info = replace(info, tags=dict(tags), generation=generation)
             await self._save(info)
         return info
 
@@ -201,7 +220,7 @@ class Buckets:
                         # Objects the index holds prove the bucket lives on (a rebuild
                         # re-created it from them): above the tombstone.
                         gen = records.generation_of(record) + 1
-                        info = BucketInfo(info.name, info.created_ms, info.owner, info.acl, gen)
+                        info = replace(info, generation=gen)
                         best = record_bytes(info.to_record())
                         await self.run_io(self.index.put_bucket, name, info.to_record())
                         self._table[name] = info
@@ -239,6 +258,11 @@ def parse_bucket_record(name: str, blob: bytes) -> dict:
             raise ValueError("tombstone has no deletion time")
     elif not isinstance(record.get("created_ms"), int):
         raise ValueError("record has no creation time")
+    if "tags" in record:
+        try:
+            check_tags(record["tags"], MAX_BUCKET_TAGS)
+        except FormatError as exc:
+            raise ValueError(f"bad tags: {exc}") from None
     return record
 
 

@@ -260,6 +260,8 @@ def scan_buckets(
         }
         if records.generation_of(record):
             buckets[name]["generation"] = records.generation_of(record)
+        if record.get("tags"):  # checked by parse_bucket_record
+            buckets[name]["tags"] = dict(record["tags"])
     return buckets
 
 

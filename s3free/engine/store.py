@@ -298,6 +298,9 @@ class ObjectStore:
     async def set_bucket_acl(self, name: str, acl: str) -> BucketInfo:
         return await self.buckets.set_acl(name, acl)
 
+    async def set_bucket_tags(self, name: str, tags: dict[str, str]) -> BucketInfo:
+        return await self.buckets.set_tags(name, tags)
+
     async def head_bucket(self, name: str) -> BucketInfo:
         return self.buckets.head(name)
 

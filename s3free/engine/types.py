@@ -23,6 +23,8 @@ class BucketInfo:
     # Of the record's copies on the disks the highest generation wins (format/records.py);
     # 0 for records written before generations (and then left out of the record).
     generation: int = 0
+    # Bucket tagging, key -> value; left out of the record when empty (records unchanged).
+    tags: dict[str, str] = field(default_factory=dict)
 
     def to_record(self) -> dict:
         record = {
@@ -33,6 +35,8 @@ class BucketInfo:
         }
         if self.generation:
             record["generation"] = self.generation
+        if self.tags:
+            record["tags"] = dict(self.tags)
         return record
 
     @classmethod
@@ -43,6 +47,7 @@ class BucketInfo:
             record.get("owner", ""),
             record.get("acl", "private"),
             record.get("generation", 0),
+            dict(record.get("tags", {})),
         )
 
 

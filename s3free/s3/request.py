@@ -40,6 +40,9 @@ _BUCKET_OPS = {
     ("HEAD", ""): "HeadBucket",
     ("PUT", ""): "CreateBucket",
     ("PUT", "acl"): "PutBucketAcl",
+    ("GET", "tagging"): "GetBucketTagging",
+    ("PUT", "tagging"): "PutBucketTagging",
+    ("DELETE", "tagging"): "DeleteBucketTagging",
     ("DELETE", ""): "DeleteBucket",
     ("POST", "delete"): "DeleteObjects",
 }

@@ -538,3 +538,23 @@ def test_s3api_object_tagging(aws, bucket, tmp_path):
     assert got["TagSet"] == [{"Key": "c", "Value": "1"}]
     aws.api("delete-object-tagging", "--bucket", bucket, "--key", "t/obj")
     assert aws.api("get-object-tagging", "--bucket", bucket, "--key", "t/obj")["TagSet"] == []
+
+
+@https_fast
+def test_s3api_bucket_tagging(aws, bucket):
+    proc = aws.run("s3api", "get-bucket-tagging", "--bucket", bucket, check=False)
+    assert proc.returncode != 0 and b"NoSuchTagSet" in proc.stderr, proc.stderr
+    aws.api(
+        "put-bucket-tagging", "--bucket", bucket,
+        "--tagging", '{"TagSet": [{"Key": "team", "Value": "ops"}, {"Key": "Cost", "Value": ""}]}',
+    )  # fmt: skip
+    got = aws.api("get-bucket-tagging", "--bucket", bucket)
+    assert got["TagSet"] == [{"Key": "Cost", "Value": ""}, {"Key": "team", "Value": "ops"}]
+    fifty_one = json.dumps({"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(51)]})
+    proc = aws.run(
+        "s3api", "put-bucket-tagging", "--bucket", bucket, "--tagging", fifty_one, check=False
+    )
+    assert proc.returncode != 0 and b"InvalidTag" in proc.stderr, proc.stderr
+    aws.api("delete-bucket-tagging", "--bucket", bucket)
+    proc = aws.run("s3api", "get-bucket-tagging", "--bucket", bucket, check=False)
+    assert proc.returncode != 0 and b"NoSuchTagSet" in proc.stderr, proc.stderr

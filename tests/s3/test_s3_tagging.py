@@ -1,6 +1,6 @@
-"""Object tagging against a real server with boto3 (awscli: test_interop_awscli.py): the three
-?tagging calls, x-amz-tagging on PUT / copy / multipart, x-amz-tagging-count, S3's limits with
-S3's error codes, and tags kept on the disks (an index rebuild, a healed disk)."""
+"""Object and bucket tagging against a real server with boto3 (awscli: test_interop_awscli.py):
+the ?tagging calls, x-amz-tagging on PUT / copy / multipart, x-amz-tagging-count, S3's limits
+with S3's error codes, and tags kept on the disks (an index rebuild, a healed disk)."""
 
 from __future__ import annotations
 
@@ -217,6 +217,73 @@ def test_multipart_tags_are_given_at_create_and_applied_at_complete(s3, bucket):
     assert client_error(info) == ("InvalidTag", 400)
 
 
+# -- bucket tagging ------------------------------------------------------------------------------
+
+
+def bucket_tags(s3, bucket: str) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+
+
+def test_bucket_tagging_put_get_delete(s3, bucket):
+    with pytest.raises(ClientError) as info:
+        s3.get_bucket_tagging(Bucket=bucket)
+    assert client_error(info) == ("NoSuchTagSet", 404)
+    put = s3.put_bucket_tagging(Bucket=bucket, Tagging=tag_set({"team": "ops", "Cost": "42"}))
+    assert put["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == [
+        {"Key": "Cost", "Value": "42"},
+        {"Key": "team", "Value": "ops"},
+    ]
+    # an ACL change keeps the tags, and the tags keep the ACL
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    assert bucket_tags(s3, bucket) == {"team": "ops", "Cost": "42"}
+    fifty = {f"k{i:02}": "v" * 256 for i in range(50)}
+    s3.put_bucket_tagging(Bucket=bucket, Tagging=tag_set(fifty))
+    assert bucket_tags(s3, bucket) == fifty
+    grants = s3.get_bucket_acl(Bucket=bucket)["Grants"]
+    assert any(g["Permission"] == "READ" for g in grants)
+    deleted = s3.delete_bucket_tagging(Bucket=bucket)
+    assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 204
+    with pytest.raises(ClientError) as info:
+        s3.get_bucket_tagging(Bucket=bucket)
+    assert client_error(info) == ("NoSuchTagSet", 404)
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        pytest.param([(f"k{i}", "v") for i in range(51)], id="51 tags"),
+        pytest.param([("k" * 129, "v")], id="key of 129"),
+        pytest.param([("k", "v" * 257)], id="value of 257"),
+        pytest.param([("a", "1"), ("a", "2")], id="duplicate key"),
+        pytest.param([("aws:x", "v")], id="aws: prefix"),
+    ],
+)
+def test_bad_bucket_tag_sets_are_invalid_tag(s3, bucket, tags):
+    s3.put_bucket_tagging(Bucket=bucket, Tagging=tag_set({"keep": "me"}))
+    with pytest.raises(ClientError) as info:
+        s3.put_bucket_tagging(
+            Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags]}
+        )
+    assert client_error(info) == ("InvalidTag", 400)
+    assert bucket_tags(s3, bucket) == {"keep": "me"}
+
+
+def test_bucket_tagging_is_the_owners(s3, user, bucket):
+    for call in (
+        lambda: user.client.get_bucket_tagging(Bucket=bucket),
+        lambda: user.client.put_bucket_tagging(Bucket=bucket, Tagging=tag_set({"a": "b"})),
+        lambda: user.client.delete_bucket_tagging(Bucket=bucket),
+    ):
+        with pytest.raises(ClientError) as info:
+            call()
+        assert client_error(info) == ("AccessDenied", 403)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", Tagging="a=1")
+    with pytest.raises(ClientError) as info:
+        user.client.get_object_tagging(Bucket=bucket, Key="k")
+    assert client_error(info) == ("AccessDenied", 403)
+
+
 # -- durability: tags are in the manifests on the disks -----------------------------------------
 
 
@@ -245,6 +312,7 @@ def test_tags_survive_an_index_rebuild_and_a_replaced_disk(tmp_path):
             MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
         )  # fmt: skip
         pending = s3.create_multipart_upload(Bucket="bkt", Key="later", Tagging="p=q")
+        s3.put_bucket_tagging(Bucket="bkt", Tagging=tag_set({"bucket": "tag"}))
         expected = {"inline": {"a": "1"}, "big": {"b": "3", "c": ""}, "mp": {"m": "p"}}
         # every manifest copy carries the tags, the rewritten one with the next generation
         for key, tags in expected.items():
@@ -259,6 +327,7 @@ def test_tags_survive_an_index_rebuild_and_a_replaced_disk(tmp_path):
         s3 = make_client(srv)
         for key, tags in expected.items():
             assert tags_of(s3, "bkt", key) == tags, key
+        assert bucket_tags(s3, "bkt") == {"bucket": "tag"}  # from buckets/bkt.json
         # the upload in progress kept its tags too (upload.json)
         part = s3.upload_part(Bucket="bkt", Key="later", UploadId=pending["UploadId"],
                               PartNumber=1, Body=b"y")  # fmt: skip

@@ -13,13 +13,12 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from s3free.appkeys import Ctx
+from s3free.engine.buckets import MAX_BUCKET_TAGS
 from s3free.format.manifest import MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS
 from s3free.s3.body import read_small_body
 from s3free.s3.errors import S3Error
 from s3free.s3.ops.common import check_version_id, xml_reply
 from s3free.s3.xmlio import add, children, element, local, parse_body_async
-
-MAX_BUCKET_TAGS = 50
 
 
 def _invalid(message: str) -> S3Error:
@@ -105,4 +104,25 @@ async def put_object_tagging(ctx: Ctx) -> web.StreamResponse:
 async def delete_object_tagging(ctx: Ctx) -> web.StreamResponse:
     check_version_id(ctx.s3.query)
     await ctx.store.set_object_tags(ctx.s3.bucket, ctx.s3.key, {})
+    return web.Response(status=204)
+
+
+# -- bucket tagging ------------------------------------------------------------------------------
+
+
+async def get_bucket_tagging(ctx: Ctx) -> web.StreamResponse:
+    tags = ctx.bucket.tags
+    if not tags:
+        raise S3Error("NoSuchTagSet", "The TagSet does not exist")
+    return tagging_document(tags)
+
+
+async def put_bucket_tagging(ctx: Ctx) -> web.StreamResponse:
+    tags = await body_tags(ctx, MAX_BUCKET_TAGS, "Bucket")
+    await ctx.store.set_bucket_tags(ctx.s3.bucket, tags)
+    return web.Response(status=204)
+
+
+async def delete_bucket_tagging(ctx: Ctx) -> web.StreamResponse:
+    await ctx.store.set_bucket_tags(ctx.s3.bucket, {})
     return web.Response(status=204)
