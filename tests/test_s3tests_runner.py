@@ -130,9 +130,12 @@ def test_parse_junit_outcomes_and_tallies(tmp_path: Path) -> None:
         "assert response['IsTruncated'] == False -> assert True == False"
     )
 
+    results["test_s3::test_bucket_list_maxkeys_zero"].fails_on_aws = True
+    results["test_s3::test_bucket_list_empty"].fails_on_aws = True  # passed: not counted
     summary = runner.summarise(list(results.values()))
     t = summary.total
     assert (t.passed, t.failed, t.errors, t.skipped, t.not_implemented) == (1, 4, 1, 1, 3)
+    assert t.fails_on_aws == 1
     listing = summary.areas["listing"]
     assert (listing.passed, listing.failed, listing.not_implemented) == (1, 1, 0)
     assert summary.areas["versioning"].not_implemented == 1
@@ -140,8 +143,24 @@ def test_parse_junit_outcomes_and_tallies(tmp_path: Path) -> None:
     assert list(summary.areas) == ["buckets", "listing", "copy", "versioning", "tagging", "IAM"]
     text = runner.format_summary(summary)
     assert "1/7 = 14.3 % passed" in text
-    assert "| listing | 2 | 1 | 1 | 0 | 0 |" in text
-    assert "| **total** | 7 | 1 | 5 | 3 | 1 |" in text
+    assert "| listing | 2 | 1 | 1 | 0 | 1 | 0 |" in text
+    assert "| **total** | 7 | 1 | 5 | 3 | 1 | 1 |" in text
+
+
+def test_fails_on_aws_marks_are_read(tmp_path: Path) -> None:
+    """The suite's `fails_on_aws` marks, read from its sources: only the decorated tests."""
+    functional = tmp_path / "s3tests" / "functional"
+    functional.mkdir(parents=True)
+    (functional / "test_s3.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.fails_on_aws\n@pytest.mark.list_objects_v2\ndef test_a():\n    pass\n\n"
+        "def _helper():\n    pass\n\n"
+        "@pytest.mark.parametrize(\n    'x', [1, 2]\n)\ndef test_b(x):\n    pass\n\n"
+        "@pytest.mark.parametrize('x', [1])\n@pytest.mark.fails_on_aws\ndef test_c(x):\n"
+        "    x = '@pytest.mark.fails_on_aws in a string'\n\ndef test_d():\n    pass\n"
+    )
+    (functional / "utils.py").write_text("@pytest.mark.fails_on_aws\ndef test_helper(): pass\n")
+    assert runner.aws_failing(tmp_path) == {"test_s3::test_a", "test_s3::test_c"}
 
 
 def test_config_file_reads_back(tmp_path: Path) -> None:

@@ -117,10 +117,15 @@ class Result:
     test_id: str
     outcome: str
     message: str = ""
+    fails_on_aws: bool = False  # the suite marks it: AWS S3 itself fails it
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("failed", "error")
 
     @property
     def not_implemented(self) -> bool:
-        return self.outcome in ("failed", "error") and bool(NOT_IMPLEMENTED.search(self.message))
+        return self.failed and bool(NOT_IMPLEMENTED.search(self.message))
 
 
 _RANK = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
@@ -152,6 +157,7 @@ class Tally:
     passed: int = 0
     failed: int = 0
     not_implemented: int = 0
+    fails_on_aws: int = 0
     errors: int = 0
     skipped: int = 0
 
@@ -164,6 +170,8 @@ class Tally:
         setattr(self, field_name, getattr(self, field_name) + 1)
         if result.not_implemented:
             self.not_implemented += 1
+        if result.failed and result.fails_on_aws:
+            self.fails_on_aws += 1
 
 
 @dataclass
@@ -187,16 +195,18 @@ def format_summary(summary: Summary) -> str:
     t = summary.total
     pct = 100.0 * t.passed / t.total if t.total else 0.0
     lines = [
-        f"{t.passed} passed, {t.failed} failed ({t.not_implemented} NotImplemented), "
-        f"{t.errors} errors, {t.skipped} skipped: {t.passed}/{t.total} = {pct:.1f} % passed",
+        f"{t.passed} passed, {t.failed} failed, {t.errors} errors ({t.not_implemented} of "
+        f"them NotImplemented, {t.fails_on_aws} marked fails_on_aws), {t.skipped} skipped: "
+        f"{t.passed}/{t.total} = {pct:.1f} % passed",
         "",
-        "| area | tests | passed | failed | of which NotImplemented | skipped |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| area | tests | passed | failed | of which NotImplemented | of which AWS fails too "
+        "| skipped |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for area, a in [*summary.areas.items(), ("**total**", t)]:
         lines.append(
             f"| {area} | {a.total} | {a.passed} | {a.failed + a.errors} "
-            f"| {a.not_implemented} | {a.skipped} |"
+            f"| {a.not_implemented} | {a.fails_on_aws} | {a.skipped} |"
         )
     return "\n".join(lines)
 
@@ -213,6 +223,23 @@ def brief(message: str) -> str:
             break
     text = f"{source} -> {error}" if source and error else error or source
     return (text or next((x.strip() for x in lines if x.strip()), ""))[:300]
+
+
+def aws_failing(suite: Path) -> set[str]:
+    """The tests the suite marks `fails_on_aws` (AWS S3 itself fails them), as
+    "<module>::<name>": read from the decorators above each `def test_` in its sources."""
+    found: set[str] = set()
+    for path in sorted((suite / "s3tests" / "functional").glob("test_*.py")):
+        marked = False
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("@") and "fails_on_aws" in line:
+                marked = True
+            elif line.startswith(("def ", "async def ", "class ")):
+                name = re.match(r"(?:async )?(?:def|class) (\w+)", line)
+                if marked and name:
+                    found.add(f"{path.stem}::{name.group(1)}")
+                marked = False
+    return found
 
 
 def compare(old: dict[str, str], new: dict[str, str]) -> tuple[list[str], list[str]]:
@@ -336,20 +363,25 @@ def suite_commit(suite: Path) -> str:
 
 def report(results: list[Result], args: argparse.Namespace, finished: bool) -> None:
     """Print the summary (and the comparison, the failures); write --json."""
+    aws = aws_failing(Path(args.suite))
+    for r in results:
+        r.fails_on_aws = r.test_id.split("[")[0] in aws
     summary = summarise(results)
     print(format_summary(summary))
     outcomes = {r.test_id: r.outcome for r in results}
     if args.failures:
         print("\nfailures other than NotImplemented:")
         for r in sorted(results, key=lambda r: (area_of(r.test_id), r.test_id)):
-            if r.outcome in ("failed", "error") and not r.not_implemented:
-                print(f"  [{area_of(r.test_id)}] {r.test_id}: {brief(r.message)}")
+            if r.failed and not r.not_implemented:
+                aws_note = " (fails on AWS too)" if r.fails_on_aws else ""
+                print(f"  [{area_of(r.test_id)}] {r.test_id}{aws_note}: {brief(r.message)}")
     if args.compare:
         old = json.loads(Path(args.compare).read_text())["tests"]
         regressed, fixed = compare(old, outcomes)
         print(f"\npassed -> failed ({len(regressed)}):", *regressed, sep="\n  ")
         print(f"failed -> passed ({len(fixed)}):", *fixed, sep="\n  ")
     if args.json:
+        failed = {r.test_id: r for r in results if r.failed}
         data = {
             "suite_commit": suite_commit(Path(args.suite)),
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -357,7 +389,10 @@ def report(results: list[Result], args: argparse.Namespace, finished: bool) -> N
             "totals": vars(summary.total),
             "areas": {a: vars(t) for a, t in summary.areas.items()},
             "tests": outcomes,
-            "failures": {r.test_id: brief(r.message) for r in results if r.message},
+            "failures": {t: brief(r.message) for t, r in failed.items()},
+            "failed_fails_on_aws": sorted(
+                r.test_id for r in results if r.failed and r.fails_on_aws
+            ),
         }
         Path(args.json).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
@@ -375,6 +410,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--failures", action="store_true", help="list non-NotImplemented failures")
     p.add_argument("--log", help="keep pytest's output in this file (default: discarded)")
     p.add_argument("--junit", help="keep the JUnit XML report in this file")
+    p.add_argument("--summarise", metavar="XML", help="only summarise this earlier --junit report")
     args = p.parse_args(argv)
     suite = Path(args.suite)
     args.python = args.python or str(suite / ".venv" / "bin" / "python")
@@ -382,8 +418,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--suite {suite}: no s3tests/ directory there; give an s3-tests checkout")
     if not Path(args.python).is_file():
         p.error(f"--python {args.python}: not found; give the suite venv's python")
-    if args.compare and not Path(args.compare).is_file():
-        p.error(f"--compare {args.compare}: no such file")
+    for option in ("compare", "summarise"):
+        if getattr(args, option) and not Path(getattr(args, option)).is_file():
+            p.error(f"--{option} {getattr(args, option)}: no such file")
     if not 0 <= args.port < 65536 or args.timeout <= 0:
         p.error("--port must be 0..65535 and --timeout positive")
     return args
@@ -395,6 +432,9 @@ def _sigterm(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.summarise:
+        report(parse_junit(Path(args.summarise)), args, finished=True)
+        return 0
     signal.signal(signal.SIGTERM, _sigterm)
     work = Path(tempfile.mkdtemp(prefix="s3free-s3tests-"))
     deadline = time.monotonic() + args.timeout
