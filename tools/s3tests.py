@@ -390,9 +390,8 @@ def report(results: list[Result], args: argparse.Namespace, finished: bool) -> N
             "areas": {a: vars(t) for a, t in summary.areas.items()},
             "tests": outcomes,
             "failures": {t: brief(r.message) for t, r in failed.items()},
-            "failed_fails_on_aws": sorted(
-                r.test_id for r in results if r.failed and r.fails_on_aws
-            ),
+            "failed_fails_on_aws": sorted(t for t, r in failed.items() if r.fails_on_aws),
+            "failed_not_implemented": sorted(t for t, r in failed.items() if r.not_implemented),
         }
         Path(args.json).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
