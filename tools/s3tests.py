@@ -7,13 +7,15 @@ The suite is not part of this repository: give the path of a checkout with its o
 `.venv/bin/pip install -r requirements.txt` in it). The runner starts `s3free server` on
 127.0.0.1 with four fresh temp disks and the main user's keys as root keys, creates the other
 users with `s3free admin user add`, writes the suite's config file (with each user's canonical
-ID as the server shows it, which the ACL tests compare with), runs pytest with a
-JUnit XML report and prints passed/failed/skipped per area (NotImplemented failures counted
-apart). The server is stopped and the temp dirs removed at the end, on a timeout or Ctrl-C.
+ID as the server shows it, which the ACL tests compare with), runs pytest with a JUnit XML
+report and prints passed/failed/skipped per area (NotImplemented failures, and failures of
+tests the suite marks fails_on_aws, counted apart). The server is stopped and the temp dirs
+removed at the end, also on a timeout or Ctrl-C.
 
     python tools/s3tests.py --suite /tmp/s3-tests                       # the whole suite
     python tools/s3tests.py --suite /tmp/s3-tests -k 'bucket_list' --json now.json
     python tools/s3tests.py --suite /tmp/s3-tests --compare before.json --failures
+    python tools/s3tests.py --suite /tmp/s3-tests --summarise run.xml   # an earlier --junit
 
 Exit status: 0 when the run finished (whatever the tests' results), 1 when it timed out or the
 suite could not run, 2 on bad arguments.
