@@ -588,3 +588,73 @@ def test_error_before_body_keeps_connection_framed(server, s3, bucket, path_of, 
     if second is not None:
         assert (second.status, second.body) == (200, b"the object"), second
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"the object"
+
+
+SSE_KEY = base64.b64encode(b"k" * 32).decode()
+SSE_KEY_MD5 = base64.b64encode(hashlib.md5(b"k" * 32).digest()).decode()
+
+
+def _with_headers(s3, event: str, headers: dict[str, str]):
+    """Add raw headers to one kind of call before it is signed (as s3-tests does)."""
+
+    def add(request, **_):
+        for name, value in headers.items():
+            request.headers[name] = value
+
+    s3.meta.events.register(f"before-sign.s3.{event}", add)
+    return lambda: s3.meta.events.unregister(f"before-sign.s3.{event}", add)
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        (  # a customer key without its algorithm
+            {
+                "x-amz-server-side-encryption-customer-key": SSE_KEY,
+                "x-amz-server-side-encryption-customer-key-md5": SSE_KEY_MD5,
+            },
+            "InvalidArgument",
+        ),
+        (  # a KMS key id without aws:kms
+            {"x-amz-server-side-encryption-aws-kms-key-id": "my-key"},
+            "InvalidArgument",
+        ),
+        ({"x-amz-server-side-encryption-customer-algorithm": "AES256"}, "NotImplemented"),
+        ({"x-amz-server-side-encryption-context": "e30="}, "InvalidArgument"),
+    ],
+    ids=["sse-c-key-only", "kms-key-id-only", "sse-c-algorithm", "kms-context-only"],
+)
+def test_encryption_headers_are_refused_never_ignored(server, s3, bucket, headers, code):
+    """Any server-side encryption header on a write is refused (s3free stores nothing
+    encrypted): a partial scheme with AWS's 400 InvalidArgument, a whole one NotImplemented."""
+    undo = _with_headers(s3, "PutObject", headers)
+    try:
+        with pytest.raises(ClientError) as info:
+            s3.put_object(Bucket=bucket, Key="obj", Body=b"x" * 1000)
+    finally:
+        undo()
+    assert client_error(info)[0] == code
+    assert_nothing_left(server, s3, bucket, "obj")
+
+
+def test_customer_key_on_a_read_is_refused(server, s3, bucket):
+    """No object is stored encrypted, so SSE-C headers on GET/HEAD never apply (AWS: 400
+    InvalidRequest), rather than being ignored."""
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"data")
+    sse_c = {
+        "x-amz-server-side-encryption-customer-algorithm": "AES256",
+        "x-amz-server-side-encryption-customer-key": SSE_KEY,
+        "x-amz-server-side-encryption-customer-key-md5": SSE_KEY_MD5,
+    }
+    for event, call in (
+        ("GetObject", lambda: s3.get_object(Bucket=bucket, Key="plain")),
+        ("HeadObject", lambda: s3.head_object(Bucket=bucket, Key="plain")),
+    ):
+        undo = _with_headers(s3, event, sse_c)
+        try:
+            with pytest.raises(ClientError) as info:
+                call()
+        finally:
+            undo()
+        assert client_error(info)[1] == 400, event
+    assert s3.get_object(Bucket=bucket, Key="plain")["Body"].read() == b"data"

@@ -13,7 +13,7 @@ from aiohttp import web
 from s3free.appkeys import Ctx
 from s3free.engine.types import ObjectInfo
 from s3free.errors import NoSuchKey, StorageError
-from s3free.s3 import access, conditions
+from s3free.s3 import access, conditions, encryption
 from s3free.s3.body import open_body, read_small_body
 from s3free.s3.checksums import checksum_type
 from s3free.s3.errors import S3Error, from_storage
@@ -115,6 +115,7 @@ async def _open(ctx: Ctx, *, head: bool):
     public_only = ctx.public_object_only
     if not public_only:
         check_version_id(ctx.s3.query)
+    encryption.refuse_on_read(ctx.request.headers)
     q = ctx.s3.query
     part_number = None
     if "partNumber" in q:
@@ -246,9 +247,8 @@ def _refuse_unsupported(ctx: Ctx) -> None:
     storage_class = headers.get("x-amz-storage-class", "STANDARD")
     if storage_class != "STANDARD":
         raise S3Error("NotImplemented", f"storage class {storage_class} is not supported")
+    encryption.refuse_on_write(headers)
     for name in (
-        "x-amz-server-side-encryption",
-        "x-amz-server-side-encryption-customer-algorithm",
         "x-amz-object-lock-mode",
         "x-amz-object-lock-legal-hold",
         "x-amz-website-redirect-location",
