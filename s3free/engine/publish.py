@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from s3free.engine.buckets import Buckets
-from s3free.engine.fanout import RunIO, disk_failures, gather_disk_failures
+from s3free.engine.fanout import RunIO, disk_failures, gather_disk_failures, on_disks
 from s3free.engine.groupsync import Syncer
 from s3free.engine.locks import BucketGates, KeyLocks
 from s3free.engine.manifestcache import Manifests
+from s3free.engine.names import validate_key
 from s3free.engine.reaper import VersionReaper
 from s3free.engine.types import ObjectInfo, ShardFault, missed_kind, now_ms
 from s3free.engine.writer import is_full, quorum_error
-from s3free.errors import NoSuchBucket
+from s3free.errors import InsufficientWriteQuorum, NoSuchBucket
 from s3free.format.errors import FormatError
 from s3free.format.manifest import Manifest, PartEntry, envelope_length
 from s3free.format.merkle import merkle_root
@@ -255,6 +257,34 @@ class Publisher:
             precondition(ObjectInfo.from_manifest(old) if old else None)
             await self.run_io(switch, old)
             return old
+
+    async def rewrite(
+        self,
+        bucket: str,
+        key: str,
+        change: Callable[[Manifest], Manifest],
+        current: Callable[[str, str], Awaitable[Manifest]],
+    ) -> ObjectInfo:
+        """The current version's manifest (from `current`, which raises when there is none),
+        changed and rewritten with the next generation on its disks (a write quorum of them),
+        then indexed, all under the key's lock: headers and tags change without the data."""
+        validate_key(key)
+        async with self.gates.shared(bucket), self.key_locks.hold((bucket, key)):
+            manifest = await current(bucket, key)
+            updated = replace(change(manifest), generation=manifest.generation + 1)
+            blob = await self.run_io(updated.encode)
+            mpath = manifest_file(updated.object_id, updated.version_hex, updated.inline)
+            slots = [self.diskset.slot_for(d) for d in updated.placement]
+            results = await on_disks(
+                self.run_io,
+                [s for s in slots if s is not None and s.online],
+                lambda s: rewrite_manifest_copy(s.disk, mpath, blob),
+            )
+            if sum(not isinstance(r, BaseException) for r in results) < self.diskset.write_quorum:
+                raise InsufficientWriteQuorum(f"manifest of {bucket}/{key}: too few disks")
+            entry = ListingEntry.from_manifest(updated)
+            await self.run_io(self.index.put_object, bucket, key, entry, blob)
+        return ObjectInfo.from_manifest(updated)
 
 
 def rewrite_manifest_copy(disk: Disk, mpath: str, blob: bytes) -> None:

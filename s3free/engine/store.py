@@ -49,7 +49,6 @@ from s3free.engine.types import (
 from s3free.engine.writer import PartResult, PartWriter, ShardIdentity
 from s3free.erasure import ReedSolomon
 from s3free.errors import (
-    InsufficientWriteQuorum,
     InvalidArgument,
     InvalidPartNumber,
     InvalidRange,
@@ -58,7 +57,7 @@ from s3free.errors import (
 )
 from s3free.format.ids import bucket_hash, object_id, uuid7, version_hex
 from s3free.format.manifest import Manifest, PartEntry
-from s3free.meta.index import Index, JournalEntry, ListingEntry, open_index
+from s3free.meta.index import Index, JournalEntry, open_index
 from s3free.obs.stage import ENGINE_GET, ENGINE_PUT, staged
 from s3free.storage.disk import Disk
 from s3free.storage.diskset import DiskSet, DiskSlot
@@ -407,37 +406,17 @@ class ObjectStore:
     ) -> ObjectInfo:
         """Replace an object's stored HTTP headers (e.g. its canned ACL) without touching its
         data: the manifest is rewritten with the next generation on its disks, then indexed."""
-        return await self._rewrite_manifest(
-            bucket, key, lambda m: replace(m, http_headers=dict(http_headers))
+        return await self.publisher.rewrite(
+            bucket, key, lambda m: replace(m, http_headers=dict(http_headers)), self.get_manifest
         )
 
     async def set_object_tags(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectInfo:
         """Replace an object's tags ({} removes them) without touching its data, the same way
         as its headers: they live in the manifest, so a rebuilt index or a healed disk keeps
         them."""
-        return await self._rewrite_manifest(bucket, key, lambda m: replace(m, tags=dict(tags)))
-
-    async def _rewrite_manifest(
-        self, bucket: str, key: str, change: Callable[[Manifest], Manifest]
-    ) -> ObjectInfo:
-        """The current version's manifest, changed and rewritten with the next generation on
-        its disks (a write quorum of them), then indexed, all under the key's lock."""
-        validate_key(key)
-        async with self._gates.shared(bucket), self._key_locks.hold((bucket, key)):
-            manifest = await self.get_manifest(bucket, key)
-            updated = replace(change(manifest), generation=manifest.generation + 1)
-            blob = await self.run_io(updated.encode)
-            mpath = manifest_file(updated.object_id, updated.version_hex, updated.inline)
-            results = await on_disks(
-                self.run_io,
-                self._slots_of(updated),
-                lambda s: rewrite_manifest_copy(s.disk, mpath, blob),
-            )
-            if sum(not isinstance(r, BaseException) for r in results) < self.diskset.write_quorum:
-                raise InsufficientWriteQuorum(f"manifest of {bucket}/{key}: too few disks")
-            entry = ListingEntry.from_manifest(updated)
-            await self.run_io(self.index.put_object, bucket, key, entry, blob)
-        return ObjectInfo.from_manifest(updated)
+        return await self.publisher.rewrite(
+            bucket, key, lambda m: replace(m, tags=dict(tags)), self.get_manifest
+        )
 
     # -- objects: read -----------------------------------------------------------------------
 
