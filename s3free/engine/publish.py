@@ -274,10 +274,9 @@ class Publisher:
             updated = replace(change(manifest), generation=manifest.generation + 1)
             blob = await self.run_io(updated.encode)
             mpath = manifest_file(updated.object_id, updated.version_hex, updated.inline)
-            slots = [self.diskset.slot_for(d) for d in updated.placement]
             results = await on_disks(
                 self.run_io,
-                [s for s in slots if s is not None and s.online],
+                self.diskset.online_slots_of(updated.placement),
                 lambda s: rewrite_manifest_copy(s.disk, mpath, blob),
             )
             if sum(not isinstance(r, BaseException) for r in results) < self.diskset.write_quorum:

@@ -132,8 +132,7 @@ class VersionReaper:
         vhex = version_hex(version_id)
         vdir = version_dir(object_id, vhex)
         inline = inline_path(object_id, vhex)
-        slots = [self.diskset.slot_for(d) for d in placement]
-        online = [s for s in slots if s is not None and s.online]
+        online = self.diskset.online_slots_of(placement)
 
         def remove(slot: DiskSlot) -> None:
             # A version is a directory, or (inline) one file: whichever it is, both go.
@@ -149,7 +148,7 @@ class VersionReaper:
                 # Left for the scrubber's orphan collection; never silently.
                 log.warning("could not remove %s: %s", vdir, outcome)
                 failed = True
-        if not failed and len(online) == len(slots):
+        if not failed and len(online) == len(placement):
             await self.run_io(self.index.drop_journal, version_id)
             self._unsettled.pop(version_id, None)
         elif len(self._unsettled) < MAX_UNSETTLED or version_id in self._unsettled:

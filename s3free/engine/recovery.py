@@ -130,8 +130,7 @@ class Recovery:
                 # A complete that crashed before its switch: drop only the manifests, so the
                 # moved parts stay where a retry of the complete finds them.
                 mpath = manifest_path(entry.object_id, version_hex(version_id))
-                slots = [self.diskset.slot_for(d) for d in entry.placement]
-                online = [s for s in slots if s is not None and s.online]
+                online = self.diskset.online_slots_of(entry.placement)
                 await asyncio.gather(
                     *(self.run_io(s.disk.remove, mpath) for s in online), return_exceptions=True
                 )

@@ -252,8 +252,7 @@ class ObjectStore:
         return self._loop.run_in_executor(self.executor, fn, *args)
 
     def _slots_of(self, manifest: Manifest) -> list[DiskSlot]:
-        slots = [self.diskset.slot_for(d) for d in manifest.placement]
-        return [s for s in slots if s is not None and s.online]
+        return self.diskset.online_slots_of(manifest.placement)
 
     def _report(self, fault: ShardFault) -> None:
         """Called from reader threads and the loop alike; listeners run on the loop."""

@@ -117,6 +117,12 @@ class DiskSet:
     def online_slots(self) -> list[DiskSlot]:
         return [s for s in self.slots if s.online]
 
+    def online_slots_of(self, disk_ids: Sequence[str]) -> list[DiskSlot]:
+        """The online disks among `disk_ids` (a version's placement), in that order; ids of
+        disks not in this set are skipped."""
+        slots = (self._by_id.get(d) for d in disk_ids)
+        return [s for s in slots if s is not None and s.online]
+
     def placement(self, object_id: bytes) -> list[DiskSlot]:
         """k+m distinct disks for an object, by rendezvous hashing on its id: deterministic,
         even across disks, and moving little when the set changes. Writable disks rank first,
